@@ -1,0 +1,284 @@
+//! The token cache of one provider and its refresh policy.
+//!
+//! ```text
+//! Empty --fetch ok--> Fresh --refresh point--> Stale (still served; one background refresh)
+//! Stale --refresh ok--> Fresh          Stale --refresh fails--> Stale (backoff; still served)
+//! Fresh/Stale --expiry minus margin--> Expired (not served: callers join the single flight)
+//! any --invalidate--> Empty            fetch fails with no servable token --> cool-down
+//! ```
+//!
+//! The hit path ([`Cache::try_hit`]) takes one shared read lock, reads the monotonic clock, and
+//! hands the sealed token to the caller's closure; it never blocks on a fetch. Fetches are single
+//! flight: one runs at a time per provider (the `running` flag), and every caller that needs a
+//! token while it runs waits for that one and receives its result.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::config::RefreshPolicy;
+use crate::endpoint::Fetched;
+use crate::error::{Error, Result};
+use crate::secret::{random_fraction, Sealed};
+
+/// A cached token and its schedule.
+#[derive(Debug)]
+pub struct CachedToken {
+    pub token: Sealed,
+    pub token_type: String,
+    /// Counts the tokens this cache has held; identifies this one for invalidation.
+    pub generation: u64,
+    /// From here on a background refresh is started.
+    pub refresh_at: Instant,
+    /// Served until here (the expiry measured from the request, minus the safety margin).
+    pub serve_until: Instant,
+}
+
+#[derive(Debug)]
+struct State {
+    token: Option<Arc<CachedToken>>,
+    /// After a fetch failed with nothing left to serve: the error, returned at once until then.
+    failure: Option<(Error, Instant)>,
+    /// No background refresh before this (backoff after a failed one).
+    next_attempt: Instant,
+    /// Background refreshes failed in a row.
+    refresh_failures: u32,
+    /// Generation of the last token stored.
+    generation: u64,
+}
+
+#[derive(Debug, Default)]
+struct Flight {
+    /// Fetches completed so far; waiters watch it change.
+    completed: u64,
+    /// The result of the last completed fetch, for the callers that waited on it.
+    last: Option<Result<Arc<CachedToken>>>,
+}
+
+/// The token cache of one provider.
+#[derive(Debug)]
+pub struct Cache {
+    policy: RefreshPolicy,
+    state: RwLock<State>,
+    /// Set while a fetch (foreground or background) runs. Claimed by compare-and-swap; released
+    /// only with `flight` locked, so a waiter that saw it set under the lock is always woken.
+    running: AtomicBool,
+    flight: Mutex<Flight>,
+    done: Condvar,
+}
+
+/// What the hit path found.
+pub enum Hit<R> {
+    /// A servable token; `refresh` is true when the caller claimed a background refresh and must
+    /// run [`Cache::run_refresh`] (on another thread).
+    Served { value: R, refresh: bool },
+    /// Nothing servable: call [`Cache::get_blocking`].
+    Miss,
+}
+
+impl Cache {
+    pub fn new(policy: RefreshPolicy) -> Cache {
+        Cache {
+            policy,
+            state: RwLock::new(State {
+                token: None,
+                failure: None,
+                next_attempt: Instant::now(),
+                refresh_failures: 0,
+                generation: 0,
+            }),
+            running: AtomicBool::new(false),
+            flight: Mutex::new(Flight::default()),
+            done: Condvar::new(),
+        }
+    }
+
+    /// The fast path: serves a valid token to `f` under a shared lock, without any network wait.
+    pub fn try_hit<R>(&self, f: impl FnOnce(&CachedToken) -> R) -> Hit<R> {
+        let state = self.state.read();
+        let now = Instant::now();
+        match &state.token {
+            Some(t) if now < t.serve_until => {
+                let refresh = now >= t.refresh_at
+                    && now >= state.next_attempt
+                    && !self.running.load(Ordering::Relaxed)
+                    && self
+                        .running
+                        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok();
+                Hit::Served {
+                    value: f(t),
+                    refresh,
+                }
+            }
+            _ => Hit::Miss,
+        }
+    }
+
+    /// The slow path: returns a servable token, the stored error during a cool-down, or the
+    /// result of a fetch, joining the one in flight if there is one.
+    pub fn get_blocking(
+        &self,
+        fetch: impl FnOnce(Instant) -> Result<Fetched>,
+    ) -> Result<Arc<CachedToken>> {
+        let mut flight = self.flight.lock();
+        {
+            let state = self.state.read();
+            let now = Instant::now();
+            if let Some(t) = state.token.as_ref().filter(|t| now < t.serve_until) {
+                return Ok(t.clone());
+            }
+            if let Some((err, until)) = &state.failure {
+                if now < *until {
+                    let left = until.saturating_duration_since(now);
+                    return Err(err.clone().context(&format!(
+                        "cooling down after a failed fetch ({} ms left; invalidate to retry now)",
+                        left.as_millis()
+                    )));
+                }
+            }
+        }
+        if self
+            .running
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            drop(flight);
+            return self.run_fetch(fetch, true);
+        }
+        // Another fetch is in flight: wait for it and take its result.
+        let seen = flight.completed;
+        let give_up = Instant::now() + self.policy.deadline + Duration::from_secs(2);
+        while flight.completed == seen {
+            if self.done.wait_until(&mut flight, give_up).timed_out() && flight.completed == seen {
+                return Err(Error::new(
+                    crate::Status::Timeout,
+                    "timed out waiting for the token fetch in flight",
+                ));
+            }
+        }
+        match &flight.last {
+            Some(result) => result.clone(),
+            None => Err(Error::internal("fetch completed without a result")),
+        }
+    }
+
+    /// Runs a background refresh claimed by [`Cache::try_hit`].
+    pub fn run_refresh(&self, fetch: impl FnOnce(Instant) -> Result<Fetched>) {
+        let _ = self.run_fetch(fetch, false);
+    }
+
+    /// Gives back a refresh claim that could not be run (a thread could not be started).
+    pub fn release_claim(&self) {
+        let _flight = self.flight.lock();
+        self.running.store(false, Ordering::Release);
+    }
+
+    /// Fetches (the caller holds the `running` claim), stores the outcome, wakes the waiters.
+    fn run_fetch(
+        &self,
+        fetch: impl FnOnce(Instant) -> Result<Fetched>,
+        foreground: bool,
+    ) -> Result<Arc<CachedToken>> {
+        let deadline = Instant::now() + self.policy.deadline;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fetch(deadline)))
+            .unwrap_or_else(|_| Err(Error::internal("a token fetch panicked")));
+        let result = self.store(outcome, foreground);
+        let mut flight = self.flight.lock();
+        flight.completed = flight.completed.wrapping_add(1);
+        flight.last = Some(result.clone());
+        self.running.store(false, Ordering::Release);
+        self.done.notify_all();
+        result
+    }
+
+    fn store(&self, outcome: Result<Fetched>, foreground: bool) -> Result<Arc<CachedToken>> {
+        let mut state = self.state.write();
+        let now = Instant::now();
+        match outcome {
+            Ok(f) => {
+                state.generation += 1;
+                let token = Arc::new(self.schedule(f, state.generation));
+                state.token = Some(token.clone());
+                state.failure = None;
+                state.refresh_failures = 0;
+                state.next_attempt = now;
+                Ok(token)
+            }
+            Err(e) => {
+                let still_servable = state.token.as_ref().is_some_and(|t| now < t.serve_until);
+                if still_servable && !foreground {
+                    // Static stability: keep serving, try again after a backoff.
+                    state.refresh_failures = state.refresh_failures.saturating_add(1);
+                    let ceiling = Duration::from_secs(1)
+                        .saturating_mul(1u32 << state.refresh_failures.min(6))
+                        .min(Duration::from_secs(60));
+                    state.next_attempt = now + ceiling.mul_f64(0.5 + 0.5 * random_fraction());
+                } else {
+                    state.failure = Some((e.clone(), now + self.policy.cooldown));
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Places the refresh point and the serving limit of a freshly fetched token.
+    fn schedule(&self, f: Fetched, generation: u64) -> CachedToken {
+        let p = &self.policy;
+        let life = f.lifetime;
+        let expires_at = f.requested_at + life;
+        let margin = p.expiry_margin.min(life / 10);
+        let serve_until = expires_at - margin;
+        let share = (p.refresh_ratio - p.refresh_jitter * random_fraction()).max(0.05);
+        let refresh_at = (f.requested_at + life.mul_f64(share)).min(serve_until);
+        CachedToken {
+            token: f.token,
+            token_type: f.token_type,
+            generation,
+            refresh_at,
+            serve_until,
+        }
+    }
+
+    /// Drops the cached token if it is of `generation` (any token when `None`), and ends a
+    /// cool-down. Returns whether a token was dropped.
+    pub fn invalidate(&self, generation: Option<u64>) -> bool {
+        let mut state = self.state.write();
+        state.failure = None;
+        state.next_attempt = Instant::now();
+        match &state.token {
+            Some(t) if generation.is_none_or(|g| g == t.generation) => {
+                state.token = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Drops the cached token if it equals `token` (compared in constant time).
+    pub fn invalidate_token(&self, token: &[u8]) -> bool {
+        let generation = {
+            let state = self.state.read();
+            match &state.token {
+                Some(t) if t.token.equals(token) => t.generation,
+                _ => return false,
+            }
+        };
+        self.invalidate(Some(generation))
+    }
+
+    /// The current token's schedule, for diagnostics: (generation, refresh in, serve for).
+    pub fn schedule_info(&self) -> Option<(u64, Duration, Duration)> {
+        let state = self.state.read();
+        let now = Instant::now();
+        state.token.as_ref().map(|t| {
+            (
+                t.generation,
+                t.refresh_at.saturating_duration_since(now),
+                t.serve_until.saturating_duration_since(now),
+            )
+        })
+    }
+}

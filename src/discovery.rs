@@ -1,0 +1,148 @@
+//! Issuer metadata: the token endpoint discovered from OpenID Connect Discovery 1.0
+//! (`{issuer}/.well-known/openid-configuration`), falling back to RFC 8414
+//! (`https://host/.well-known/oauth-authorization-server{path}`). The result is cached for the
+//! configured time and, when a later lookup fails, the last good result is used (static stability).
+
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::Value;
+
+use crate::config::check_url;
+use crate::endpoint::{clean, Client, Failed};
+use crate::error::{Error, Status};
+
+#[derive(Debug)]
+pub struct Discovery {
+    issuer: String,
+    ttl: Duration,
+    cached: Mutex<Option<(String, Instant)>>,
+}
+
+impl Discovery {
+    pub fn new(issuer: String, ttl: Duration) -> Discovery {
+        Discovery {
+            issuer,
+            ttl,
+            cached: Mutex::new(None),
+        }
+    }
+
+    /// The two metadata URLs to try, in order.
+    pub fn metadata_urls(issuer: &str) -> [String; 2] {
+        let trimmed = issuer.trim_end_matches('/');
+        let oidc = format!("{trimmed}/.well-known/openid-configuration");
+        // RFC 8414 section 3.1: insert the well-known segment between host and path.
+        let after_scheme = trimmed.find("://").map_or(0, |i| i + 3);
+        let (origin, path) = match trimmed[after_scheme..].find('/') {
+            Some(i) => trimmed.split_at(after_scheme + i),
+            None => (trimmed, ""),
+        };
+        let rfc8414 = format!("{origin}/.well-known/oauth-authorization-server{path}");
+        [oidc, rfc8414]
+    }
+
+    /// The token endpoint: cached while fresh, else looked up (one attempt; the caller retries).
+    pub fn token_endpoint(&self, client: &Client, timeout: Duration) -> Result<String, Failed> {
+        let stale = {
+            let cached = self.cached.lock();
+            match &*cached {
+                Some((url, at)) if at.elapsed() < self.ttl => return Ok(url.clone()),
+                Some((url, _)) => Some(url.clone()),
+                None => None,
+            }
+        };
+        match self.lookup(client, timeout) {
+            Ok(url) => {
+                *self.cached.lock() = Some((url.clone(), Instant::now()));
+                Ok(url)
+            }
+            // Keep using the last good endpoint when the issuer's metadata is unavailable.
+            Err(_) if stale.is_some() => Ok(stale.unwrap_or_default()),
+            Err(f) => Err(f),
+        }
+    }
+
+    fn lookup(&self, client: &Client, timeout: Duration) -> Result<String, Failed> {
+        let started = Instant::now();
+        for url in Self::metadata_urls(&self.issuer) {
+            let left = timeout.saturating_sub(started.elapsed());
+            let doc = client.get_json(&url, left).map_err(|f| Failed {
+                error: Error::new(
+                    if f.error.status().is_transient() {
+                        f.error.status()
+                    } else {
+                        Status::DiscoveryFailed
+                    },
+                    format!("discovery of {url}: {}", f.error.message()),
+                ),
+                retry: f.retry,
+            })?;
+            if let Some(doc) = doc {
+                return self.token_endpoint_from(&doc.0, &url).map_err(Failed::from);
+            }
+        }
+        Err(Failed::from(Error::new(
+            Status::DiscoveryFailed,
+            format!(
+                "discovery: neither OpenID Connect nor RFC 8414 metadata found for issuer {}",
+                self.issuer
+            ),
+        )))
+    }
+
+    fn token_endpoint_from(&self, doc: &Value, url: &str) -> Result<String, Error> {
+        let fail = |what: &str| {
+            Error::new(
+                Status::DiscoveryFailed,
+                format!("discovery of {url}: {what}"),
+            )
+        };
+        match doc.get("issuer").and_then(Value::as_str) {
+            Some(i) if i == self.issuer => {}
+            Some(i) => {
+                return Err(fail(&format!(
+                    "metadata names issuer {} but {} was configured (they must be identical)",
+                    clean(i, 200),
+                    self.issuer
+                )))
+            }
+            None => return Err(fail("metadata has no issuer")),
+        }
+        let endpoint = doc
+            .get("token_endpoint")
+            .and_then(Value::as_str)
+            .ok_or_else(|| fail("metadata has no token_endpoint"))?;
+        let endpoint = check_url("token_endpoint", endpoint).map_err(|e| fail(e.message()))?;
+        if self.issuer.starts_with("https://") && !endpoint.starts_with("https://") {
+            return Err(fail(
+                "token_endpoint must be https:// for an https:// issuer",
+            ));
+        }
+        Ok(endpoint)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_urls() {
+        let [a, b] = Discovery::metadata_urls("https://auth.apiture.com/oidc/");
+        assert_eq!(
+            a,
+            "https://auth.apiture.com/oidc/.well-known/openid-configuration"
+        );
+        assert_eq!(
+            b,
+            "https://auth.apiture.com/.well-known/oauth-authorization-server/oidc"
+        );
+        let [a, b] = Discovery::metadata_urls("https://as.example");
+        assert_eq!(a, "https://as.example/.well-known/openid-configuration");
+        assert_eq!(
+            b,
+            "https://as.example/.well-known/oauth-authorization-server"
+        );
+    }
+}

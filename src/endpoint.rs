@@ -1,0 +1,642 @@
+//! The token endpoint client: one token request per call, per auth method, over a blocking ureq
+//! agent with connection reuse; response parsing; RFC 6749 error mapping; size and time limits;
+//! retries with backoff inside an overall deadline.
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use serde_json::Value;
+use ureq::http::{Response, StatusCode};
+use ureq::Body;
+use zeroize::Zeroizing;
+
+use crate::config::{AuthMethod, BasicEncoding, Config};
+use crate::error::{Error, Result, Status};
+use crate::secret::{random_fraction, Sealed, WipedValue};
+
+/// Response bodies larger than this are refused.
+pub const MAX_BODY: u64 = 1 << 20;
+
+/// What a successful token request yields.
+pub struct Fetched {
+    pub token: Sealed,
+    /// `Bearer` (normalised), or the scheme the provider named.
+    pub token_type: String,
+    /// How long the token lives, counted from `requested_at`.
+    pub lifetime: Duration,
+    /// When the request was sent: the lifetime is counted from here, conservatively.
+    pub requested_at: Instant,
+}
+
+/// How a failed attempt may be retried.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Retry {
+    /// Not at all: a verdict (bad credentials, bad scope, malformed answer).
+    Never,
+    /// After an exponential backoff with full jitter.
+    Backoff,
+    /// Not before this long (the server's `Retry-After`).
+    After(Duration),
+}
+
+/// One failed attempt.
+#[derive(Debug)]
+pub struct Failed {
+    pub error: Error,
+    pub retry: Retry,
+}
+
+impl From<Error> for Failed {
+    fn from(error: Error) -> Self {
+        Failed {
+            error,
+            retry: Retry::Never,
+        }
+    }
+}
+
+/// The HTTP side of one provider.
+pub struct Client {
+    agent: ureq::Agent,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Client")
+    }
+}
+
+const USER_AGENT: &str = concat!("credvault/", env!("CARGO_PKG_VERSION"));
+
+impl Client {
+    pub fn new(cfg: &Config) -> Result<Client> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            // Never follow a redirect: it could carry credentials to another origin.
+            .max_redirects(0)
+            .max_redirects_will_error(false)
+            .user_agent(USER_AGENT)
+            .accept("application/json")
+            .timeout_global(Some(cfg.timeout))
+            .max_idle_connections_per_host(4)
+            .build()
+            .into();
+        Ok(Client { agent })
+    }
+
+    /// Sends one token request to `url` and parses the answer.
+    pub fn request_token(
+        &self,
+        cfg: &Config,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<Fetched, Failed> {
+        let mut req = self.agent.post(url).header("Accept", "application/json");
+        let mut body: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(256));
+        match cfg.auth_method {
+            AuthMethod::ClientSecretBasic => {
+                let value = basic_credentials(cfg)?;
+                req = req.header("Authorization", value.as_str());
+                form_pair(&mut body, "grant_type", b"client_credentials");
+            }
+            AuthMethod::ClientSecretPost => {
+                form_pair(&mut body, "grant_type", b"client_credentials");
+                form_pair(&mut body, "client_id", cfg.client_id.as_bytes());
+                cfg.client_secret
+                    .with_plaintext(|s| form_pair(&mut body, "client_secret", s))?;
+            }
+            AuthMethod::Headers => {
+                req = req.header("client_id", cfg.client_id.as_str());
+                let secret = open_string(&cfg.client_secret)?;
+                req = req.header("client_secret", secret.as_str());
+            }
+        }
+        if let Some(scope) = &cfg.scope {
+            if cfg.auth_method != AuthMethod::Headers {
+                form_pair(&mut body, "scope", scope.as_bytes());
+            }
+        }
+        for (name, value) in &cfg.headers {
+            let value = open_string(value)?;
+            req = req.header(name.as_str(), value.as_str());
+        }
+        let req = req.config().timeout_global(Some(timeout)).build();
+        let requested_at = Instant::now();
+        let response = if body.is_empty() {
+            req.send_empty()
+        } else {
+            req.content_type("application/x-www-form-urlencoded")
+                .send(&body[..])
+        };
+        let response = response.map_err(transport_error)?;
+        handle_token_response(cfg, response, requested_at)
+    }
+
+    /// GETs a JSON document (discovery metadata). 404 yields `Ok(None)`.
+    pub fn get_json(&self, url: &str, timeout: Duration) -> Result<Option<WipedValue>, Failed> {
+        let response = self
+            .agent
+            .get(url)
+            .header("Accept", "application/json")
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
+            .call()
+            .map_err(transport_error)?;
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let retry = retry_hint(&response);
+        let (_, mut body) = response.into_parts();
+        let bytes = read_body(&mut body)?;
+        if !status.is_success() {
+            return Err(http_status_failure(status, retry));
+        }
+        let value = serde_json::from_slice(&bytes)
+            .map_err(|_| Error::malformed(format!("{url}: metadata is not valid JSON")))?;
+        Ok(Some(WipedValue(value)))
+    }
+}
+
+/// Opens a sealed value into a zeroizing `String`. Config validation guaranteed UTF-8.
+fn open_string(sealed: &Sealed) -> Result<Zeroizing<String>> {
+    let mut buf = Zeroizing::new(String::with_capacity(sealed.len()));
+    sealed.with_plaintext(|p| match std::str::from_utf8(p) {
+        Ok(s) => {
+            buf.push_str(s);
+            Ok(())
+        }
+        Err(_) => Err(Error::internal("a sealed text is not UTF-8")),
+    })??;
+    Ok(buf)
+}
+
+/// `Basic base64(...)` per the configured encoding.
+fn basic_credentials(cfg: &Config) -> Result<Zeroizing<String>> {
+    let mut joined: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(128));
+    cfg.client_secret
+        .with_plaintext(|secret| match cfg.basic_encoding {
+            BasicEncoding::Rfc6749 => {
+                form_encode(&mut joined, cfg.client_id.as_bytes());
+                joined.push(b':');
+                form_encode(&mut joined, secret);
+            }
+            BasicEncoding::Plain => {
+                joined.extend_from_slice(cfg.client_id.as_bytes());
+                joined.push(b':');
+                joined.extend_from_slice(secret);
+            }
+        })?;
+    let mut out = Zeroizing::new(String::with_capacity(6 + joined.len() * 4 / 3 + 4));
+    out.push_str("Basic ");
+    base64::engine::general_purpose::STANDARD.encode_string(&joined[..], &mut out);
+    Ok(out)
+}
+
+/// application/x-www-form-urlencoded, as HTML and RFC 6749 appendix B define it.
+pub fn form_encode(out: &mut Vec<u8>, value: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in value {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => out.push(b),
+            b' ' => out.push(b'+'),
+            _ => out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]),
+        }
+    }
+}
+
+fn form_pair(out: &mut Vec<u8>, key: &str, value: &[u8]) {
+    if !out.is_empty() {
+        out.push(b'&');
+    }
+    form_encode(out, key.as_bytes());
+    out.push(b'=');
+    form_encode(out, value);
+}
+
+/// Maps a transport error. Messages carry ureq's description, which names hosts and causes,
+/// never request headers or bodies.
+fn transport_error(e: ureq::Error) -> Failed {
+    use ureq::Error as E;
+    let (status, retry, what) = match &e {
+        E::Timeout(_) => (Status::Timeout, Retry::Backoff, "request timed out"),
+        E::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
+            (Status::Timeout, Retry::Backoff, "request timed out")
+        }
+        E::HostNotFound => (Status::Network, Retry::Backoff, "host not found"),
+        E::ConnectionFailed => (Status::Network, Retry::Backoff, "connection failed"),
+        E::Io(_) => (Status::Network, Retry::Backoff, "network error"),
+        E::Tls(_) | E::Rustls(_) | E::Pem(_) => (Status::Tls, Retry::Never, "TLS error"),
+        E::BodyExceedsLimit(_) => (
+            Status::MalformedResponse,
+            Retry::Never,
+            "response body exceeds the 1 MiB limit",
+        ),
+        E::TooManyRedirects | E::RedirectFailed => {
+            (Status::HttpStatus, Retry::Never, "redirect refused")
+        }
+        E::Protocol(_) => (
+            Status::MalformedResponse,
+            Retry::Backoff,
+            "HTTP protocol error",
+        ),
+        _ => (Status::Network, Retry::Backoff, "request failed"),
+    };
+    Failed {
+        error: Error::new(status, format!("{what}: {}", clean(&e.to_string(), 300))),
+        retry,
+    }
+}
+
+/// Makes outside text safe to put into a message: no control characters, bounded length.
+pub fn clean(s: &str, max: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect();
+    if s.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+fn read_body(body: &mut Body) -> Result<Zeroizing<Vec<u8>>, Failed> {
+    body.with_config()
+        .limit(MAX_BODY)
+        .read_to_vec()
+        .map(Zeroizing::new)
+        .map_err(transport_error)
+}
+
+/// The `Retry-After` of a 429 or 503, or the default backoff for other 5xx.
+fn retry_hint(response: &Response<Body>) -> Retry {
+    let status = response.status().as_u16();
+    let after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_retry_after);
+    match (status, after) {
+        (429 | 503, Some(d)) => Retry::After(d),
+        (429, None) => Retry::Backoff,
+        (500..=599, _) => Retry::Backoff,
+        _ => Retry::Never,
+    }
+}
+
+fn http_status_failure(status: StatusCode, retry: Retry) -> Failed {
+    let code = status.as_u16();
+    let reason = status.canonical_reason().unwrap_or("");
+    let s = if code == 429 {
+        Status::RateLimited
+    } else {
+        Status::HttpStatus
+    };
+    let msg = if (300..400).contains(&code) {
+        format!("HTTP {code} {reason}: redirects are not followed (credentials never go to another URL)")
+    } else {
+        format!("HTTP {code} {reason}")
+    };
+    Failed {
+        error: Error::new(s, msg),
+        retry,
+    }
+}
+
+/// Parses a `Retry-After` value: delay seconds or an HTTP date.
+pub fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs.min(86_400)));
+    }
+    let when = parse_http_date(v)?;
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the HTTP date format senders must use.
+pub fn parse_http_date(s: &str) -> Option<SystemTime> {
+    let rest = s.split_once(", ")?.1;
+    let parts: Vec<&str> = rest.split(' ').collect();
+    if parts.len() != 5 || parts[4] != "GMT" {
+        return None;
+    }
+    let day: u64 = parts[0].parse().ok()?;
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let month = MONTHS.iter().position(|m| *m == parts[1])? as u64 + 1;
+    let year: u64 = parts[2].parse().ok()?;
+    let hms: Vec<u64> = parts[3]
+        .split(':')
+        .map(|x| x.parse().ok())
+        .collect::<Option<_>>()?;
+    if hms.len() != 3
+        || !(1..=31).contains(&day)
+        || year < 1970
+        || hms[0] > 23
+        || hms[1] > 59
+        || hms[2] > 60
+    {
+        return None;
+    }
+    // Days from civil (Howard Hinnant's algorithm), for years from 1970.
+    let (y, m) = if month <= 2 {
+        (year - 1, month + 9)
+    } else {
+        (year, month - 3)
+    };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = (era * 146_097 + doe).checked_sub(719_468)?;
+    let secs = days * 86_400 + hms[0] * 3600 + hms[1] * 60 + hms[2];
+    Some(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+fn handle_token_response(
+    cfg: &Config,
+    response: Response<Body>,
+    requested_at: Instant,
+) -> Result<Fetched, Failed> {
+    let status = response.status();
+    let retry = retry_hint(&response);
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| clean(v, 60))
+        .unwrap_or_else(|| "none".into());
+    let (_, mut body) = response.into_parts();
+    let bytes = read_body(&mut body)?;
+    if status == StatusCode::OK {
+        return parse_token(cfg, &bytes, &content_type, requested_at).map_err(Failed::from);
+    }
+    if let Some(err) = oauth_error(status, &bytes) {
+        return Err(Failed {
+            error: err,
+            retry: if status.is_server_error() {
+                retry
+            } else {
+                Retry::Never
+            },
+        });
+    }
+    if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+        let detail = apim_message(&bytes)
+            .map(|m| format!(": {m}"))
+            .unwrap_or_default();
+        return Err(Failed::from(Error::new(
+            Status::CredentialsRejected,
+            format!(
+                "HTTP {} from the token endpoint: client authentication failed{detail}",
+                status.as_u16()
+            ),
+        )));
+    }
+    Err(http_status_failure(status, retry))
+}
+
+/// An RFC 6749 section 5.2 error response, if the body is one.
+fn oauth_error(status: StatusCode, body: &[u8]) -> Option<Error> {
+    let tree = WipedValue(serde_json::from_slice(body).ok()?);
+    let code = tree.0.get("error")?.as_str()?;
+    let code_shown = clean(code, 64);
+    let description = tree
+        .0
+        .get("error_description")
+        .and_then(Value::as_str)
+        .map(|d| format!(": {}", clean(d, 300)))
+        .unwrap_or_default();
+    let s = match code {
+        "invalid_client" | "unauthorized_client" => Status::CredentialsRejected,
+        "invalid_scope" => Status::ScopeRejected,
+        "slow_down" => Status::RateLimited,
+        "temporarily_unavailable" | "server_error" if status.is_server_error() => {
+            Status::HttpStatus
+        }
+        _ => Status::OauthError,
+    };
+    Some(Error::new(
+        s,
+        format!(
+            "token endpoint refused (HTTP {}): {code_shown}{description}",
+            status.as_u16()
+        ),
+    ))
+}
+
+/// The `message` of an API gateway's JSON error (Azure APIM, as in front of Vipps).
+fn apim_message(body: &[u8]) -> Option<String> {
+    let tree = WipedValue(serde_json::from_slice(body).ok()?);
+    tree.0.get("message")?.as_str().map(|m| clean(m, 200))
+}
+
+/// A JSON number, or a string holding one (Vipps sends numbers as strings).
+fn number_field(v: &Value, key: &str) -> Result<Option<f64>> {
+    let n = match v.get(key) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_f64(),
+        Some(Value::String(s)) => s.trim().parse::<f64>().ok(),
+        Some(_) => None,
+    };
+    match n {
+        Some(n) if n.is_finite() && n >= 0.0 => Ok(Some(n)),
+        _ => Err(Error::malformed(format!(
+            "token response: {key} is not a non-negative number"
+        ))),
+    }
+}
+
+/// Characters allowed in an access token: visible ASCII, no space, so it can never break a header.
+fn token_char_ok(b: u8) -> bool {
+    (0x21..=0x7E).contains(&b)
+}
+
+/// Longest access token accepted.
+pub const MAX_TOKEN: usize = 64 * 1024;
+
+fn parse_token(
+    cfg: &Config,
+    body: &[u8],
+    content_type: &str,
+    requested_at: Instant,
+) -> Result<Fetched> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    match first {
+        None => return Err(Error::malformed("token response (HTTP 200) has an empty body")),
+        Some(b'{') => {}
+        Some(_) => {
+            return Err(Error::malformed(format!(
+                "token response (HTTP 200) is not a JSON object (Content-Type {content_type}, {} bytes)",
+                body.len()
+            )))
+        }
+    }
+    let tree = WipedValue(serde_json::from_slice(body).map_err(|e| {
+        Error::malformed(format!(
+            "token response (HTTP 200) is not valid JSON ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })?);
+    let v = &tree.0;
+    let token = match v.get("access_token") {
+        None | Some(Value::Null) => {
+            let err = v.get("error").and_then(Value::as_str).map(|e| clean(e, 64));
+            return Err(Error::malformed(match err {
+                Some(e) => format!("token response (HTTP 200) has no access_token but error {e}"),
+                None => "token response (HTTP 200) has no access_token".into(),
+            }));
+        }
+        Some(Value::String(s)) => s,
+        Some(_) => {
+            return Err(Error::malformed(
+                "token response: access_token is not a string",
+            ))
+        }
+    };
+    if token.is_empty() {
+        return Err(Error::malformed("token response: access_token is empty"));
+    }
+    if token.len() > MAX_TOKEN {
+        return Err(Error::malformed(format!(
+            "token response: access_token is longer than {MAX_TOKEN} bytes"
+        )));
+    }
+    if !token.bytes().all(token_char_ok) {
+        return Err(Error::malformed(
+            "token response: access_token contains spaces, control or non-ASCII characters, which could break an HTTP header",
+        ));
+    }
+    let token_type = match v.get("token_type") {
+        None | Some(Value::Null) => "Bearer".to_string(),
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => "Bearer".to_string(),
+        Some(Value::String(t))
+            if !t.is_empty()
+                && t.len() <= 32
+                && t.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-._~+".contains(&b)) =>
+        {
+            t.clone()
+        }
+        Some(_) => {
+            return Err(Error::malformed(
+                "token response: token_type is not a valid scheme name",
+            ))
+        }
+    };
+    let lifetime = match number_field(v, "expires_in")? {
+        Some(secs) => Duration::from_secs_f64(secs.min(10.0 * 365.0 * 86_400.0)),
+        None => match number_field(v, "expires_on")? {
+            Some(on) => {
+                let now = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs_f64();
+                Duration::from_secs_f64((on - now).clamp(0.0, 10.0 * 365.0 * 86_400.0))
+            }
+            None => cfg.refresh.default_lifetime,
+        },
+    };
+    if lifetime.is_zero() {
+        return Err(Error::malformed(
+            "token response: the token has already expired (expires_in 0 or expires_on in the past)",
+        ));
+    }
+    Ok(Fetched {
+        token: Sealed::seal(token.as_bytes())?,
+        token_type,
+        lifetime,
+        requested_at,
+    })
+}
+
+/// Runs `attempt` until it succeeds, fails for good, or `deadline` passes. Transient failures are
+/// retried with exponential backoff and full jitter; `Retry-After` is honoured when it fits.
+pub fn with_retries<T>(
+    deadline: Instant,
+    mut attempt: impl FnMut(Duration) -> Result<T, Failed>,
+) -> Result<T> {
+    const BASE: Duration = Duration::from_millis(100);
+    const CAP: Duration = Duration::from_secs(2);
+    let mut n: u32 = 0;
+    loop {
+        let now = Instant::now();
+        let remaining = deadline.saturating_duration_since(now);
+        if remaining.is_zero() {
+            return Err(Error::new(
+                Status::Timeout,
+                "deadline passed before the request was sent",
+            ));
+        }
+        let failed = match attempt(remaining) {
+            Ok(v) => return Ok(v),
+            Err(f) => f,
+        };
+        let wait = match failed.retry {
+            Retry::Never => return Err(failed.error),
+            Retry::After(d) => d,
+            Retry::Backoff => {
+                let ceiling = BASE.saturating_mul(1u32 << n.min(16)).min(CAP);
+                ceiling.mul_f64(random_fraction())
+            }
+        };
+        n += 1;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if wait >= left {
+            let mut error = failed.error;
+            if let Retry::After(d) = failed.retry {
+                if error.status() == Status::HttpStatus {
+                    error = Error::new(Status::RateLimited, error.message().to_string());
+                }
+                return Err(error.context(&format!(
+                    "gave up after {n} attempt(s): Retry-After {}s is past the deadline",
+                    d.as_secs()
+                )));
+            }
+            return Err(error.context(&format!("gave up after {n} attempt(s) within the deadline")));
+        }
+        std::thread::sleep(wait);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_encoding_matches_rfc6749_appendix_b() {
+        let mut out = Vec::new();
+        form_encode(&mut out, " %&+£\u{20AC}:a~".as_bytes());
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "+%25%26%2B%C2%A3%E2%82%AC%3Aa%7E"
+        );
+    }
+
+    #[test]
+    fn http_dates() {
+        let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
+        assert_eq!(t.duration_since(UNIX_EPOCH).unwrap().as_secs(), 784111777);
+        assert!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT").is_none());
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn clean_strips_controls() {
+        assert_eq!(clean("a\r\nb", 10), "a  b");
+        assert_eq!(clean("abcdef", 3), "abc…");
+    }
+}

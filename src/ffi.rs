@@ -1,0 +1,617 @@
+//! The C ABI: the only place with `extern "C"` functions.
+//!
+//! Every function catches panics, validates its pointers and reports a status. Two styles:
+//! - the simple calls (`vault_get_token`, ...) return a value or NULL/0 and leave the error in a
+//!   thread-local slot read by `vault_last_error`/`vault_last_status`;
+//! - the `_ex`/`_into` calls return a `vault_status` and write the message into a buffer the caller
+//!   passes, for callers whose threads move between calls (Go).
+//!
+//! Ownership: strings returned by `vault_get_token`/`vault_get_authorization` (and their `_ex`
+//! forms) belong to the caller and must be released with `vault_token_free`, which wipes them.
+//! `vault_last_error`, `vault_status_name` and `vault_version` return strings owned by the
+//! library, valid until the next credvault call on the same thread (last error) or forever.
+
+use std::cell::{Cell, RefCell};
+use std::ffi::{c_char, CStr, CString};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::ptr;
+
+use zeroize::Zeroize;
+
+use crate::cache::CachedToken;
+use crate::error::{Error, Status};
+use crate::provider::Provider;
+use crate::registry;
+
+thread_local! {
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+    static LAST_STATUS: Cell<i32> = const { Cell::new(0) };
+    /// The generation of the last token each provider handle served on this thread, so that
+    /// `vault_invalidate` drops that token and not a newer one (direct-mapped by handle).
+    static LAST_SERVED: Cell<[(u64, u64); 8]> = const { Cell::new([(0, 0); 8]) };
+}
+
+fn clear_error() {
+    LAST_STATUS.with(|s| s.set(0));
+    LAST_ERROR.with(|e| {
+        if let Ok(mut slot) = e.try_borrow_mut() {
+            slot.take();
+        }
+    });
+}
+
+fn set_error(e: &Error) {
+    LAST_STATUS.with(|s| s.set(e.status() as i32));
+    let text = e.message().replace('\0', " ");
+    LAST_ERROR.with(|slot| {
+        if let Ok(mut slot) = slot.try_borrow_mut() {
+            *slot = CString::new(text).ok();
+        }
+    });
+}
+
+fn note_served(handle: u64, generation: u64) {
+    LAST_SERVED.with(|c| {
+        let mut table = c.get();
+        table[(handle % 8) as usize] = (handle, generation);
+        c.set(table);
+    });
+}
+
+fn last_served(handle: u64) -> Option<u64> {
+    LAST_SERVED.with(|c| {
+        let (h, g) = c.get()[(handle % 8) as usize];
+        (h == handle).then_some(g)
+    })
+}
+
+/// Runs `f` behind the panic boundary; a panic becomes `Status::Internal`.
+fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(v) => v,
+        Err(_) => {
+            set_error(&Error::internal(
+                "internal error: a panic was caught at the C boundary",
+            ));
+            on_panic
+        }
+    }
+}
+
+/// Records the outcome in the thread-local slot and in the caller's buffer; returns the status.
+fn report(result: Result<(), Error>, err_buf: *mut c_char, err_len: usize) -> Status {
+    match result {
+        Ok(()) => {
+            clear_error();
+            // SAFETY: the caller promises err_buf is NULL or err_len writable bytes.
+            unsafe { write_message(err_buf, err_len, "") };
+            Status::Ok
+        }
+        Err(e) => {
+            set_error(&e);
+            // SAFETY: as above.
+            unsafe { write_message(err_buf, err_len, e.message()) };
+            e.status()
+        }
+    }
+}
+
+/// Writes `msg` NUL-terminated into `buf`, truncated on a UTF-8 boundary. NULL/0 is a no-op.
+///
+/// # Safety
+/// `buf` must be NULL or point to `len` writable bytes.
+unsafe fn write_message(buf: *mut c_char, len: usize, msg: &str) {
+    if buf.is_null() || len == 0 {
+        return;
+    }
+    let mut n = msg.len().min(len - 1);
+    while !msg.is_char_boundary(n) {
+        n -= 1;
+    }
+    // SAFETY: n < len bytes are writable, per the caller's promise.
+    unsafe {
+        ptr::copy_nonoverlapping(msg.as_ptr(), buf as *mut u8, n);
+        *buf.add(n) = 0;
+    }
+}
+
+/// Reads a NUL-terminated UTF-8 argument.
+///
+/// # Safety
+/// `s` must be NULL or a NUL-terminated string.
+unsafe fn arg_str<'a>(s: *const c_char, what: &str) -> Result<&'a str, Error> {
+    if s.is_null() {
+        return Err(Error::new(
+            Status::InvalidArgument,
+            format!("{what} is NULL"),
+        ));
+    }
+    // SAFETY: non-null and NUL-terminated per the caller's promise.
+    unsafe { CStr::from_ptr(s) }.to_str().map_err(|_| {
+        Error::new(
+            Status::InvalidArgument,
+            format!("{what} is not valid UTF-8"),
+        )
+    })
+}
+
+fn invalid_handle() -> Error {
+    Error::new(
+        Status::InvalidHandle,
+        "invalid provider handle (zero, unknown, or already freed)",
+    )
+}
+
+fn create(config_json: *const c_char) -> Result<u64, Error> {
+    // SAFETY: the caller promises a NUL-terminated string or NULL.
+    let json = unsafe { arg_str(config_json, "config_json") }?;
+    let provider = Provider::new(json)?;
+    registry::insert(provider).ok_or_else(|| Error::internal("too many providers alive"))
+}
+
+/// What a token call writes.
+#[derive(Clone, Copy, PartialEq)]
+enum Shape {
+    /// The access token.
+    Token,
+    /// `"<token_type> <token>"`.
+    Authorization,
+}
+
+fn shape_len(t: &CachedToken, shape: Shape) -> usize {
+    match shape {
+        Shape::Token => t.token.len(),
+        Shape::Authorization => t.token_type.len() + 1 + t.token.len(),
+    }
+}
+
+/// Writes the token in `shape` into `out` (exactly `shape_len` bytes).
+fn write_shape(t: &CachedToken, shape: Shape, out: &mut [u8]) -> Result<(), Error> {
+    let prefix = match shape {
+        Shape::Token => 0,
+        Shape::Authorization => {
+            let n = t.token_type.len();
+            out[..n].copy_from_slice(t.token_type.as_bytes());
+            out[n] = b' ';
+            n + 1
+        }
+    };
+    t.token.open_into(&mut out[prefix..])
+}
+
+/// Allocates a NUL-terminated copy of the token in `shape` (freed by `vault_token_free`).
+fn alloc_shape(t: &CachedToken, shape: Shape) -> Result<(*mut c_char, u64), Error> {
+    let n = shape_len(t, shape);
+    // SAFETY: plain allocation; checked for NULL below.
+    let p = unsafe { libc::malloc(n + 1) } as *mut u8;
+    if p.is_null() {
+        return Err(Error::internal("out of memory"));
+    }
+    // SAFETY: p points to n + 1 freshly allocated bytes that nothing else references.
+    let buf = unsafe { std::slice::from_raw_parts_mut(p, n + 1) };
+    if let Err(e) = write_shape(t, shape, &mut buf[..n]) {
+        buf.zeroize();
+        // SAFETY: p came from malloc above and is freed once.
+        unsafe { libc::free(p as *mut libc::c_void) };
+        return Err(e);
+    }
+    buf[n] = 0;
+    Ok((p as *mut c_char, t.generation))
+}
+
+/// Serves a token to `f`: the hit path under the registry's shared lock; on a miss, the slow
+/// path on a reference of the provider with no registry lock held.
+fn serve<R>(handle: u64, f: impl Fn(&CachedToken) -> Result<R, Error>) -> Result<R, Error> {
+    match registry::with(handle, |p| p.try_serve(&f)) {
+        None => Err(invalid_handle()),
+        Some(Some(result)) => result,
+        Some(None) => {
+            let provider = registry::get(handle).ok_or_else(invalid_handle)?;
+            provider.serve_blocking(&f)?
+        }
+    }
+}
+
+fn get_alloc(handle: u64, shape: Shape) -> Result<*mut c_char, Error> {
+    let (p, generation) = serve(handle, |t| alloc_shape(t, shape))?;
+    note_served(handle, generation);
+    Ok(p)
+}
+
+/// # Safety
+/// `buf` must be NULL or `buf_len` writable bytes; `out_len` NULL or writable.
+unsafe fn get_into(
+    handle: u64,
+    shape: Shape,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> Result<(), Error> {
+    if buf.is_null() && buf_len > 0 {
+        return Err(Error::new(
+            Status::InvalidArgument,
+            "buf is NULL but buf_len is not 0",
+        ));
+    }
+    let generation = serve(handle, |t| {
+        let n = shape_len(t, shape);
+        if !out_len.is_null() {
+            // SAFETY: out_len is writable per the caller's promise.
+            unsafe { *out_len = n };
+        }
+        if buf_len < n + 1 {
+            return Err(Error::new(
+                Status::BufferTooSmall,
+                format!("buffer of {buf_len} bytes is too small: {} needed", n + 1),
+            ));
+        }
+        // SAFETY: buf has buf_len >= n + 1 writable bytes per the caller's promise.
+        let out = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, n + 1) };
+        write_shape(t, shape, &mut out[..n])?;
+        out[n] = 0;
+        Ok(t.generation)
+    })?;
+    note_served(handle, generation);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// The simple calls.
+
+/// Creates a provider from its JSON configuration (see README "Configuration").
+///
+/// Returns a handle, never 0 on success; 0 on failure (`vault_last_error` says why: the message
+/// names the field and the rule, never a secret). Fetches nothing: the first token request
+/// happens on the first `vault_get_token`. The caller keeps ownership of `config_json` and should
+/// wipe it: the library keeps only sealed copies of the secrets.
+///
+/// # Safety
+/// `config_json` must be NULL or a NUL-terminated string readable for the duration of the call.
+#[no_mangle]
+pub unsafe extern "C" fn vault_provider_new(config_json: *const c_char) -> u64 {
+    guard(0, || match create(config_json) {
+        Ok(h) => {
+            clear_error();
+            h
+        }
+        Err(e) => {
+            set_error(&e);
+            0
+        }
+    })
+}
+
+/// Frees a provider and wipes its secrets. Returns 0 (`VAULT_STATUS_OK`), or
+/// `VAULT_STATUS_INVALID_HANDLE` for a zero, unknown or already freed handle. Calls already
+/// running on the provider in other threads complete normally.
+#[no_mangle]
+pub extern "C" fn vault_provider_free(provider: u64) -> i32 {
+    guard(Status::Internal as i32, || {
+        let result = match registry::remove(provider) {
+            Some(p) => {
+                drop(p);
+                Ok(())
+            }
+            None => Err(invalid_handle()),
+        };
+        report(result, ptr::null_mut(), 0) as i32
+    })
+}
+
+/// Returns the provider's access token: from the cache when one is valid (no network wait),
+/// otherwise after the single in-flight fetch. A NUL-terminated string owned by the caller, to
+/// be released with `vault_token_free`; NULL on failure (see `vault_last_error`).
+#[no_mangle]
+pub extern "C" fn vault_get_token(provider: u64) -> *mut c_char {
+    guard(ptr::null_mut(), || {
+        match get_alloc(provider, Shape::Token) {
+            Ok(p) => {
+                clear_error();
+                p
+            }
+            Err(e) => {
+                set_error(&e);
+                ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// Like `vault_get_token`, but returns the `Authorization` header value:
+/// `"<token_type> <token>"`, e.g. `"Bearer eyJ..."`. Free with `vault_token_free`.
+#[no_mangle]
+pub extern "C" fn vault_get_authorization(provider: u64) -> *mut c_char {
+    guard(ptr::null_mut(), || {
+        match get_alloc(provider, Shape::Authorization) {
+            Ok(p) => {
+                clear_error();
+                p
+            }
+            Err(e) => {
+                set_error(&e);
+                ptr::null_mut()
+            }
+        }
+    })
+}
+
+/// Wipes and frees a string returned by `vault_get_token`, `vault_get_authorization` or their
+/// `_ex` forms. NULL is a no-op. Passing any other pointer is undefined behaviour, as with free().
+///
+/// # Safety
+/// `token` must be NULL or a string returned by this library and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn vault_token_free(token: *mut c_char) {
+    guard((), || {
+        if token.is_null() {
+            return;
+        }
+        // SAFETY: the caller passes a string this library allocated with malloc; it is
+        // NUL-terminated and its length is the allocation's length minus one.
+        unsafe {
+            let n = libc::strlen(token);
+            std::slice::from_raw_parts_mut(token as *mut u8, n).zeroize();
+            libc::free(token as *mut libc::c_void);
+        }
+    })
+}
+
+/// Drops the provider's cached token after the API answered 401 with it, so the next call
+/// fetches a new one; also ends a failure cool-down. Drops only the token this thread last
+/// received from `provider` if that is still the cached one: when many threads invalidate the
+/// same token, one new token is fetched, and a token that was already replaced is left alone.
+/// Returns 0, or `VAULT_STATUS_INVALID_HANDLE`.
+#[no_mangle]
+pub extern "C" fn vault_invalidate(provider: u64) -> i32 {
+    guard(Status::Internal as i32, || {
+        let result = match registry::with(provider, |p| match last_served(provider) {
+            Some(generation) => p.invalidate_generation(generation),
+            None => p.invalidate(),
+        }) {
+            Some(_) => Ok(()),
+            None => Err(invalid_handle()),
+        };
+        report(result, ptr::null_mut(), 0) as i32
+    })
+}
+
+/// This thread's last error message, or NULL if the last call succeeded. Owned by the library,
+/// valid until the next credvault call on this thread. Never contains a secret.
+#[no_mangle]
+pub extern "C" fn vault_last_error() -> *const c_char {
+    guard(ptr::null(), || {
+        LAST_ERROR.with(|e| match e.try_borrow() {
+            Ok(slot) => slot.as_ref().map_or(ptr::null(), |s| s.as_ptr()),
+            Err(_) => ptr::null(),
+        })
+    })
+}
+
+/// This thread's last status (0 if the last call succeeded).
+#[no_mangle]
+pub extern "C" fn vault_last_status() -> Status {
+    guard(Status::Internal, || match LAST_STATUS.with(Cell::get) {
+        0 => Status::Ok,
+        n => status_from_i32(n).unwrap_or(Status::Internal),
+    })
+}
+
+fn status_from_i32(n: i32) -> Option<Status> {
+    use Status::*;
+    [
+        Ok,
+        InvalidArgument,
+        InvalidConfig,
+        InvalidHandle,
+        Network,
+        Timeout,
+        Tls,
+        HttpStatus,
+        CredentialsRejected,
+        ScopeRejected,
+        RateLimited,
+        MalformedResponse,
+        BufferTooSmall,
+        OauthError,
+        DiscoveryFailed,
+        Internal,
+    ]
+    .into_iter()
+    .find(|s| *s as i32 == n)
+}
+
+/// The name of a status code (`"VAULT_STATUS_TIMEOUT"`), or `"VAULT_STATUS_UNKNOWN"`. Static.
+#[no_mangle]
+pub extern "C" fn vault_status_name(status: i32) -> *const c_char {
+    guard(c"VAULT_STATUS_UNKNOWN".as_ptr(), || {
+        let name: &'static CStr = match status_from_i32(status) {
+            Some(Status::Ok) => c"VAULT_STATUS_OK",
+            Some(Status::InvalidArgument) => c"VAULT_STATUS_INVALID_ARGUMENT",
+            Some(Status::InvalidConfig) => c"VAULT_STATUS_INVALID_CONFIG",
+            Some(Status::InvalidHandle) => c"VAULT_STATUS_INVALID_HANDLE",
+            Some(Status::Network) => c"VAULT_STATUS_NETWORK",
+            Some(Status::Timeout) => c"VAULT_STATUS_TIMEOUT",
+            Some(Status::Tls) => c"VAULT_STATUS_TLS",
+            Some(Status::HttpStatus) => c"VAULT_STATUS_HTTP_STATUS",
+            Some(Status::CredentialsRejected) => c"VAULT_STATUS_CREDENTIALS_REJECTED",
+            Some(Status::ScopeRejected) => c"VAULT_STATUS_SCOPE_REJECTED",
+            Some(Status::RateLimited) => c"VAULT_STATUS_RATE_LIMITED",
+            Some(Status::MalformedResponse) => c"VAULT_STATUS_MALFORMED_RESPONSE",
+            Some(Status::BufferTooSmall) => c"VAULT_STATUS_BUFFER_TOO_SMALL",
+            Some(Status::OauthError) => c"VAULT_STATUS_OAUTH_ERROR",
+            Some(Status::DiscoveryFailed) => c"VAULT_STATUS_DISCOVERY_FAILED",
+            Some(Status::Internal) => c"VAULT_STATUS_INTERNAL",
+            None => c"VAULT_STATUS_UNKNOWN",
+        };
+        name.as_ptr()
+    })
+}
+
+/// The library version, e.g. `"0.1.0"`. Static.
+#[no_mangle]
+pub extern "C" fn vault_version() -> *const c_char {
+    const V: &str = concat!(env!("CARGO_PKG_VERSION"), "\0");
+    V.as_ptr() as *const c_char
+}
+
+// ---------------------------------------------------------------------------------------------
+// The status-returning calls: the error message comes back through the call itself.
+
+/// Creates a provider; on success writes the handle to `*out_provider`. On failure writes the
+/// message (NUL-terminated, truncated to fit) into `err_buf` if it is not NULL.
+///
+/// # Safety
+/// `config_json` must be NULL or a NUL-terminated string; `out_provider` NULL or writable; `err_buf` NULL or `err_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn vault_provider_new_ex(
+    config_json: *const c_char,
+    out_provider: *mut u64,
+    err_buf: *mut c_char,
+    err_len: usize,
+) -> Status {
+    guard(Status::Internal, || {
+        let result = (|| {
+            if out_provider.is_null() {
+                return Err(Error::new(Status::InvalidArgument, "out_provider is NULL"));
+            }
+            let h = create(config_json)?;
+            // SAFETY: checked non-NULL; the caller promises it is writable.
+            unsafe { *out_provider = h };
+            Ok(())
+        })();
+        report(result, err_buf, err_len)
+    })
+}
+
+/// # Safety
+/// `out` must be NULL or writable; `err_buf` NULL or `err_len` writable bytes.
+unsafe fn get_ex(
+    provider: u64,
+    shape: Shape,
+    out: *mut *mut c_char,
+    err_buf: *mut c_char,
+    err_len: usize,
+) -> Status {
+    guard(Status::Internal, || {
+        let result = (|| {
+            if out.is_null() {
+                return Err(Error::new(Status::InvalidArgument, "out pointer is NULL"));
+            }
+            // SAFETY: checked non-NULL; writable per the caller's promise.
+            unsafe { *out = ptr::null_mut() };
+            let p = get_alloc(provider, shape)?;
+            // SAFETY: as above.
+            unsafe { *out = p };
+            Ok(())
+        })();
+        report(result, err_buf, err_len)
+    })
+}
+
+/// Writes the access token (caller frees it with `vault_token_free`) to `*out_token`.
+///
+/// # Safety
+/// `out_token` must be NULL or writable; `err_buf` NULL or `err_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn vault_get_token_ex(
+    provider: u64,
+    out_token: *mut *mut c_char,
+    err_buf: *mut c_char,
+    err_len: usize,
+) -> Status {
+    // SAFETY: pointer contracts are the caller's, passed through.
+    unsafe { get_ex(provider, Shape::Token, out_token, err_buf, err_len) }
+}
+
+/// Writes the `Authorization` value (caller frees it with `vault_token_free`) to `*out_value`.
+///
+/// # Safety
+/// `out_value` must be NULL or writable; `err_buf` NULL or `err_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn vault_get_authorization_ex(
+    provider: u64,
+    out_value: *mut *mut c_char,
+    err_buf: *mut c_char,
+    err_len: usize,
+) -> Status {
+    // SAFETY: pointer contracts are the caller's, passed through.
+    unsafe { get_ex(provider, Shape::Authorization, out_value, err_buf, err_len) }
+}
+
+/// Writes the access token, NUL-terminated, into the caller's `buf` of `buf_len` bytes (a buffer
+/// the caller can lock and wipe; no copy stays with the library). `*out_len` (if not NULL)
+/// receives the token's length without the NUL, also when the status is
+/// `VAULT_STATUS_BUFFER_TOO_SMALL`, so the caller can retry with `*out_len + 1` bytes.
+///
+/// # Safety
+/// `buf` must be NULL (with `buf_len` 0) or `buf_len` writable bytes; `out_len` NULL or writable; `err_buf` NULL or `err_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn vault_get_token_into(
+    provider: u64,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+    err_buf: *mut c_char,
+    err_len: usize,
+) -> Status {
+    guard(Status::Internal, || {
+        // SAFETY: pointer contracts are the caller's, passed through.
+        let result = unsafe { get_into(provider, Shape::Token, buf, buf_len, out_len) };
+        report(result, err_buf, err_len)
+    })
+}
+
+/// As `vault_get_token_into`, for the `Authorization` value `"<token_type> <token>"`.
+///
+/// # Safety
+/// as for `vault_get_token_into`.
+#[no_mangle]
+pub unsafe extern "C" fn vault_get_authorization_into(
+    provider: u64,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+    err_buf: *mut c_char,
+    err_len: usize,
+) -> Status {
+    guard(Status::Internal, || {
+        // SAFETY: pointer contracts are the caller's, passed through.
+        let result = unsafe { get_into(provider, Shape::Authorization, buf, buf_len, out_len) };
+        report(result, err_buf, err_len)
+    })
+}
+
+/// Drops the cached token only if it equals `token` (the one the API rejected with 401), so that
+/// callers on any thread invalidate exactly the token they used. `token` NULL drops any cached
+/// token. Returns `VAULT_STATUS_OK` whether or not it was still cached.
+///
+/// # Safety
+/// `token` must be NULL or a NUL-terminated string; `err_buf` NULL or `err_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn vault_invalidate_token(
+    provider: u64,
+    token: *const c_char,
+    err_buf: *mut c_char,
+    err_len: usize,
+) -> Status {
+    guard(Status::Internal, || {
+        let result = (|| {
+            let candidate = if token.is_null() {
+                None
+            } else {
+                // SAFETY: non-NULL, NUL-terminated per the caller's promise.
+                Some(unsafe { CStr::from_ptr(token) }.to_bytes())
+            };
+            let p = registry::get(provider).ok_or_else(invalid_handle)?;
+            match candidate {
+                Some(bytes) => match std::str::from_utf8(bytes) {
+                    Ok(s) => p.invalidate_token(s),
+                    Err(_) => false,
+                },
+                None => p.invalidate(),
+            };
+            Ok(())
+        })();
+        report(result, err_buf, err_len)
+    })
+}

@@ -1,0 +1,32 @@
+//! credvault: OAuth 2.0 client-credentials tokens for payment services.
+//!
+//! Client secrets, secret headers and cached tokens are held sealed in memory (`secret`);
+//! tokens are fetched over a blocking ureq client (`endpoint`, `discovery`), cached per
+//! provider and refreshed ahead of expiry by one background fetch (`cache`); the C ABI
+//! ([`ffi`], header `include/credvault.h`) hands them to C, C++, Python and Go.
+//!
+//! ```no_run
+//! let p = credvault::Provider::new(r#"{"preset":"vgs","client_id":"id","client_secret":"secret"}"#)?;
+//! let token = p.token()?;                 // cached until its refresh point
+//! let header = token.authorization();     // "Bearer ...", wiped on drop
+//! # Ok::<(), credvault::Error>(())
+//! ```
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod cache;
+pub mod config;
+mod discovery;
+mod endpoint;
+pub mod error;
+pub mod ffi;
+pub mod provider;
+mod registry;
+pub mod secret;
+
+pub use config::Config;
+pub use error::{Error, Result, Status};
+pub use provider::{Provider, Token};
+
+/// The library version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,213 @@
+//! A provider: one set of credentials at one endpoint with one scope, and its token cache.
+//! This is the Rust API; the C ABI in `ffi` is a thin layer over it.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use crate::cache::{Cache, CachedToken, Hit};
+use crate::config::{Config, EndpointSource};
+use crate::discovery::Discovery;
+use crate::endpoint::{with_retries, Client, Fetched};
+use crate::error::{Error, Result};
+
+struct Inner {
+    config: Config,
+    client: Client,
+    discovery: Option<Discovery>,
+    cache: Cache,
+}
+
+/// A token provider. Cheap to clone (shared); thread-safe.
+#[derive(Clone)]
+pub struct Provider {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Provider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provider")
+            .field("preset", &self.inner.config.preset)
+            .field("endpoint", &self.inner.config.endpoint)
+            .field("client_id", &self.inner.config.client_id)
+            .field("scope", &self.inner.config.scope)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An access token handed to a Rust caller. The value is wiped when the `Token` is dropped;
+/// `Debug` shows no part of it.
+pub struct Token {
+    value: Zeroizing<String>,
+    token_type: String,
+    generation: u64,
+}
+
+impl Token {
+    /// The access token itself.
+    pub fn secret(&self) -> &str {
+        &self.value
+    }
+
+    /// The token type (`Bearer` unless the provider named another scheme).
+    pub fn token_type(&self) -> &str {
+        &self.token_type
+    }
+
+    /// The `Authorization` header value: `"<token_type> <token>"`.
+    pub fn authorization(&self) -> Zeroizing<String> {
+        let mut s = Zeroizing::new(String::with_capacity(
+            self.token_type.len() + 1 + self.value.len(),
+        ));
+        s.push_str(&self.token_type);
+        s.push(' ');
+        s.push_str(&self.value);
+        s
+    }
+
+    /// Which of this provider's tokens it is (1 for the first fetched).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Token({} <redacted>, generation {})",
+            self.token_type, self.generation
+        )
+    }
+}
+
+impl Provider {
+    /// Creates a provider from its JSON configuration. Validates it; fetches nothing yet.
+    pub fn new(config_json: &str) -> Result<Provider> {
+        let config = Config::from_json(config_json)?;
+        let client = Client::new(&config)?;
+        let discovery = match &config.endpoint {
+            EndpointSource::Issuer(issuer) => {
+                Some(Discovery::new(issuer.clone(), config.refresh.discovery_ttl))
+            }
+            EndpointSource::TokenUrl(_) => None,
+        };
+        let cache = Cache::new(config.refresh);
+        Ok(Provider {
+            inner: Arc::new(Inner {
+                config,
+                client,
+                discovery,
+                cache,
+            }),
+        })
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The hit path: runs `f` on the cached token if one is servable (starting a background
+    /// refresh past the refresh point) and returns its result; `None` on a miss. Never waits.
+    pub(crate) fn try_serve<R>(&self, f: impl FnOnce(&CachedToken) -> R) -> Option<R> {
+        match self.inner.cache.try_hit(f) {
+            Hit::Served { value, refresh } => {
+                if refresh {
+                    self.spawn_refresh();
+                }
+                Some(value)
+            }
+            Hit::Miss => None,
+        }
+    }
+
+    /// The slow path: waits for the single in-flight fetch (or runs it) and runs `f` on its token.
+    pub(crate) fn serve_blocking<R>(&self, f: impl FnOnce(&CachedToken) -> R) -> Result<R> {
+        let inner = &self.inner;
+        let token = inner.cache.get_blocking(|deadline| inner.fetch(deadline))?;
+        Ok(f(&token))
+    }
+
+    /// Runs `f` on a servable token: from the cache when there is one, else after a fetch.
+    pub(crate) fn with_token<R>(&self, f: impl FnOnce(&CachedToken) -> R) -> Result<R> {
+        let mut f = Some(f);
+        if let Some(v) = self.try_serve(|t| f.take().map(|f| f(t))) {
+            return v.ok_or_else(|| Error::internal("token closure already used"));
+        }
+        match f.take() {
+            Some(f) => self.serve_blocking(f),
+            None => Err(Error::internal("token closure already used")),
+        }
+    }
+
+    fn spawn_refresh(&self) {
+        let inner = self.inner.clone();
+        let spawned = std::thread::Builder::new()
+            .name("credvault-refresh".into())
+            .spawn(move || inner.cache.run_refresh(|deadline| inner.fetch(deadline)));
+        if spawned.is_err() {
+            self.inner.cache.release_claim();
+        }
+    }
+
+    /// A token (from cache, or fetched).
+    pub fn token(&self) -> Result<Token> {
+        self.with_token(|t| {
+            let mut value = Zeroizing::new(vec![0u8; t.token.len()]);
+            t.token.open_into(&mut value)?;
+            // Tokens were checked to be visible ASCII when they were received.
+            let value = String::from_utf8(std::mem::take(&mut *value))
+                .map_err(|_| Error::internal("cached token is not UTF-8"))?;
+            Ok(Token {
+                value: Zeroizing::new(value),
+                token_type: t.token_type.clone(),
+                generation: t.generation,
+            })
+        })?
+    }
+
+    /// Drops the cached token (any generation) and ends a cool-down. The next call fetches.
+    pub fn invalidate(&self) -> bool {
+        self.inner.cache.invalidate(None)
+    }
+
+    /// Drops the cached token only if it is still the one of `generation`: many callers that saw
+    /// the same 401 cause one new fetch, and an already replaced token is left alone.
+    pub fn invalidate_generation(&self, generation: u64) -> bool {
+        self.inner.cache.invalidate(Some(generation))
+    }
+
+    /// Drops the cached token only if it equals `token`.
+    pub fn invalidate_token(&self, token: &str) -> bool {
+        self.inner.cache.invalidate_token(token.as_bytes())
+    }
+
+    /// For diagnostics: the current token's generation, time to its refresh point, time it
+    /// remains servable.
+    pub fn schedule(&self) -> Option<(u64, Duration, Duration)> {
+        self.inner.cache.schedule_info()
+    }
+}
+
+impl Inner {
+    /// One fetch with retries inside the deadline: discover the endpoint if needed, request.
+    fn fetch(&self, deadline: Instant) -> Result<Fetched> {
+        with_retries(deadline, |remaining| {
+            let timeout = remaining.min(self.config.timeout);
+            let url = match (&self.discovery, &self.config.endpoint) {
+                (Some(d), _) => d.token_endpoint(&self.client, timeout)?,
+                (None, EndpointSource::TokenUrl(u)) => u.clone(),
+                (None, EndpointSource::Issuer(_)) => {
+                    return Err(Error::internal("issuer without discovery").into())
+                }
+            };
+            let timeout = deadline
+                .saturating_duration_since(Instant::now())
+                .min(self.config.timeout);
+            self.client.request_token(&self.config, &url, timeout)
+        })
+    }
+}

@@ -1,0 +1,298 @@
+//! Sealed secrets: AEAD ciphertext under a per-process key.
+//!
+//! Client secrets, secret request headers and cached access tokens are held as [`Sealed`]
+//! values: AES-256-GCM ciphertext under a random key made for this process. The plaintext exists
+//! only inside [`Sealed::with_plaintext`] (a zeroizing buffer, wiped when the closure returns) or in a
+//! buffer the caller hands to [`Sealed::open_into`] and is responsible for.
+//!
+//! Nonces are a 64-bit counter under the key, so they never repeat under it. A process that forks
+//! would share key and counter with its parent, so sealing checks the process id and a child makes
+//! a key of its own before its first seal; values sealed before the fork still open under the
+//! parent's key, which every [`Sealed`] keeps a reference to.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::rand::{SecureRandom, SystemRandom};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::{Error, Result};
+
+/// The AEAD tag length of AES-256-GCM.
+const TAG_LEN: usize = 16;
+
+/// A sealing key of one process.
+struct ProcessKey {
+    key: LessSafeKey,
+    /// The next nonce counter value. Never reused: at `u64::MAX` a new key is made.
+    counter: AtomicU64,
+    /// The process this key seals for.
+    pid: u32,
+}
+
+impl ProcessKey {
+    fn generate() -> Result<ProcessKey> {
+        let mut raw = Zeroizing::new([0u8; 32]);
+        SystemRandom::new()
+            .fill(&mut raw[..])
+            .map_err(|_| Error::internal("the system random generator failed"))?;
+        let unbound = UnboundKey::new(&AES_256_GCM, &raw[..])
+            .map_err(|_| Error::internal("could not create the sealing key"))?;
+        Ok(ProcessKey {
+            key: LessSafeKey::new(unbound),
+            counter: AtomicU64::new(0),
+            pid: std::process::id(),
+        })
+    }
+
+    /// The next nonce, or `None` when this key's nonces are spent.
+    fn next_nonce(&self) -> Option<[u8; NONCE_LEN]> {
+        let n = self
+            .counter
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |c| c.checked_add(1))
+            .ok()?;
+        let mut nonce = [0u8; NONCE_LEN];
+        nonce[NONCE_LEN - 8..].copy_from_slice(&n.to_be_bytes());
+        Some(nonce)
+    }
+}
+
+static CURRENT_KEY: Mutex<Option<Arc<ProcessKey>>> = Mutex::new(None);
+
+/// The key that seals in this process, made on first use and again after a fork.
+fn sealing_key() -> Result<Arc<ProcessKey>> {
+    let mut slot = CURRENT_KEY.lock();
+    let pid = std::process::id();
+    match slot.as_ref() {
+        Some(key) if key.pid == pid && key.counter.load(Ordering::Relaxed) < u64::MAX => {
+            Ok(key.clone())
+        }
+        _ => {
+            let key = Arc::new(ProcessKey::generate()?);
+            *slot = Some(key.clone());
+            Ok(key)
+        }
+    }
+}
+
+/// A secret held as AES-256-GCM ciphertext. `Debug` prints a redaction.
+pub struct Sealed {
+    key: Arc<ProcessKey>,
+    nonce: [u8; NONCE_LEN],
+    tag: [u8; TAG_LEN],
+    ciphertext: Box<[u8]>,
+}
+
+impl Sealed {
+    /// Seals a copy of `plaintext`. The caller remains responsible for wiping its own copy.
+    pub fn seal(plaintext: &[u8]) -> Result<Sealed> {
+        let mut buf = plaintext.to_vec().into_boxed_slice();
+        Sealed::seal_in_place(&mut buf).map(|(key, nonce, tag)| Sealed {
+            key,
+            nonce,
+            tag,
+            ciphertext: buf,
+        })
+    }
+
+    /// Seals `buf` in place: on success it holds ciphertext, on failure it is wiped.
+    fn seal_in_place(buf: &mut [u8]) -> Result<(Arc<ProcessKey>, [u8; NONCE_LEN], [u8; TAG_LEN])> {
+        let sealed = (|| {
+            let mut key = sealing_key()?;
+            let nonce = match key.next_nonce() {
+                Some(n) => n,
+                None => {
+                    key = sealing_key()?;
+                    key.next_nonce()
+                        .ok_or_else(|| Error::internal("sealing key exhausted"))?
+                }
+            };
+            let tag = key
+                .key
+                .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), buf)
+                .map_err(|_| Error::internal("sealing failed"))?;
+            let mut tag_bytes = [0u8; TAG_LEN];
+            tag_bytes.copy_from_slice(tag.as_ref());
+            Ok((key, nonce, tag_bytes))
+        })();
+        if sealed.is_err() {
+            buf.zeroize();
+        }
+        sealed
+    }
+
+    /// The plaintext length in bytes.
+    pub fn len(&self) -> usize {
+        self.ciphertext.len()
+    }
+
+    /// Whether the plaintext is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ciphertext.is_empty()
+    }
+
+    /// Opens the secret into `out`, which must be exactly [`Sealed::len`] bytes. On failure `out`
+    /// is wiped. What `out` holds afterwards is the caller's to wipe.
+    pub fn open_into(&self, out: &mut [u8]) -> Result<()> {
+        if out.len() != self.ciphertext.len() {
+            return Err(Error::internal("open_into: buffer length mismatch"));
+        }
+        out.copy_from_slice(&self.ciphertext);
+        let opened = self.key.key.open_in_place_separate_tag(
+            Nonce::assume_unique_for_key(self.nonce),
+            Aad::empty(),
+            aead::Tag::from(self.tag),
+            out,
+            0..,
+        );
+        match opened {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                out.zeroize();
+                Err(Error::internal("a sealed value failed authentication"))
+            }
+        }
+    }
+
+    /// Runs `f` with the plaintext in a buffer that is wiped when `f` returns.
+    pub fn with_plaintext<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
+        let mut buf = Zeroizing::new(vec![0u8; self.len()]);
+        self.open_into(&mut buf)?;
+        Ok(f(&buf))
+    }
+
+    /// Compares the secret with `candidate` in time that depends only on the lengths.
+    pub fn equals(&self, candidate: &[u8]) -> bool {
+        self.with_plaintext(|p| constant_time_eq(p, candidate))
+            .unwrap_or(false)
+    }
+}
+
+impl fmt::Debug for Sealed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sealed(<redacted, {} bytes>)", self.len())
+    }
+}
+
+/// Compares two byte strings without an early exit on the first difference.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+/// A secret input on its way to being sealed: a string wiped on drop, redacted in `Debug`.
+pub struct SecretString(Zeroizing<String>);
+
+impl SecretString {
+    pub fn new(s: String) -> Self {
+        SecretString(Zeroizing::new(s))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    pub fn seal(&self) -> Result<Sealed> {
+        Sealed::seal(self.0.as_bytes())
+    }
+}
+
+impl fmt::Debug for SecretString {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretString(<redacted>)")
+    }
+}
+
+/// Wipes every string in a parsed JSON tree (values and keys).
+pub(crate) fn wipe_json(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(wipe_json),
+        Value::Object(map) => {
+            for (mut k, mut item) in std::mem::take(map) {
+                wipe_json(&mut item);
+                k.zeroize();
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A parsed JSON tree that may hold secrets: every string in it is wiped when it is dropped.
+pub(crate) struct WipedValue(pub serde_json::Value);
+
+impl Drop for WipedValue {
+    fn drop(&mut self) {
+        wipe_json(&mut self.0);
+    }
+}
+
+/// A uniformly distributed number in [0, 1), from the system's secure random generator.
+pub(crate) fn random_fraction() -> f64 {
+    let mut b = [0u8; 8];
+    if SystemRandom::new().fill(&mut b).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_round_trip() {
+        let s = Sealed::seal(b"correct horse battery staple").unwrap();
+        assert_eq!(s.len(), 28);
+        assert_ne!(&s.ciphertext[..], b"correct horse battery staple");
+        let got = s.with_plaintext(|p| p.to_vec()).unwrap();
+        assert_eq!(got, b"correct horse battery staple");
+        assert!(s.equals(b"correct horse battery staple"));
+        assert!(!s.equals(b"correct horse battery stapl"));
+        assert!(!s.equals(b"correct horse battery stapld"));
+    }
+
+    #[test]
+    fn nonces_never_repeat() {
+        let a = Sealed::seal(b"x").unwrap();
+        let b = Sealed::seal(b"x").unwrap();
+        assert_ne!(a.nonce, b.nonce);
+        assert_ne!(
+            (&a.ciphertext, a.tag),
+            (&b.ciphertext, b.tag),
+            "same plaintext must not seal the same way twice"
+        );
+    }
+
+    #[test]
+    fn tampering_is_detected_and_output_wiped() {
+        let mut s = Sealed::seal(b"secret-value").unwrap();
+        s.ciphertext[0] ^= 1;
+        let mut out = [0xAAu8; 12];
+        assert!(s.open_into(&mut out).is_err());
+        assert_eq!(out, [0u8; 12]);
+    }
+
+    #[test]
+    fn debug_is_redacted() {
+        let s = Sealed::seal(b"hunter2hunter2").unwrap();
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("hunter2"));
+        let input = SecretString::new("hunter2hunter2".into());
+        assert!(!format!("{input:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn empty_secret_seals() {
+        let s = Sealed::seal(b"").unwrap();
+        assert!(s.is_empty());
+        assert_eq!(s.with_plaintext(|p| p.len()).unwrap(), 0);
+    }
+}

@@ -1,0 +1,127 @@
+//! Test support: runs the local identity provider (`credvault idp`) as a child process on
+//! loopback and talks to its admin API. Shared by the integration tests and the benchmarks.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, ChildStdin, Command, Stdio};
+
+use serde_json::Value;
+
+/// A running `credvault idp`, killed when dropped (and exiting by itself if we die: its stdin
+/// is a pipe from us and it runs with `--exit-on-stdin-eof`).
+pub struct Idp {
+    child: Child,
+    _stdin: ChildStdin,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    agent: ureq::Agent,
+}
+
+impl Idp {
+    /// Starts an idp with the demo clients on 127.0.0.1.
+    pub fn start() -> Idp {
+        Idp::start_with(&["--demo"])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Idp {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_credvault"))
+            .arg("idp")
+            .arg("--exit-on-stdin-eof")
+            .args(extra)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn credvault idp");
+        let stdin = child.stdin.take().expect("stdin");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read idp banner");
+        let base = line
+            .trim()
+            .strip_prefix("credvault-idp listening on ")
+            .unwrap_or_else(|| panic!("unexpected idp banner: {line:?}"))
+            .to_string();
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        Idp {
+            child,
+            _stdin: stdin,
+            base,
+            agent,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = self.url(path);
+        let resp = match (method, body) {
+            ("GET", _) => self.agent.get(&url).call(),
+            ("DELETE", _) => self.agent.delete(&url).call(),
+            (_, Some(b)) => self
+                .agent
+                .post(&url)
+                .content_type("application/json")
+                .send(b.to_string().as_bytes()),
+            (_, None) => self.agent.post(&url).send_empty(),
+        }
+        .expect("admin request");
+        let status = resp.status().as_u16();
+        let text = resp.into_body().read_to_string().unwrap_or_default();
+        assert!(status < 300, "admin {method} {path} -> {status}: {text}");
+        serde_json::from_str(&text).unwrap_or(Value::Null)
+    }
+
+    /// Registers a client (see the idp's doc for the object).
+    pub fn add_client(&self, client: Value) {
+        self.admin("POST", "/_idp/clients", Some(client));
+    }
+
+    /// Appends a fault rule.
+    pub fn fault(&self, rule: Value) {
+        self.admin("POST", "/_idp/faults", Some(rule));
+    }
+
+    pub fn clear_faults(&self) {
+        self.admin("DELETE", "/_idp/faults", None);
+    }
+
+    pub fn stats(&self) -> Value {
+        self.admin("GET", "/_idp/stats", None)
+    }
+
+    /// Successful token responses so far.
+    pub fn tokens_issued(&self) -> u64 {
+        self.stats()["tokens_issued"]
+            .as_u64()
+            .expect("tokens_issued")
+    }
+
+    /// Requests that reached a token endpoint so far (failed ones included).
+    pub fn token_requests(&self) -> u64 {
+        self.stats()["token_requests"]
+            .as_u64()
+            .expect("token_requests")
+    }
+
+    pub fn reset(&self) {
+        self.admin("POST", "/_idp/reset", None);
+    }
+
+    pub fn last_request(&self) -> Value {
+        self.admin("GET", "/_idp/last_request", None)
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
