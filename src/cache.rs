@@ -269,6 +269,31 @@ impl Cache {
         self.invalidate(Some(generation))
     }
 
+    /// Takes the cache's locks before fork() (see `fork`).
+    pub(crate) fn fork_hold(&self) {
+        crate::fork::hold(&self.flight);
+        crate::fork::hold_write(&self.state);
+    }
+
+    /// Releases them after fork(); in the child, forgets the fetch in flight (its thread is gone).
+    ///
+    /// # Safety
+    /// Only after `fork_hold` on this thread.
+    pub(crate) unsafe fn fork_release(&self, child: bool) {
+        if child {
+            self.running.store(false, Ordering::Release);
+            // SAFETY: the flight lock is held by this thread (fork_hold).
+            let flight = unsafe { &mut *self.flight.data_ptr() };
+            flight.completed = flight.completed.wrapping_add(1);
+            flight.last = None;
+        }
+        // SAFETY: both were taken by fork_hold on this thread.
+        unsafe {
+            crate::fork::release_write(&self.state);
+            crate::fork::release(&self.flight);
+        }
+    }
+
     /// The current token's schedule, for diagnostics: (generation, refresh in, serve for).
     pub fn schedule_info(&self) -> Option<(u64, Duration, Duration)> {
         let state = self.state.read();

@@ -28,6 +28,17 @@ impl Discovery {
         }
     }
 
+    pub(crate) fn fork_hold(&self) {
+        crate::fork::hold(&self.cached);
+    }
+
+    /// # Safety
+    /// Only after `fork_hold` on this thread.
+    pub(crate) unsafe fn fork_release(&self) {
+        // SAFETY: per the contract.
+        unsafe { crate::fork::release(&self.cached) };
+    }
+
     /// The two metadata URLs to try, in order.
     pub fn metadata_urls(issuer: &str) -> [String; 2] {
         let trimmed = issuer.trim_end_matches('/');

@@ -57,7 +57,10 @@ impl From<Error> for Failed {
 
 /// The HTTP side of one provider.
 pub struct Client {
-    agent: ureq::Agent,
+    /// The agent and the fork epoch it was made in: a child of fork() makes its own rather than
+    /// share the parent's pooled connections.
+    agent: parking_lot::Mutex<(u64, ureq::Agent)>,
+    timeout: Duration,
 }
 
 impl std::fmt::Debug for Client {
@@ -70,18 +73,51 @@ const USER_AGENT: &str = concat!("credvault/", env!("CARGO_PKG_VERSION"));
 
 impl Client {
     pub fn new(cfg: &Config) -> Result<Client> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
+        Ok(Client {
+            agent: parking_lot::Mutex::new((
+                crate::fork::epoch(),
+                Client::build_agent(cfg.timeout),
+            )),
+            timeout: cfg.timeout,
+        })
+    }
+
+    fn build_agent(timeout: Duration) -> ureq::Agent {
+        ureq::Agent::config_builder()
             .http_status_as_error(false)
             // Never follow a redirect: it could carry credentials to another origin.
             .max_redirects(0)
             .max_redirects_will_error(false)
             .user_agent(USER_AGENT)
             .accept("application/json")
-            .timeout_global(Some(cfg.timeout))
+            .timeout_global(Some(timeout))
             .max_idle_connections_per_host(4)
             .build()
-            .into();
-        Ok(Client { agent })
+            .into()
+    }
+
+    /// This process's agent.
+    fn agent(&self) -> ureq::Agent {
+        let mut slot = self.agent.lock();
+        let epoch = crate::fork::epoch();
+        if slot.0 != epoch {
+            let parents = std::mem::replace(&mut slot.1, Client::build_agent(self.timeout));
+            // Dropping it could write to connections the parent still uses: leak it instead.
+            std::mem::forget(parents);
+            slot.0 = epoch;
+        }
+        slot.1.clone()
+    }
+
+    pub(crate) fn fork_hold(&self) {
+        crate::fork::hold(&self.agent);
+    }
+
+    /// # Safety
+    /// Only after `fork_hold` on this thread.
+    pub(crate) unsafe fn fork_release(&self) {
+        // SAFETY: per the contract.
+        unsafe { crate::fork::release(&self.agent) };
     }
 
     /// Sends one token request to `url` and parses the answer.
@@ -91,7 +127,7 @@ impl Client {
         url: &str,
         timeout: Duration,
     ) -> Result<Fetched, Failed> {
-        let mut req = self.agent.post(url).header("Accept", "application/json");
+        let mut req = self.agent().post(url).header("Accept", "application/json");
         let mut body: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(256));
         match cfg.auth_method {
             AuthMethod::ClientSecretBasic => {
@@ -135,7 +171,7 @@ impl Client {
     /// GETs a JSON document (discovery metadata). 404 yields `Ok(None)`.
     pub fn get_json(&self, url: &str, timeout: Duration) -> Result<Option<WipedValue>, Failed> {
         let response = self
-            .agent
+            .agent()
             .get(url)
             .header("Accept", "application/json")
             .config()
@@ -377,15 +413,16 @@ fn handle_token_response(
     if status == StatusCode::OK {
         return parse_token(cfg, &bytes, &content_type, requested_at).map_err(Failed::from);
     }
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        // The HTTP status decides retrying; an OAuth error body only adds detail.
+        let mut failed = http_status_failure(status, retry);
+        if let Some(err) = oauth_error(status, &bytes) {
+            failed.error = Error::new(failed.error.status(), err.message().to_string());
+        }
+        return Err(failed);
+    }
     if let Some(err) = oauth_error(status, &bytes) {
-        return Err(Failed {
-            error: err,
-            retry: if status.is_server_error() {
-                retry
-            } else {
-                Retry::Never
-            },
-        });
+        return Err(Failed::from(err));
     }
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
         let detail = apim_message(&bytes)
@@ -417,9 +454,6 @@ fn oauth_error(status: StatusCode, body: &[u8]) -> Option<Error> {
         "invalid_client" | "unauthorized_client" => Status::CredentialsRejected,
         "invalid_scope" => Status::ScopeRejected,
         "slow_down" => Status::RateLimited,
-        "temporarily_unavailable" | "server_error" if status.is_server_error() => {
-            Status::HttpStatus
-        }
         _ => Status::OauthError,
     };
     Some(Error::new(

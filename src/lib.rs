@@ -20,6 +20,7 @@ mod discovery;
 mod endpoint;
 pub mod error;
 pub mod ffi;
+mod fork;
 pub mod provider;
 mod registry;
 pub mod secret;

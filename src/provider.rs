@@ -95,14 +95,15 @@ impl Provider {
             EndpointSource::TokenUrl(_) => None,
         };
         let cache = Cache::new(config.refresh);
-        Ok(Provider {
-            inner: Arc::new(Inner {
-                config,
-                client,
-                discovery,
-                cache,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            config,
+            client,
+            discovery,
+            cache,
+        });
+        let weak: std::sync::Weak<dyn crate::fork::ForkSafe> = Arc::downgrade(&inner) as _;
+        crate::fork::register(weak);
+        Ok(Provider { inner })
     }
 
     /// The validated configuration.
@@ -189,6 +190,27 @@ impl Provider {
     /// remains servable.
     pub fn schedule(&self) -> Option<(u64, Duration, Duration)> {
         self.inner.cache.schedule_info()
+    }
+}
+
+impl crate::fork::ForkSafe for Inner {
+    fn fork_hold(&self) {
+        self.cache.fork_hold();
+        if let Some(d) = &self.discovery {
+            d.fork_hold();
+        }
+        self.client.fork_hold();
+    }
+
+    unsafe fn fork_release(&self, child: bool) {
+        // SAFETY: fork_hold ran on this thread (the contract passed through).
+        unsafe {
+            self.client.fork_release();
+            if let Some(d) = &self.discovery {
+                d.fork_release();
+            }
+            self.cache.fork_release(child);
+        }
     }
 }
 

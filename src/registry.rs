@@ -84,6 +84,20 @@ pub fn remove(handle: u64) -> Option<Provider> {
     provider
 }
 
+/// Takes the registry lock before fork() (see `fork`).
+pub(crate) fn fork_hold() {
+    crate::fork::hold_write(&REGISTRY);
+}
+
+/// Releases it after fork().
+///
+/// # Safety
+/// Only after `fork_hold` on this thread.
+pub(crate) unsafe fn fork_release() {
+    // SAFETY: per the contract.
+    unsafe { crate::fork::release_write(&REGISTRY) };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

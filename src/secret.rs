@@ -78,6 +78,20 @@ fn sealing_key() -> Result<Arc<ProcessKey>> {
     }
 }
 
+/// Takes the key slot's lock before fork() (see `fork`).
+pub(crate) fn fork_hold() {
+    crate::fork::hold(&CURRENT_KEY);
+}
+
+/// Releases it after fork(). The child makes its own key on its first seal (pid check).
+///
+/// # Safety
+/// Only after `fork_hold` on this thread.
+pub(crate) unsafe fn fork_release() {
+    // SAFETY: per the contract.
+    unsafe { crate::fork::release(&CURRENT_KEY) };
+}
+
 /// A secret held as AES-256-GCM ciphertext. `Debug` prints a redaction.
 pub struct Sealed {
     key: Arc<ProcessKey>,

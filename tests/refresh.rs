@@ -1,0 +1,272 @@
+//! Refresh ahead of expiry, single flight, static stability, retries, cool-down and coalesced
+//! invalidation, against the local identity provider.
+
+mod common;
+
+use std::ffi::CStr;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::Idp;
+use credvault::{ffi, Provider, Status};
+use serde_json::{json, Value};
+
+const SECRET: &str = "short-lived-secret";
+
+/// An `oauth` client whose tokens live `lifetime_s` seconds, and a provider config for it.
+fn short_lived(idp: &Idp, id: &str, lifetime_s: u64, extra: Value) -> Value {
+    idp.add_client(json!({"dialect": "oauth", "client_id": id, "client_secret": SECRET, "lifetime_s": lifetime_s}));
+    let mut cfg = json!({"token_url": idp.url("/oauth/token"), "client_id": id, "client_secret": SECRET,
+        "refresh_ratio": 0.5, "refresh_jitter": 0.0});
+    for (k, v) in extra.as_object().unwrap() {
+        cfg[k] = v.clone();
+    }
+    cfg
+}
+
+fn sleep_until(t: Instant) {
+    thread::sleep(t.saturating_duration_since(Instant::now()));
+}
+
+#[test]
+fn stampede_on_empty_cache_makes_one_request() {
+    let idp = Idp::start();
+    let p = Provider::new(&short_lived(&idp, "stampede", 3600, json!({})).to_string()).unwrap();
+    // Slow the endpoint so every thread arrives while the one fetch is in flight.
+    idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 300}));
+    let barrier = Arc::new(Barrier::new(64));
+    let handles: Vec<_> = (0..64)
+        .map(|_| {
+            let (p, b) = (p.clone(), barrier.clone());
+            thread::spawn(move || {
+                b.wait();
+                p.token().unwrap().secret().to_string()
+            })
+        })
+        .collect();
+    let tokens: Vec<String> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    assert!(
+        tokens.iter().all(|t| *t == tokens[0]),
+        "every thread got the same token"
+    );
+    assert_eq!(idp.token_requests(), 1, "64 threads, one token request");
+}
+
+#[test]
+fn past_the_refresh_point_callers_get_the_old_token_without_waiting() {
+    let idp = Idp::start();
+    // 4 s tokens: refresh point at 2 s, served until 3.6 s (margin capped at a tenth).
+    let p = Provider::new(&short_lived(&idp, "boundary", 4, json!({})).to_string()).unwrap();
+    let start = Instant::now();
+    let t1 = p.token().unwrap().secret().to_string();
+    idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 2000}));
+    sleep_until(start + Duration::from_millis(2100));
+    // The first call past the refresh point starts the background refresh, which takes 2 s.
+    // Had it waited, it would have returned the new token, after 4.1 s.
+    let mut calls = 0;
+    while start.elapsed() < Duration::from_millis(3300) {
+        assert!(
+            p.token().unwrap().secret() == t1,
+            "old token served during the refresh"
+        );
+        calls += 1;
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert!(calls > 10);
+    assert_eq!(
+        idp.token_requests(),
+        2,
+        "exactly one background refresh for all those calls"
+    );
+    // Past the serving limit, callers join the refresh in flight instead of starting another.
+    sleep_until(start + Duration::from_millis(3700));
+    let t2 = p.token().unwrap().secret().to_string();
+    assert!(t2 != t1, "the refreshed token");
+    assert_eq!(idp.token_requests(), 2);
+    assert!(p.token().unwrap().secret() == t2, "now cached");
+}
+
+#[test]
+fn static_stability_no_call_fails_while_the_token_is_valid() {
+    let idp = Idp::start();
+    let cfg = short_lived(
+        &idp,
+        "stable",
+        4,
+        json!({"deadline_ms": 800, "cooldown_ms": 0}),
+    );
+    let p = Provider::new(&cfg.to_string()).unwrap();
+    let start = Instant::now();
+    let t1 = p.token().unwrap().secret().to_string();
+    // The endpoint fails for the whole refresh window.
+    idp.fault(json!({"path": "/oauth/token", "status": 503, "count": 0}));
+    let mut calls = 0;
+    while start.elapsed() < Duration::from_millis(3400) {
+        let t = p.token().expect("no call fails while a valid token exists");
+        assert!(t.secret() == t1, "the cached token");
+        calls += 1;
+        thread::sleep(Duration::from_millis(10));
+    }
+    assert!(calls > 100);
+    assert!(
+        idp.token_requests() >= 2,
+        "refresh was attempted (and retried)"
+    );
+    // Once nothing servable is left, the failure is reported.
+    sleep_until(start + Duration::from_millis(3700));
+    let e = p.token().unwrap_err();
+    assert_eq!(e.status(), Status::HttpStatus, "{e}");
+    // And when the endpoint recovers, the next call fetches.
+    idp.clear_faults();
+    assert!(p.token().unwrap().secret() != t1, "a new token");
+}
+
+#[test]
+fn retry_after_is_honoured() {
+    let idp = Idp::start();
+    let p = Provider::new(&short_lived(&idp, "retry-after", 3600, json!({})).to_string()).unwrap();
+    idp.fault(json!({"path": "/oauth/token", "status": 503, "retry_after": "1"}));
+    let started = Instant::now();
+    p.token().unwrap();
+    assert!(
+        started.elapsed() >= Duration::from_millis(950),
+        "waited for Retry-After"
+    );
+    assert_eq!(idp.token_requests(), 2);
+
+    // A Retry-After beyond the deadline: give up at once with a rate-limit status.
+    let q = Provider::new(
+        &short_lived(&idp, "retry-after-2", 3600, json!({"deadline_ms": 2000})).to_string(),
+    )
+    .unwrap();
+    idp.reset();
+    idp.fault(json!({"path": "/oauth/token", "status": 429, "retry_after": "30"}));
+    let e = q.token().unwrap_err();
+    assert_eq!(e.status(), Status::RateLimited, "{e}");
+    assert!(e.message().contains("Retry-After"), "{e}");
+    assert_eq!(idp.token_requests(), 1);
+
+    // An HTTP date works too.
+    let r =
+        Provider::new(&short_lived(&idp, "retry-after-3", 3600, json!({})).to_string()).unwrap();
+    idp.reset();
+    idp.fault(json!({"path": "/oauth/token", "status": 503, "retry_after": "Sun, 06 Nov 1994 08:49:37 GMT"}));
+    r.token().unwrap();
+    assert_eq!(idp.token_requests(), 2);
+}
+
+#[test]
+fn server_errors_and_dropped_connections_are_retried() {
+    let idp = Idp::start();
+    let p = Provider::new(&short_lived(&idp, "retry-5xx", 3600, json!({})).to_string()).unwrap();
+    idp.fault(json!({"path": "/oauth/token", "status": 500, "count": 2}));
+    idp.fault(json!({"path": "/oauth/token", "kind": "close"}));
+    p.token().unwrap();
+    assert_eq!(idp.token_requests(), 4);
+    assert_eq!(idp.tokens_issued(), 1);
+}
+
+#[test]
+fn rejected_credentials_are_not_retried_and_cool_down() {
+    let idp = Idp::start();
+    let cfg = json!({"token_url": idp.url("/oauth/token"), "client_id": "demo-oauth-client",
+        "client_secret": "not-the-secret", "cooldown_ms": 60000});
+    let p = Provider::new(&cfg.to_string()).unwrap();
+    let e = p.token().unwrap_err();
+    assert_eq!(e.status(), Status::CredentialsRejected);
+    assert_eq!(idp.token_requests(), 1, "invalid_client is not retried");
+    // During the cool-down the same error comes back at once, without a request.
+    for _ in 0..20 {
+        let again = p.token().unwrap_err();
+        assert_eq!(again.status(), Status::CredentialsRejected);
+        assert!(again.message().contains("cooling down"), "{again}");
+    }
+    assert_eq!(idp.token_requests(), 1);
+    // Invalidation ends the cool-down early.
+    p.invalidate();
+    assert_eq!(p.token().unwrap_err().status(), Status::CredentialsRejected);
+    assert_eq!(idp.token_requests(), 2);
+}
+
+/// The C ABI from Rust: a token string, freed.
+fn c_token(h: u64) -> String {
+    let ptr = ffi::vault_get_token(h);
+    assert!(!ptr.is_null(), "vault_get_token failed");
+    // SAFETY: a NUL-terminated string from vault_get_token, freed right after.
+    let s = unsafe { CStr::from_ptr(ptr) }.to_str().unwrap().to_string();
+    unsafe { ffi::vault_token_free(ptr) };
+    s
+}
+
+#[test]
+fn many_threads_invalidating_the_same_token_cause_one_fetch() {
+    let idp = Idp::start();
+    let cfg =
+        std::ffi::CString::new(short_lived(&idp, "coalesce", 3600, json!({})).to_string()).unwrap();
+    // SAFETY: a valid NUL-terminated string.
+    let h = unsafe { ffi::vault_provider_new(cfg.as_ptr()) };
+    assert_ne!(h, 0);
+    let t1 = c_token(h);
+    let barrier = Arc::new(Barrier::new(16));
+    let handles: Vec<_> = (0..16)
+        .map(|_| {
+            let b = barrier.clone();
+            thread::spawn(move || {
+                let mine = c_token(h); // the token this thread "used" and got a 401 with
+                b.wait();
+                assert_eq!(ffi::vault_invalidate(h), 0);
+                b.wait();
+                let fresh = c_token(h);
+                (mine, fresh, c_token(h))
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|j| j.join().unwrap()).collect();
+    let t2 = &results[0].1;
+    assert!(*t2 != t1, "a new token after invalidation");
+    for (mine, fresh, after) in &results {
+        assert!(*mine == t1, "every thread first had the first token");
+        assert!(fresh == t2, "all threads share the one new token");
+        assert!(after == t2, "and keep it");
+    }
+    assert_eq!(
+        idp.tokens_issued(),
+        2,
+        "one fetch for sixteen invalidations"
+    );
+    // This thread last received the first token: its invalidation comes too late and drops
+    // nothing (the token it saw fail was already replaced).
+    assert_eq!(ffi::vault_invalidate(h), 0);
+    assert!(c_token(h) == *t2, "the replacement stays");
+    assert_eq!(idp.tokens_issued(), 2);
+    // Invalidating by value: a token that was already replaced fetches nothing.
+    let old = std::ffi::CString::new(t1).unwrap();
+    // SAFETY: valid strings; NULL error buffer.
+    let st = unsafe { ffi::vault_invalidate_token(h, old.as_ptr(), std::ptr::null_mut(), 0) };
+    assert_eq!(st, Status::Ok);
+    assert!(c_token(h) == *t2, "replaced token left alone");
+    assert_eq!(idp.tokens_issued(), 2);
+    let cur = std::ffi::CString::new(t2.clone()).unwrap();
+    // SAFETY: as above.
+    unsafe { ffi::vault_invalidate_token(h, cur.as_ptr(), std::ptr::null_mut(), 0) };
+    assert!(c_token(h) != *t2, "current token dropped");
+    assert_eq!(idp.tokens_issued(), 3);
+    assert_eq!(ffi::vault_provider_free(h), 0);
+}
+
+#[test]
+fn discovery_is_cached_and_survives_a_metadata_outage() {
+    let idp = Idp::start();
+    let cfg = json!({"issuer": idp.url("/apiture/oidc/"), "client_id": "demo-apiture-client",
+        "client_secret": "demo-apiture-secret", "discovery_ttl_s": 1, "basic_encoding": "plain"});
+    let p = Provider::new(&cfg.to_string()).unwrap();
+    p.token().unwrap();
+    assert_eq!(idp.stats()["discovery_requests"], 1);
+    // After the metadata's time to live, a failing lookup falls back to the known endpoint.
+    thread::sleep(Duration::from_millis(1100));
+    idp.fault(json!({"path": "/apiture/oidc/.well-known/openid-configuration", "status": 500, "count": 0}));
+    p.invalidate();
+    p.token().expect("last good endpoint used");
+    assert_eq!(idp.tokens_issued(), 2);
+}
