@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Every test credvault has, in every language it has: the README's test command.
+# Needs only what a fresh machine has (Rust, a C compiler, valgrind); installs nothing else.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
+
+step "the generated C header matches the build"
+cargo build --release --lib
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  if ! git diff --exit-code -- include/credvault.h; then
+    echo "include/credvault.h differs from what the build generates: commit the regenerated header" >&2
+    exit 1
+  fi
+fi
+
+step "Rust unit and integration tests"
+cargo test -- --test-threads=4
+cargo build --release --benches
+
+step "C tests: shared and static library, valgrind memcheck"
+bash tests/c/run.sh
+
+step "demo end to end"
+cargo run --release --quiet --bin credvault -- demo >/dev/null
+echo "demo ok"
