@@ -119,6 +119,11 @@ vault_status vault_last_status(void);
 // The name of a status code (`"VAULT_STATUS_TIMEOUT"`), or `"VAULT_STATUS_UNKNOWN"`. Static.
 const char *vault_status_name(int32_t status);
 
+// Whether the sealing key sits in memory locked against swapping: 1 yes, 0 no (the
+// `RLIMIT_MEMLOCK` limit refused; the key page is still excluded from core dumps), -1 no key
+// yet (nothing sealed so far).
+int32_t vault_key_memory_locked(void);
+
 // The library version, e.g. `"0.1.0"`. Static.
 const char *vault_version(void);
 

@@ -1,5 +1,5 @@
 //! The token endpoint client: one token request per call, per auth method, over a blocking ureq
-//! agent with connection reuse; response parsing; RFC 6749 error mapping; size and time limits;
+//! agent (connections reused within a fetch); response parsing; RFC 6749 error mapping; size and time limits;
 //! retries with backoff inside an overall deadline.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -57,9 +57,12 @@ impl From<Error> for Failed {
 
 /// The HTTP side of one provider.
 pub struct Client {
-    /// The agent and the fork epoch it was made in: a child of fork() makes its own rather than
-    /// share the parent's pooled connections.
-    agent: parking_lot::Mutex<(u64, ureq::Agent)>,
+    /// The agent of the fetch under way and the fork epoch it was made in. Connections are
+    /// reused within one fetch (discovery, retries) and closed after it: a pooled connection would
+    /// keep the last response, token included, in ureq's and rustls' buffers for as long as it
+    /// idles, and a token endpoint is called once per token lifetime anyway. A child of fork()
+    /// never touches its parent's agent.
+    agent: parking_lot::Mutex<(u64, Option<ureq::Agent>)>,
     timeout: Duration,
 }
 
@@ -74,10 +77,7 @@ const USER_AGENT: &str = concat!("credvault/", env!("CARGO_PKG_VERSION"));
 impl Client {
     pub fn new(cfg: &Config) -> Result<Client> {
         Ok(Client {
-            agent: parking_lot::Mutex::new((
-                crate::fork::epoch(),
-                Client::build_agent(cfg.timeout),
-            )),
+            agent: parking_lot::Mutex::new((crate::fork::epoch(), None)),
             timeout: cfg.timeout,
         })
     }
@@ -96,17 +96,26 @@ impl Client {
             .into()
     }
 
-    /// This process's agent.
+    /// The agent of this fetch (made on first use in this process).
     fn agent(&self) -> ureq::Agent {
         let mut slot = self.agent.lock();
         let epoch = crate::fork::epoch();
         if slot.0 != epoch {
-            let parents = std::mem::replace(&mut slot.1, Client::build_agent(self.timeout));
-            // Dropping it could write to connections the parent still uses: leak it instead.
-            std::mem::forget(parents);
+            // Dropping the parent's agent could write to connections the parent still uses.
+            std::mem::forget(slot.1.take());
             slot.0 = epoch;
         }
-        slot.1.clone()
+        slot.1
+            .get_or_insert_with(|| Client::build_agent(self.timeout))
+            .clone()
+    }
+
+    /// Ends a fetch: closes its connections; their buffers are wiped as they are freed.
+    pub fn end_fetch(&self) {
+        let mut slot = self.agent.lock();
+        if slot.0 == crate::fork::epoch() {
+            slot.1 = None;
+        }
     }
 
     pub(crate) fn fork_hold(&self) {

@@ -447,6 +447,18 @@ pub extern "C" fn vault_status_name(status: i32) -> *const c_char {
     })
 }
 
+/// Whether the sealing key sits in memory locked against swapping: 1 yes, 0 no (the
+/// `RLIMIT_MEMLOCK` limit refused; the key page is still excluded from core dumps), -1 no key
+/// yet (nothing sealed so far).
+#[no_mangle]
+pub extern "C" fn vault_key_memory_locked() -> i32 {
+    guard(-1, || match crate::secret::key_memory_locked() {
+        Some(true) => 1,
+        Some(false) => 0,
+        None => -1,
+    })
+}
+
 /// The library version, e.g. `"0.1.0"`. Static.
 #[no_mangle]
 pub extern "C" fn vault_version() -> *const c_char {

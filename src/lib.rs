@@ -14,6 +14,7 @@
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
+pub mod alloc;
 mod cache;
 pub mod config;
 mod discovery;
@@ -21,6 +22,7 @@ mod endpoint;
 pub mod error;
 pub mod ffi;
 mod fork;
+mod memlock;
 pub mod provider;
 mod registry;
 pub mod secret;
@@ -28,6 +30,11 @@ pub mod secret;
 pub use config::Config;
 pub use error::{Error, Result, Status};
 pub use provider::{Provider, Token};
+
+/// Every block the library frees is wiped first (see [`alloc`]).
+#[cfg(feature = "zeroizing-allocator")]
+#[global_allocator]
+static ALLOCATOR: alloc::ZeroizingAlloc = alloc::ZeroizingAlloc(std::alloc::System);
 
 /// The library version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

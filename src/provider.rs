@@ -217,6 +217,12 @@ impl crate::fork::ForkSafe for Inner {
 impl Inner {
     /// One fetch with retries inside the deadline: discover the endpoint if needed, request.
     fn fetch(&self, deadline: Instant) -> Result<Fetched> {
+        let result = self.fetch_once(deadline);
+        self.client.end_fetch();
+        result
+    }
+
+    fn fetch_once(&self, deadline: Instant) -> Result<Fetched> {
         with_retries(deadline, |remaining| {
             let timeout = remaining.min(self.config.timeout);
             let url = match (&self.discovery, &self.config.endpoint) {

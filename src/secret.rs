@@ -60,10 +60,20 @@ impl ProcessKey {
     }
 }
 
-static CURRENT_KEY: Mutex<Option<Arc<ProcessKey>>> = Mutex::new(None);
+/// The key in its locked, non-dumpable page.
+type KeyBox = crate::memlock::LockedBox<ProcessKey>;
+
+static CURRENT_KEY: Mutex<Option<Arc<KeyBox>>> = Mutex::new(None);
+
+/// Whether the current sealing key sits in memory locked against swapping: `Some(false)` when
+/// `RLIMIT_MEMLOCK` refused (the key is still excluded from core dumps), `None` before the first
+/// seal.
+pub fn key_memory_locked() -> Option<bool> {
+    CURRENT_KEY.lock().as_ref().map(|k| k.is_locked())
+}
 
 /// The key that seals in this process, made on first use and again after a fork.
-fn sealing_key() -> Result<Arc<ProcessKey>> {
+fn sealing_key() -> Result<Arc<KeyBox>> {
     let mut slot = CURRENT_KEY.lock();
     let pid = std::process::id();
     match slot.as_ref() {
@@ -71,7 +81,10 @@ fn sealing_key() -> Result<Arc<ProcessKey>> {
             Ok(key.clone())
         }
         _ => {
-            let key = Arc::new(ProcessKey::generate()?);
+            let key = Arc::new(
+                KeyBox::new(ProcessKey::generate()?)
+                    .ok_or_else(|| Error::internal("could not map a page for the sealing key"))?,
+            );
             *slot = Some(key.clone());
             Ok(key)
         }
@@ -94,7 +107,7 @@ pub(crate) unsafe fn fork_release() {
 
 /// A secret held as AES-256-GCM ciphertext. `Debug` prints a redaction.
 pub struct Sealed {
-    key: Arc<ProcessKey>,
+    key: Arc<KeyBox>,
     nonce: [u8; NONCE_LEN],
     tag: [u8; TAG_LEN],
     ciphertext: Box<[u8]>,
@@ -113,7 +126,7 @@ impl Sealed {
     }
 
     /// Seals `buf` in place: on success it holds ciphertext, on failure it is wiped.
-    fn seal_in_place(buf: &mut [u8]) -> Result<(Arc<ProcessKey>, [u8; NONCE_LEN], [u8; TAG_LEN])> {
+    fn seal_in_place(buf: &mut [u8]) -> Result<(Arc<KeyBox>, [u8; NONCE_LEN], [u8; TAG_LEN])> {
         let sealed = (|| {
             let mut key = sealing_key()?;
             let nonce = match key.next_nonce() {
@@ -173,7 +186,8 @@ impl Sealed {
 
     /// Runs `f` with the plaintext in a buffer that is wiped when `f` returns.
     pub fn with_plaintext<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
-        let mut buf = Zeroizing::new(vec![0u8; self.len()]);
+        let mut buf = crate::memlock::LockedBuf::new(self.len())
+            .ok_or_else(|| Error::internal("could not map a page for plaintext"))?;
         self.open_into(&mut buf)?;
         Ok(f(&buf))
     }

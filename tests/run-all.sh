@@ -22,6 +22,7 @@ fi
 step "Rust unit and integration tests"
 cargo test -- --test-threads=4
 cargo build --release --benches
+cargo test --no-default-features --test alloc_check
 
 step "C tests: shared and static library, valgrind memcheck"
 bash tests/c/run.sh

@@ -1,0 +1,166 @@
+//! Pages for the most sensitive bytes: the sealing key and plaintext in use.
+//!
+//! A [`LockedBox`] holds one value in its own anonymous mapping that is `mlock`ed (so it never
+//! reaches swap; best effort: `RLIMIT_MEMLOCK` may refuse, which [`LockedBox::is_locked`]
+//! reports) and marked `MADV_DONTDUMP` (so it never reaches a core dump). It is wiped and
+//! unmapped when dropped.
+
+use std::ptr::NonNull;
+
+/// One value in a locked, non-dumpable mapping of its own.
+pub struct LockedBox<T> {
+    ptr: NonNull<T>,
+    len: usize,
+    locked: bool,
+}
+
+// SAFETY: LockedBox owns its T exclusively, like Box<T>.
+unsafe impl<T: Send> Send for LockedBox<T> {}
+// SAFETY: shared access only hands out &T, like Box<T>.
+unsafe impl<T: Sync> Sync for LockedBox<T> {}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as usize
+    } else {
+        4096
+    }
+}
+
+/// Maps `size` bytes (rounded up to pages), locked and excluded from core dumps.
+/// Returns the mapping, its length, and whether `mlock` succeeded.
+fn map_locked(size: usize) -> Option<(NonNull<u8>, usize, bool)> {
+    let page = page_size();
+    let len = size.max(1).div_ceil(page) * page;
+    // SAFETY: an anonymous private mapping; the result is checked.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    // SAFETY: p..p+len is the mapping just made.
+    let locked = unsafe {
+        libc::madvise(p, len, libc::MADV_DONTDUMP);
+        libc::mlock(p, len) == 0
+    };
+    NonNull::new(p as *mut u8).map(|p| (p, len, locked))
+}
+
+/// Wipes and unmaps a mapping made by `map_locked`.
+///
+/// # Safety
+/// `p`/`len` must be a live mapping from `map_locked`, not used afterwards.
+unsafe fn unmap(p: NonNull<u8>, len: usize, locked: bool) {
+    // SAFETY: per the contract.
+    unsafe {
+        std::ptr::write_bytes(p.as_ptr(), 0, len);
+        std::hint::black_box(p);
+        if locked {
+            libc::munlock(p.as_ptr() as *const libc::c_void, len);
+        }
+        libc::munmap(p.as_ptr() as *mut libc::c_void, len);
+    }
+}
+
+impl<T> LockedBox<T> {
+    /// Moves `value` into a locked mapping. `None` if no mapping could be made.
+    pub fn new(value: T) -> Option<LockedBox<T>> {
+        const { assert!(std::mem::align_of::<T>() <= 4096) };
+        let (p, len, locked) = map_locked(std::mem::size_of::<T>())?;
+        let ptr = p.cast::<T>();
+        // SAFETY: the mapping is page-aligned, large enough and exclusively ours.
+        unsafe { ptr.as_ptr().write(value) };
+        Some(LockedBox { ptr, len, locked })
+    }
+
+    /// Whether the mapping is locked in RAM (false when `RLIMIT_MEMLOCK` refused).
+    pub fn is_locked(&self) -> bool {
+        self.locked
+    }
+}
+
+impl<T> std::ops::Deref for LockedBox<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: ptr holds an initialised T for the box's lifetime.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl<T> Drop for LockedBox<T> {
+    fn drop(&mut self) {
+        // SAFETY: the T is initialised and dropped once; the mapping is ours.
+        unsafe {
+            std::ptr::drop_in_place(self.ptr.as_ptr());
+            unmap(self.ptr.cast(), self.len, self.locked);
+        }
+    }
+}
+
+/// A byte buffer in a locked mapping, for plaintext while it is in use. Wiped when dropped.
+pub struct LockedBuf {
+    ptr: NonNull<u8>,
+    len: usize,
+    map_len: usize,
+    locked: bool,
+}
+
+impl LockedBuf {
+    /// A zeroed buffer of `len` bytes. `None` if no mapping could be made.
+    pub fn new(len: usize) -> Option<LockedBuf> {
+        let (ptr, map_len, locked) = map_locked(len)?;
+        Some(LockedBuf {
+            ptr,
+            len,
+            map_len,
+            locked,
+        })
+    }
+}
+
+impl std::ops::Deref for LockedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: len <= map_len bytes of a live mapping (zero-filled on creation).
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl std::ops::DerefMut for LockedBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as above, exclusively borrowed.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for LockedBuf {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is ours and not used after this.
+        unsafe { unmap(self.ptr, self.map_len, self.locked) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locked_box_round_trip() {
+        let b = LockedBox::new([7u64; 8]).unwrap();
+        assert_eq!(b[3], 7);
+        let mut buf = LockedBuf::new(100).unwrap();
+        assert!(buf.iter().all(|&x| x == 0));
+        buf[99] = 1;
+        assert_eq!(buf.len(), 100);
+    }
+}
