@@ -226,6 +226,42 @@ pub fn preset_names() -> impl Iterator<Item = &'static str> {
     PRESETS.iter().map(|p| p.name)
 }
 
+/// Where requests go through.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProxySetting {
+    /// `HTTPS_PROXY`/`HTTP_PROXY`/`ALL_PROXY` and `NO_PROXY` from the environment (the default).
+    FromEnv,
+    /// No proxy, whatever the environment says (`"proxy": "none"`).
+    Off,
+    /// This CONNECT proxy, bypassed for the `no_proxy` entries.
+    Url { url: String, no_proxy: Vec<String> },
+}
+
+/// TLS and proxy settings.
+pub struct Transport {
+    /// Extra trust anchors from `ca_file` (DER).
+    pub ca_certs: Vec<ureq::tls::Certificate<'static>>,
+    /// Trust only `ca_file`, not the bundled web PKI roots.
+    pub ca_only: bool,
+    /// Client certificate chain and key for mutual TLS (RFC 8705).
+    pub client_cert: Option<ureq::tls::ClientCert>,
+    pub proxy: ProxySetting,
+}
+
+impl std::fmt::Debug for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transport")
+            .field("ca_certs", &self.ca_certs.len())
+            .field("ca_only", &self.ca_only)
+            .field(
+                "client_cert",
+                &self.client_cert.as_ref().map(|_| "<certificate and key>"),
+            )
+            .field("proxy", &self.proxy)
+            .finish()
+    }
+}
+
 /// A validated provider configuration. Secrets are sealed; `Debug` shows none of them.
 #[derive(Debug)]
 pub struct Config {
@@ -241,6 +277,7 @@ pub struct Config {
     /// Timeout of one HTTP request.
     pub timeout: Duration,
     pub refresh: RefreshPolicy,
+    pub transport: Transport,
 }
 
 /// Every key the JSON object may have.
@@ -262,6 +299,12 @@ const KEYS: &[&str] = &[
     "default_lifetime_s",
     "cooldown_ms",
     "discovery_ttl_s",
+    "ca_file",
+    "ca_only",
+    "client_cert_file",
+    "client_key_file",
+    "proxy",
+    "no_proxy",
 ];
 
 /// Headers the library sets itself, which `headers` may not override.
@@ -414,6 +457,7 @@ impl Config {
         if let Some(p) = preset {
             check_rules(p, &client_id, &client_secret, &headers)?;
         }
+        let transport = read_transport(obj)?;
 
         let client_secret = client_secret.seal()?;
         let headers = headers
@@ -432,8 +476,121 @@ impl Config {
             headers,
             timeout,
             refresh,
+            transport,
         })
     }
+}
+
+fn opt_bool(obj: &Map<String, Value>, key: &str) -> Result<Option<bool>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(type_error(key, "true or false")),
+    }
+}
+
+/// Reads a PEM file named by `key`; the bytes are wiped when dropped (a key file is a secret).
+fn read_pem(key: &str, path: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    if path.is_empty() || path.contains('\0') {
+        return Err(Error::config(format!("{key}: must be a file path")));
+    }
+    let meta = std::fs::metadata(path)
+        .map_err(|e| Error::config(format!("{key}: cannot read {path}: {}", e.kind())))?;
+    if meta.len() > 1 << 20 {
+        return Err(Error::config(format!("{key}: {path} is larger than 1 MiB")));
+    }
+    std::fs::read(path)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|e| Error::config(format!("{key}: cannot read {path}: {}", e.kind())))
+}
+
+fn pem_certs(key: &str, path: &str) -> Result<Vec<ureq::tls::Certificate<'static>>> {
+    let pem = read_pem(key, path)?;
+    let mut certs = Vec::new();
+    for item in ureq::tls::parse_pem(&pem) {
+        match item {
+            Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
+            Ok(_) => {}
+            Err(_) => return Err(Error::config(format!("{key}: {path} is not valid PEM"))),
+        }
+    }
+    if certs.is_empty() {
+        return Err(Error::config(format!("{key}: {path} holds no certificate")));
+    }
+    Ok(certs)
+}
+
+fn read_transport(obj: &mut Map<String, Value>) -> Result<Transport> {
+    let ca_certs = match opt_str(obj, "ca_file")? {
+        Some(path) => pem_certs("ca_file", &path)?,
+        None => Vec::new(),
+    };
+    let ca_only = opt_bool(obj, "ca_only")?.unwrap_or(false);
+    if ca_only && ca_certs.is_empty() {
+        return Err(Error::config("ca_only: requires ca_file"));
+    }
+    let client_cert = match (
+        opt_str(obj, "client_cert_file")?,
+        opt_str(obj, "client_key_file")?,
+    ) {
+        (None, None) => None,
+        (Some(cert), Some(key)) => {
+            let chain = pem_certs("client_cert_file", &cert)?;
+            let pem = read_pem("client_key_file", &key)?;
+            let key = ureq::tls::PrivateKey::from_pem(&pem).map_err(|_| {
+                Error::config(format!("client_key_file: {key} holds no PEM private key"))
+            })?;
+            Some(ureq::tls::ClientCert::new_with_certs(&chain, key))
+        }
+        _ => {
+            return Err(Error::config(
+                "client_cert_file and client_key_file: give both or neither",
+            ))
+        }
+    };
+    let no_proxy: Vec<String> = match opt_str(obj, "no_proxy")? {
+        Some(list) => list
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        None => Vec::new(),
+    };
+    let proxy = match opt_str(obj, "proxy")?.as_deref() {
+        None | Some("") => {
+            if !no_proxy.is_empty() {
+                return Err(Error::config("no_proxy: requires proxy (the environment's NO_PROXY applies to the environment's proxy)"));
+            }
+            ProxySetting::FromEnv
+        }
+        Some("none") => ProxySetting::Off,
+        Some(url) => {
+            let uri: ureq::http::Uri = url.parse().map_err(|_| {
+                Error::config("proxy: not a valid URL (http://host:port or \"none\")")
+            })?;
+            if !matches!(uri.scheme_str(), Some("http") | Some("https")) || uri.host().is_none() {
+                return Err(Error::config(
+                    "proxy: must be http://host:port or https://host:port",
+                ));
+            }
+            if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+                return Err(Error::config(
+                    "proxy: credentials in the proxy URL are not supported",
+                ));
+            }
+            ProxySetting::Url {
+                url: url.to_string(),
+                no_proxy,
+            }
+        }
+    };
+    Ok(Transport {
+        ca_certs,
+        ca_only,
+        client_cert,
+        proxy,
+    })
 }
 
 fn type_error(key: &str, expected: &str) -> Error {

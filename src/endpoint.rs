@@ -10,7 +10,7 @@ use ureq::http::{Response, StatusCode};
 use ureq::Body;
 use zeroize::Zeroizing;
 
-use crate::config::{AuthMethod, BasicEncoding, Config};
+use crate::config::{AuthMethod, BasicEncoding, Config, ProxySetting};
 use crate::error::{Error, Result, Status};
 use crate::secret::{random_fraction, Sealed, WipedValue};
 
@@ -64,6 +64,8 @@ pub struct Client {
     /// never touches its parent's agent.
     agent: parking_lot::Mutex<(u64, Option<ureq::Agent>)>,
     timeout: Duration,
+    tls: ureq::tls::TlsConfig,
+    proxy: Option<ureq::Proxy>,
 }
 
 impl std::fmt::Debug for Client {
@@ -76,13 +78,58 @@ const USER_AGENT: &str = concat!("credvault/", env!("CARGO_PKG_VERSION"));
 
 impl Client {
     pub fn new(cfg: &Config) -> Result<Client> {
+        let t = &cfg.transport;
+        let mut roots = t.ca_certs.clone();
+        if !t.ca_only {
+            roots.extend(
+                webpki_root_certs::TLS_SERVER_ROOT_CERTS
+                    .iter()
+                    .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned()),
+            );
+        }
+        let root_certs = if t.ca_certs.is_empty() {
+            ureq::tls::RootCerts::WebPki
+        } else {
+            ureq::tls::RootCerts::new_with_certs(&roots)
+        };
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(root_certs)
+            .client_cert(t.client_cert.clone())
+            .build();
+        let proxy = match &t.proxy {
+            ProxySetting::FromEnv => ureq::Proxy::try_from_env(),
+            ProxySetting::Off => None,
+            ProxySetting::Url { url, no_proxy } => {
+                let uri: ureq::http::Uri = url
+                    .parse()
+                    .map_err(|_| Error::config("proxy: not a valid URL"))?;
+                let protocol = if uri.scheme_str() == Some("https") {
+                    ureq::ProxyProtocol::Https
+                } else {
+                    ureq::ProxyProtocol::Http
+                };
+                let mut b = ureq::Proxy::builder(protocol).host(uri.host().unwrap_or_default());
+                if let Some(port) = uri.port_u16() {
+                    b = b.port(port);
+                }
+                for entry in no_proxy {
+                    b = b.no_proxy(entry);
+                }
+                Some(
+                    b.build()
+                        .map_err(|_| Error::config("proxy: not a valid proxy"))?,
+                )
+            }
+        };
         Ok(Client {
             agent: parking_lot::Mutex::new((crate::fork::epoch(), None)),
             timeout: cfg.timeout,
+            tls,
+            proxy,
         })
     }
 
-    fn build_agent(timeout: Duration) -> ureq::Agent {
+    fn build_agent(&self) -> ureq::Agent {
         ureq::Agent::config_builder()
             .http_status_as_error(false)
             // Never follow a redirect: it could carry credentials to another origin.
@@ -90,8 +137,9 @@ impl Client {
             .max_redirects_will_error(false)
             .user_agent(USER_AGENT)
             .accept("application/json")
-            .timeout_global(Some(timeout))
-            .max_idle_connections_per_host(4)
+            .timeout_global(Some(self.timeout))
+            .tls_config(self.tls.clone())
+            .proxy(self.proxy.clone())
             .build()
             .into()
     }
@@ -105,9 +153,7 @@ impl Client {
             std::mem::forget(slot.1.take());
             slot.0 = epoch;
         }
-        slot.1
-            .get_or_insert_with(|| Client::build_agent(self.timeout))
-            .clone()
+        slot.1.get_or_insert_with(|| self.build_agent()).clone()
     }
 
     /// Ends a fetch: closes its connections; their buffers are wiped as they are freed.
