@@ -106,6 +106,8 @@ void vault_token_free(char *token);
 // fetches a new one; also ends a failure cool-down. Drops only the token this thread last
 // received from `provider` if that is still the cached one: when many threads invalidate the
 // same token, one new token is fetched, and a token that was already replaced is left alone.
+// Each thread remembers its last token of up to 64 providers; a thread that has received no
+// token from `provider` (or from more than 64 providers since) drops whatever is cached.
 // Returns 0, or `VAULT_STATUS_INVALID_HANDLE`.
 int32_t vault_invalidate(uint64_t provider);
 

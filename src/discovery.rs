@@ -102,7 +102,7 @@ impl Discovery {
         )))
     }
 
-    fn token_endpoint_from(&self, doc: &Value, url: &str) -> Result<String, Error> {
+    pub(crate) fn token_endpoint_from(&self, doc: &Value, url: &str) -> Result<String, Error> {
         let fail = |what: &str| {
             Error::new(
                 Status::DiscoveryFailed,

@@ -310,6 +310,19 @@ fn form_pair(out: &mut Vec<u8>, key: &str, value: &[u8]) {
 /// never request headers or bodies.
 fn transport_error(e: ureq::Error) -> Failed {
     use ureq::Error as E;
+    let tls = match &e {
+        E::Rustls(t) => Some(t),
+        E::Io(io) => io
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>()),
+        _ => None,
+    };
+    if let Some(t) = tls {
+        return Failed {
+            error: Error::new(Status::Tls, tls_message(t)),
+            retry: Retry::Never,
+        };
+    }
     let (status, retry, what) = match &e {
         E::Timeout(_) => (Status::Timeout, Retry::Backoff, "request timed out"),
         E::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => {
@@ -338,6 +351,32 @@ fn transport_error(e: ureq::Error) -> Failed {
         error: Error::new(status, format!("{what}: {}", clean(&e.to_string(), 300))),
         retry,
     }
+}
+
+/// Says which TLS check failed, in words an operator can act on, with rustls' own detail.
+fn tls_message(e: &rustls::Error) -> String {
+    use rustls::CertificateError as C;
+    let what = match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            C::UnknownIssuer => {
+                "TLS: server certificate not trusted (unknown issuer; for a private CA set ca_file)"
+            }
+            C::NotValidForName | C::NotValidForNameContext { .. } => {
+                "TLS: server certificate not valid for this host name"
+            }
+            C::Expired | C::ExpiredContext { .. } => "TLS: server certificate expired",
+            C::NotValidYet | C::NotValidYetContext { .. } => {
+                "TLS: server certificate not valid yet"
+            }
+            C::Revoked => "TLS: server certificate revoked",
+            _ => "TLS: server certificate rejected",
+        },
+        rustls::Error::AlertReceived(_) => {
+            "TLS: the server refused the handshake (a client certificate may be required)"
+        }
+        _ => "TLS handshake failed",
+    };
+    format!("{what} ({})", clean(&e.to_string(), 300))
 }
 
 /// Makes outside text safe to put into a message: no control characters, bounded length.
@@ -495,7 +534,7 @@ fn handle_token_response(
 }
 
 /// An RFC 6749 section 5.2 error response, if the body is one.
-fn oauth_error(status: StatusCode, body: &[u8]) -> Option<Error> {
+pub(crate) fn oauth_error(status: StatusCode, body: &[u8]) -> Option<Error> {
     let tree = WipedValue(serde_json::from_slice(body).ok()?);
     let code = tree.0.get("error")?.as_str()?;
     let code_shown = clean(code, 64);
@@ -550,7 +589,7 @@ fn token_char_ok(b: u8) -> bool {
 /// Longest access token accepted.
 pub const MAX_TOKEN: usize = 64 * 1024;
 
-fn parse_token(
+pub(crate) fn parse_token(
     cfg: &Config,
     body: &[u8],
     content_type: &str,

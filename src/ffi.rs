@@ -27,9 +27,12 @@ thread_local! {
     static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
     static LAST_STATUS: Cell<i32> = const { Cell::new(0) };
     /// The generation of the last token each provider handle served on this thread, so that
-    /// `vault_invalidate` drops that token and not a newer one (direct-mapped by handle).
-    static LAST_SERVED: Cell<[(u64, u64); 8]> = const { Cell::new([(0, 0); 8]) };
+    /// `vault_invalidate` drops that token and not a newer one. Most recent last; bounded.
+    static LAST_SERVED: RefCell<Vec<(u64, u64)>> = const { RefCell::new(Vec::new()) };
 }
+
+/// Providers remembered per thread for `vault_invalidate`.
+const LAST_SERVED_MAX: usize = 64;
 
 fn clear_error() {
     LAST_STATUS.with(|s| s.set(0));
@@ -52,16 +55,29 @@ fn set_error(e: &Error) {
 
 fn note_served(handle: u64, generation: u64) {
     LAST_SERVED.with(|c| {
-        let mut table = c.get();
-        table[(handle % 8) as usize] = (handle, generation);
-        c.set(table);
+        let Ok(mut table) = c.try_borrow_mut() else {
+            return;
+        };
+        match table.iter_mut().rev().find(|(h, _)| *h == handle) {
+            Some(entry) => entry.1 = generation,
+            None => {
+                if table.len() == LAST_SERVED_MAX {
+                    table.remove(0);
+                }
+                table.push((handle, generation));
+            }
+        }
     });
 }
 
 fn last_served(handle: u64) -> Option<u64> {
     LAST_SERVED.with(|c| {
-        let (h, g) = c.get()[(handle % 8) as usize];
-        (h == handle).then_some(g)
+        let table = c.try_borrow().ok()?;
+        table
+            .iter()
+            .rev()
+            .find(|(h, _)| *h == handle)
+            .map(|(_, g)| *g)
     })
 }
 
@@ -360,6 +376,8 @@ pub unsafe extern "C" fn vault_token_free(token: *mut c_char) {
 /// fetches a new one; also ends a failure cool-down. Drops only the token this thread last
 /// received from `provider` if that is still the cached one: when many threads invalidate the
 /// same token, one new token is fetched, and a token that was already replaced is left alone.
+/// Each thread remembers its last token of up to 64 providers; a thread that has received no
+/// token from `provider` (or from more than 64 providers since) drops whatever is cached.
 /// Returns 0, or `VAULT_STATUS_INVALID_HANDLE`.
 #[no_mangle]
 pub extern "C" fn vault_invalidate(provider: u64) -> i32 {

@@ -22,6 +22,8 @@ mod endpoint;
 pub mod error;
 pub mod ffi;
 mod fork;
+#[doc(hidden)]
+pub mod fuzzing;
 mod memlock;
 pub mod provider;
 mod registry;

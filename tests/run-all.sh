@@ -27,6 +27,9 @@ cargo test --no-default-features --test alloc_check
 step "C tests: shared and static library, valgrind memcheck"
 bash tests/c/run.sh
 
+step "C: no plaintext copy of the secret or the token in process memory (HTTP and HTTPS)"
+bash tests/c/memscan.sh
+
 step "demo end to end"
 cargo run --release --quiet --bin credvault -- demo >/dev/null
 echo "demo ok"

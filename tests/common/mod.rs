@@ -24,6 +24,12 @@ impl Idp {
     }
 
     pub fn start_with(extra: &[&str]) -> Idp {
+        Idp::start_tls(extra, None, None)
+    }
+
+    /// Starts an idp; its admin API is reached trusting `ca_pem` (a PEM file) and presenting
+    /// `client` (certificate and key PEM files) when given.
+    pub fn start_tls(extra: &[&str], ca_pem: Option<&str>, client: Option<(&str, &str)>) -> Idp {
         let mut child = Command::new(env!("CARGO_BIN_EXE_credvault"))
             .arg("idp")
             .arg("--exit-on-stdin-eof")
@@ -43,8 +49,31 @@ impl Idp {
             .strip_prefix("credvault-idp listening on ")
             .unwrap_or_else(|| panic!("unexpected idp banner: {line:?}"))
             .to_string();
+        let pem_certs = |path: &str| -> Vec<ureq::tls::Certificate<'static>> {
+            let pem = std::fs::read(path).expect("read PEM");
+            ureq::tls::parse_pem(&pem)
+                .filter_map(|i| match i {
+                    Ok(ureq::tls::PemItem::Certificate(c)) => Some(c),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut tls = ureq::tls::TlsConfig::builder();
+        if let Some(ca) = ca_pem {
+            tls = tls.root_certs(ureq::tls::RootCerts::new_with_certs(&pem_certs(ca)));
+        }
+        if let Some((cert, key)) = client {
+            let key = ureq::tls::PrivateKey::from_pem(&std::fs::read(key).expect("read key"))
+                .expect("key");
+            tls = tls.client_cert(Some(ureq::tls::ClientCert::new_with_certs(
+                &pem_certs(cert),
+                key,
+            )));
+        }
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
+            .tls_config(tls.build())
+            .proxy(None)
             .build()
             .into();
         Idp {

@@ -626,11 +626,12 @@ fn authority(req: &Request, local: SocketAddr) -> String {
     }
 }
 
-pub fn handle_discovery(req: &Request, local: SocketAddr, d: Discovery) -> Response {
+/// A discovery document; its URLs use `scheme` (`http`, or `https` when TLS is on).
+pub fn handle_discovery(req: &Request, local: SocketAddr, scheme: &str, d: Discovery) -> Response {
     if req.method != "GET" && req.method != "HEAD" {
         return method_not_allowed("GET, HEAD");
     }
-    let base = format!("http://{}", authority(req, local));
+    let base = format!("{scheme}://{}", authority(req, local));
     match d {
         Discovery::ApitureOpenId => {
             let iss = format!("{base}/apiture/oidc/");

@@ -83,8 +83,8 @@ fn is_tchar(b: u8) -> bool {
 }
 
 /// Read the next request from the connection. `Err(Closed)` when the peer is gone.
-/// `writer` is used only to send `100 Continue` when the client asks for it.
-pub fn read_request<R: BufRead>(r: &mut R, writer: &mut dyn Write) -> Result<Request, ReadError> {
+/// The connection is written to only to send `100 Continue` when the client asks for it.
+pub fn read_request<C: BufRead + Write>(r: &mut C) -> Result<Request, ReadError> {
     let mut head_left = MAX_HEAD;
     // Request line; RFC 9112 allows (and says to ignore) empty lines before it.
     let line = loop {
@@ -196,7 +196,7 @@ pub fn read_request<R: BufRead>(r: &mut R, writer: &mut dyn Write) -> Result<Req
             return Err(ReadError::Reject(501, "unsupported transfer coding".into()));
         }
         if expect_continue {
-            send_continue(writer)?;
+            send_continue(r)?;
         }
         read_chunked(r)?
     } else if !lengths.is_empty() {
@@ -212,7 +212,7 @@ pub fn read_request<R: BufRead>(r: &mut R, writer: &mut dyn Write) -> Result<Req
             return Err(ReadError::Reject(413, "request body too large".into()));
         }
         if expect_continue && len > 0 {
-            send_continue(writer)?;
+            send_continue(r)?;
         }
         let mut body = vec![0u8; len];
         r.read_exact(&mut body).map_err(io_closed)?;
@@ -422,9 +422,80 @@ pub fn linger_close(stream: &TcpStream) {
     let _ = stream.shutdown(Shutdown::Both);
 }
 
-/// Wrap a stream for reading requests.
-pub fn reader(stream: TcpStream) -> BufReader<TcpStream> {
-    BufReader::with_capacity(16 * 1024, stream)
+/// A connection's byte stream: plain TCP, or TLS over TCP (see `tls.rs`).
+pub trait Transport: Read + Write {
+    /// The TCP socket underneath.
+    fn tcp(&self) -> &TcpStream;
+    /// Tell the peer that no more data follows (a TLS `close_notify`, written out best effort);
+    /// nothing for plain TCP.
+    fn close_notify(&mut self) {}
+}
+
+impl Transport for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+/// One connection: requests are read through a buffer (so pipelined requests wait there),
+/// responses are written straight to the transport.
+pub struct Conn<T: Transport> {
+    inner: BufReader<T>,
+}
+
+impl<T: Transport> Conn<T> {
+    pub fn new(transport: T) -> Self {
+        Conn {
+            inner: BufReader::with_capacity(16 * 1024, transport),
+        }
+    }
+
+    pub fn tcp(&self) -> &TcpStream {
+        self.inner.get_ref().tcp()
+    }
+
+    /// Drop the connection at once, without a TLS `close_notify` (an abrupt close).
+    pub fn abort(&self) {
+        let _ = self.tcp().shutdown(Shutdown::Both);
+    }
+
+    /// Close after a TLS `close_notify`, without waiting for anything.
+    pub fn finish(&mut self) {
+        self.inner.get_mut().close_notify();
+        self.abort();
+    }
+
+    /// Close after the last response: `close_notify`, then [`linger_close`].
+    pub fn linger_close(&mut self) {
+        self.inner.get_mut().close_notify();
+        linger_close(self.tcp());
+    }
+}
+
+impl<T: Transport> Read for Conn<T> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl<T: Transport> BufRead for Conn<T> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amt: usize) {
+        self.inner.consume(amt)
+    }
+}
+
+impl<T: Transport> Write for Conn<T> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.get_mut().write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.get_mut().flush()
+    }
 }
 
 /// RFC 9110 IMF-fixdate, e.g. `Sun, 06 Nov 1994 08:49:37 GMT`.
@@ -470,10 +541,49 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 mod tests {
     use super::*;
 
+    /// Requests from a byte string; what the server writes (`100 Continue`) is collected.
+    struct Duplex<'a> {
+        r: BufReader<&'a [u8]>,
+        out: Vec<u8>,
+    }
+
+    impl<'a> Duplex<'a> {
+        fn new(raw: &'a [u8]) -> Self {
+            Duplex {
+                r: BufReader::new(raw),
+                out: Vec::new(),
+            }
+        }
+    }
+
+    impl Read for Duplex<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.r.read(buf)
+        }
+    }
+
+    impl BufRead for Duplex<'_> {
+        fn fill_buf(&mut self) -> io::Result<&[u8]> {
+            self.r.fill_buf()
+        }
+
+        fn consume(&mut self, amt: usize) {
+            self.r.consume(amt)
+        }
+    }
+
+    impl Write for Duplex<'_> {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.out.write(buf)
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
     fn parse(raw: &[u8]) -> Result<Request, ReadError> {
-        let mut r = BufReader::new(raw);
-        let mut sink = Vec::new();
-        read_request(&mut r, &mut sink)
+        read_request(&mut Duplex::new(raw))
     }
 
     #[test]
@@ -498,16 +608,21 @@ mod tests {
     #[test]
     fn two_requests_on_one_stream() {
         let raw = b"GET /a HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\nConnection: close\r\n\r\n";
-        let mut r = BufReader::new(&raw[..]);
-        let mut sink = Vec::new();
-        let a = read_request(&mut r, &mut sink).unwrap();
-        let b = read_request(&mut r, &mut sink).unwrap();
+        let mut c = Duplex::new(raw);
+        let a = read_request(&mut c).unwrap();
+        let b = read_request(&mut c).unwrap();
         assert_eq!((a.path.as_str(), a.keep_alive), ("/a", true));
         assert_eq!((b.path.as_str(), b.keep_alive), ("/b", false));
-        assert!(matches!(
-            read_request(&mut r, &mut sink),
-            Err(ReadError::Closed)
-        ));
+        assert!(matches!(read_request(&mut c), Err(ReadError::Closed)));
+        assert!(c.out.is_empty());
+    }
+
+    #[test]
+    fn sends_100_continue_when_asked() {
+        let raw = b"POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nok";
+        let mut c = Duplex::new(raw);
+        assert_eq!(read_request(&mut c).unwrap().body, b"ok");
+        assert_eq!(c.out, b"HTTP/1.1 100 Continue\r\n\r\n");
     }
 
     #[test]

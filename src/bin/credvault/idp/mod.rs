@@ -6,6 +6,7 @@
 //!
 //! ```text
 //! credvault idp [--listen ADDR] [--clients FILE] [--demo] [--exit-on-stdin-eof] [--verbose]
+//!               [--tls-cert FILE --tls-key FILE [--client-ca FILE [--client-cert-optional]]]
 //! ```
 //!
 //! * `--listen ADDR`: loopback address to bind (default `127.0.0.1:0`; `[::1]:0` for IPv6).
@@ -14,10 +15,34 @@
 //! * `--demo`: register the demo clients below.
 //! * `--exit-on-stdin-eof`: exit (status 0) when standard input reaches end of file, so a test
 //!   that spawns the idp with a piped stdin takes it down with it.
-//! * `--verbose`: log `METHOD PATH -> STATUS` of each request to stderr (never credentials).
+//! * `--verbose`: log `METHOD PATH -> STATUS` of each request to stderr (never credentials), and
+//!   the reason of each failed TLS handshake.
+//! * `--tls-cert FILE --tls-key FILE` (both or neither): speak HTTPS, and only HTTPS, on the
+//!   listener. FILE is PEM: the certificate chain (leaf first), and the private key (PKCS#8,
+//!   PKCS#1 RSA or SEC1 EC). The same chain is served to every client; SNI is neither required
+//!   nor looked at, so the certificate should name what clients connect to (`localhost`,
+//!   `127.0.0.1`, `::1`: clients connecting by IP address send no SNI and check IP SANs).
+//!   TLS 1.2 and 1.3 (rustls, ring), ALPN `http/1.1` or `http/1.0` (a client offering only `h2`
+//!   is refused). The admin API is behind the same TLS (and client authentication) as the rest.
+//! * `--client-ca FILE` (needs `--tls-cert`): PEM certificates; clients must present a
+//!   certificate that chains to one of them (mutual TLS, RFC 8705). A handshake without one, or
+//!   with one from elsewhere, fails (in TLS 1.3 the client may only learn it at its first read,
+//!   from a `certificate_required` or `unknown_ca` alert).
+//! * `--client-cert-optional` (needs `--client-ca`): ask for a client certificate and verify it
+//!   if sent, but let clients without one in (so that `client_cert` below can be `false`).
+//!
+//! Files that cannot be read or used (no certificate, no key, a key that does not match the
+//! certificate) are reported on stderr with exit status 2, before anything is bound.
 //!
 //! After binding, exactly one line goes to stdout:
-//! `credvault-idp listening on http://127.0.0.1:PORT` (or `http://[::1]:PORT`).
+//! `credvault-idp listening on http://127.0.0.1:PORT` (or `http://[::1]:PORT`); with TLS,
+//! `credvault-idp listening on https://127.0.0.1:PORT`.
+//!
+//! A TLS handshake runs in the connection's thread. One that fails closes that connection
+//! (after rustls's alert, if any) and counts in `tls_handshake_failures`; a connection closed
+//! before its first byte (a port probe) is not counted. Everything after the handshake, faults
+//! and keep-alive included, is the same as without TLS; the `close` fault drops the TCP
+//! connection without a TLS `close_notify`, and other closes send one.
 //!
 //! # Endpoints
 //!
@@ -29,7 +54,7 @@
 //! | vipps-partner | `POST /vipps/miami/v1/token` | Basic (plain or RFC 6749-encoded) |
 //! | vgs | `POST /vgs/auth/realms/vgs/protocol/openid-connect/token` | form body, or Basic |
 //! | oauth | `POST /oauth/token`, `/oauth/token-expires-on`, `/oauth/token-no-expiry`, `/oauth/token-no-type` | RFC 6749 Basic (form-encoded halves) or form body, not both |
-//! | oauth (RFC 8414 issuer `http://HOST/rfc8414`) | `GET /.well-known/oauth-authorization-server/rfc8414`, `POST /rfc8414/token` (`/rfc8414/.well-known/openid-configuration` is 404) | as oauth |
+//! | oauth (RFC 8414 issuer `http://HOST/rfc8414`, `https://` with TLS) | `GET /.well-known/oauth-authorization-server/rfc8414`, `POST /rfc8414/token` (`/rfc8414/.well-known/openid-configuration` is 404) | as oauth |
 //!
 //! # Demo clients (`--demo`)
 //!
@@ -56,10 +81,15 @@
 //!
 //! * `GET /_idp/health` -> `{"ok":true}`
 //! * `GET /_idp/stats` -> `{"token_requests","tokens_issued","discovery_requests","by_client",
-//!   "by_path","issued_by_client","connections"}`; `by_client` counts token requests by the
-//!   client id they name (whatever the outcome), `issued_by_client` the tokens issued, `by_path`
-//!   the requests to each token or discovery endpoint, `connections` the TCP connections accepted
-//!   (to check that a client reuses them).
+//!   "by_path","issued_by_client","connections","tls_handshake_failures"}`; `by_client` counts
+//!   token requests by the client id they name (whatever the outcome), `issued_by_client` the
+//!   tokens issued, `by_path` the requests to each token or discovery endpoint, `connections` the
+//!   TCP connections accepted (to check that a client reuses them; with TLS this includes those
+//!   whose handshake failed), `tls_handshake_failures` the TLS handshakes that failed (always 0
+//!   without TLS). When the idp rejects a handshake, the counter is raised before its alert goes
+//!   out, so that client reads it already counted; when the client gives up (say, it does not
+//!   trust the server certificate), the idp counts on reading the client's alert or close, a
+//!   moment later.
 //! * `POST /_idp/reset`: zero the counters, clear faults and the last request (clients stay).
 //! * `POST /_idp/clients` (201), `GET /_idp/clients` (ids only).
 //! * `POST /_idp/faults` (201) appends a rule, `GET /_idp/faults` lists, `DELETE /_idp/faults`
@@ -70,10 +100,17 @@
 //!   `drip` (`interval_ms`, default 500), `nested` (`depth`, default 100000), `redirect`
 //!   (`location`), `ctl_token`, `close`. The first matching rule with applications left is used.
 //! * `GET /_idp/last_request`: the last token request with secrets redacted (404 before any).
+//!   With `--client-ca` it has a field `"client_cert": true|false`, whether that request's
+//!   connection presented a verified client certificate (`false` only with
+//!   `--client-cert-optional`); without `--client-ca` the field is absent.
+//!
+//! Discovery documents build their URLs from the `Host` header (else the local address), with
+//! the `https` scheme when TLS is on.
 
 mod dialects;
 mod faults;
 mod http;
+mod tls;
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read, Write};
@@ -90,13 +127,15 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use faults::{FaultReply, FaultRule};
-use http::{ReadError, Request, Response};
+use http::{Conn, ReadError, Request, Response, Transport};
+use tls::{Accepted, ClientAuth, Tls, TlsFiles};
 
 /// How long a connection may sit idle between requests (longer than any client pool keeps one).
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 const MAX_TOKEN_BYTES: usize = 8192;
 
-const USAGE: &str = "usage: credvault idp [--listen ADDR] [--clients FILE] [--demo] [--exit-on-stdin-eof] [--verbose]";
+const USAGE: &str = "usage: credvault idp [--listen ADDR] [--clients FILE] [--demo] [--exit-on-stdin-eof] [--verbose]
+                     [--tls-cert FILE --tls-key FILE [--client-ca FILE [--client-cert-optional]]]";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Dialect {
@@ -248,6 +287,7 @@ struct Stats {
     tokens_issued: u64,
     discovery_requests: u64,
     connections: u64,
+    tls_handshake_failures: u64,
     by_client: BTreeMap<String, u64>,
     by_path: BTreeMap<String, u64>,
     issued_by_client: BTreeMap<String, u64>,
@@ -316,6 +356,7 @@ impl State {
             "tokens_issued": s.tokens_issued,
             "discovery_requests": s.discovery_requests,
             "connections": s.connections,
+            "tls_handshake_failures": s.tls_handshake_failures,
             "by_client": s.by_client,
             "by_path": s.by_path,
             "issued_by_client": s.issued_by_client,
@@ -349,6 +390,7 @@ struct Options {
     demo: bool,
     exit_on_stdin_eof: bool,
     verbose: bool,
+    tls: Option<TlsFiles>,
 }
 
 fn parse_listen(s: &str) -> Result<SocketAddr, String> {
@@ -378,7 +420,9 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
         demo: false,
         exit_on_stdin_eof: false,
         verbose: false,
+        tls: None,
     };
+    let (mut cert, mut key, mut client_ca, mut client_cert_optional) = (None, None, None, false);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         let (flag, inline) = match a.split_once('=') {
@@ -397,10 +441,30 @@ fn parse_args(args: &[String]) -> Result<Option<Options>, String> {
             "--demo" => o.demo = true,
             "--exit-on-stdin-eof" => o.exit_on_stdin_eof = true,
             "--verbose" | "-v" => o.verbose = true,
+            "--tls-cert" => cert = Some(value("--tls-cert")?),
+            "--tls-key" => key = Some(value("--tls-key")?),
+            "--client-ca" => client_ca = Some(value("--client-ca")?),
+            "--client-cert-optional" => client_cert_optional = true,
             "--help" | "-h" => return Ok(None),
             _ => return Err(format!("unknown argument '{a}'")),
         }
     }
+    if client_cert_optional && client_ca.is_none() {
+        return Err("--client-cert-optional needs --client-ca".into());
+    }
+    o.tls = match (cert, key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert,
+            key,
+            client_ca,
+            client_cert_optional,
+        }),
+        (None, None) if client_ca.is_some() => {
+            return Err("--client-ca needs --tls-cert and --tls-key".into())
+        }
+        (None, None) => None,
+        _ => return Err("--tls-cert and --tls-key go together".into()),
+    };
     Ok(Some(o))
 }
 
@@ -446,6 +510,16 @@ pub fn run(args: &[String]) -> i32 {
             }
         }
     }
+    let tls = match &opts.tls {
+        Some(files) => match tls::load(files) {
+            Ok(t) => Some(Arc::new(t)),
+            Err(e) => {
+                eprintln!("credvault idp: {e}");
+                return 2;
+            }
+        },
+        None => None,
+    };
     let listener = match TcpListener::bind(opts.listen) {
         Ok(l) => l,
         Err(e) => {
@@ -462,8 +536,9 @@ pub fn run(args: &[String]) -> i32 {
     };
     {
         let mut out = io::stdout().lock();
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let line =
-            writeln!(out, "credvault-idp listening on http://{addr}").and_then(|_| out.flush());
+            writeln!(out, "credvault-idp listening on {scheme}://{addr}").and_then(|_| out.flush());
         if let Err(e) = line {
             eprintln!("credvault idp: cannot write to stdout: {e}");
             return 1;
@@ -487,19 +562,20 @@ pub fn run(args: &[String]) -> i32 {
             return 1;
         }
     }
-    serve(&listener, Arc::new(state));
+    serve(&listener, Arc::new(state), tls);
     0
 }
 
-/// Accept connections forever, one thread each.
-fn serve(listener: &TcpListener, state: Arc<State>) {
+/// Accept connections forever, one thread each; with `tls`, each speaks HTTPS only.
+fn serve(listener: &TcpListener, state: Arc<State>, tls: Option<Arc<Tls>>) {
     for conn in listener.incoming() {
         match conn {
             Ok(stream) => {
                 let state = Arc::clone(&state);
+                let tls = tls.clone();
                 let spawned = thread::Builder::new()
                     .name("idp-conn".into())
-                    .spawn(move || serve_connection(&state, stream));
+                    .spawn(move || serve_stream(&state, stream, tls.as_deref()));
                 if let Err(e) = spawned {
                     eprintln!("credvault idp: cannot start a connection thread: {e}");
                     thread::sleep(Duration::from_millis(10));
@@ -518,7 +594,18 @@ fn serve(listener: &TcpListener, state: Arc<State>) {
 // ---------------------------------------------------------------------------------------------
 // Connections
 
-fn serve_connection(state: &State, stream: TcpStream) {
+/// What a request handler may need to know about its connection.
+#[derive(Debug, Clone, Copy)]
+struct ConnInfo {
+    /// The address the connection arrived on.
+    local: SocketAddr,
+    https: bool,
+    /// With a client CA: whether the client presented a verified certificate.
+    client_cert: Option<bool>,
+}
+
+/// Serve one accepted TCP connection: the TLS handshake first when TLS is on.
+fn serve_stream(state: &State, stream: TcpStream, tls: Option<&Tls>) {
     state.stats.lock().connections += 1;
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(IDLE_TIMEOUT));
@@ -527,15 +614,42 @@ fn serve_connection(state: &State, stream: TcpStream) {
         Ok(a) => a,
         Err(_) => return,
     };
-    let Ok(mut writer) = stream.try_clone() else {
-        return;
+    let Some(tls) = tls else {
+        let info = ConnInfo {
+            local,
+            https: false,
+            client_cert: None,
+        };
+        return serve_connection(state, Conn::new(stream), info);
     };
-    let mut reader = http::reader(stream);
+    let failed = |reason: &str| {
+        state.stats.lock().tls_handshake_failures += 1;
+        if state.verbose {
+            eprintln!("credvault idp: TLS handshake failed: {reason}");
+        }
+    };
+    match tls::accept(tls, stream, failed) {
+        Accepted::Ready {
+            stream,
+            client_cert,
+        } => {
+            let info = ConnInfo {
+                local,
+                https: true,
+                client_cert: (tls.client_auth != ClientAuth::Off).then_some(client_cert),
+            };
+            serve_connection(state, Conn::new(*stream), info);
+        }
+        Accepted::Silent | Accepted::Failed => {}
+    }
+}
+
+fn serve_connection<T: Transport>(state: &State, mut conn: Conn<T>, info: ConnInfo) {
     loop {
-        let req = match http::read_request(&mut reader, &mut writer) {
+        let req = match http::read_request(&mut conn) {
             Ok(r) => r,
             Err(ReadError::Closed) => {
-                let _ = writer.shutdown(std::net::Shutdown::Both);
+                conn.finish();
                 return;
             }
             Err(ReadError::Reject(status, msg)) => {
@@ -546,14 +660,14 @@ fn serve_connection(state: &State, stream: TcpStream) {
                     status,
                     json!({"error": "invalid_request", "error_description": msg}).to_string(),
                 );
-                let _ = http::write_response(&mut writer, &resp, false, false);
-                http::linger_close(&writer);
+                let _ = http::write_response(&mut conn, &resp, false, false);
+                conn.linger_close();
                 return;
             }
         };
         let head_only = req.method == "HEAD";
         let keep_alive = req.keep_alive;
-        let reply = handle(state, &req, local);
+        let reply = handle(state, &req, &info);
         let status = match &reply {
             Reply::Full(r) => r.status.to_string(),
             Reply::Close => "closed".into(),
@@ -563,27 +677,28 @@ fn serve_connection(state: &State, stream: TcpStream) {
             eprintln!("credvault idp: {} {} -> {status}", req.method, req.path);
         }
         let result = match reply {
-            Reply::Full(resp) => http::write_response(&mut writer, &resp, keep_alive, head_only),
+            Reply::Full(resp) => http::write_response(&mut conn, &resp, keep_alive, head_only),
             Reply::Close => {
-                let _ = writer.shutdown(std::net::Shutdown::Both);
+                // Abrupt: no response and, over TLS, no close_notify either.
+                conn.abort();
                 return;
             }
-            Reply::Huge(size) => faults::write_huge(&mut writer, size, keep_alive, head_only),
+            Reply::Huge(size) => faults::write_huge(&mut conn, size, keep_alive, head_only),
             Reply::NeverEnd => {
-                let _ = faults::write_never_end(&mut writer);
-                let _ = writer.shutdown(std::net::Shutdown::Both);
+                let _ = faults::write_never_end(&mut conn);
+                conn.abort();
                 return;
             }
             Reply::Drip { body, interval_ms } => {
-                faults::write_drip(&mut writer, &body, interval_ms, keep_alive, head_only)
+                faults::write_drip(&mut conn, &body, interval_ms, keep_alive, head_only)
             }
         };
         if result.is_err() {
-            let _ = writer.shutdown(std::net::Shutdown::Both);
+            conn.abort();
             return;
         }
         if !keep_alive {
-            http::linger_close(&writer);
+            conn.linger_close();
             return;
         }
     }
@@ -597,7 +712,7 @@ fn json_error(status: u16, msg: &str) -> Response {
 }
 
 /// Route one request.
-fn handle(state: &State, req: &Request, local: SocketAddr) -> Reply {
+fn handle(state: &State, req: &Request, info: &ConnInfo) -> Reply {
     if req.path == "/_idp" || req.path.starts_with("/_idp/") {
         return Reply::Full(admin(state, req));
     }
@@ -619,7 +734,11 @@ fn handle(state: &State, req: &Request, local: SocketAddr) -> Reply {
         }
     }
     if token.is_some() {
-        *state.last_request.lock() = Some(dialects::describe(req));
+        let mut described = dialects::describe(req);
+        if let (Some(presented), Value::Object(fields)) = (info.client_cert, &mut described) {
+            fields.insert("client_cert".into(), Value::Bool(presented));
+        }
+        *state.last_request.lock() = Some(described);
     }
     let fault = faults::take(
         &mut state.faults.lock(),
@@ -651,7 +770,8 @@ fn handle(state: &State, req: &Request, local: SocketAddr) -> Reply {
         return Reply::Full(dialects::handle_token(state, req, ep));
     }
     if let Some(d) = discovery {
-        return Reply::Full(dialects::handle_discovery(req, local, d));
+        let scheme = if info.https { "https" } else { "http" };
+        return Reply::Full(dialects::handle_discovery(req, info.local, scheme, d));
     }
     if req.path == "/apiture/oidc/jwks" {
         if req.method == "GET" || req.method == "HEAD" {
@@ -772,6 +892,34 @@ mod tests {
         assert!(o.listen.is_ipv6());
         let o = parse_args(&args(&["--clients=/x.json"])).unwrap().unwrap();
         assert_eq!(o.clients.as_deref(), Some("/x.json"));
+        assert!(o.tls.is_none());
+        let o = parse_args(&args(&[
+            "--tls-cert",
+            "c.pem",
+            "--tls-key=k.pem",
+            "--client-ca",
+            "ca.pem",
+        ]))
+        .unwrap()
+        .unwrap();
+        let tls = o.tls.unwrap();
+        assert_eq!((tls.cert.as_str(), tls.key.as_str()), ("c.pem", "k.pem"));
+        assert_eq!(tls.client_ca.as_deref(), Some("ca.pem"));
+        assert!(!tls.client_cert_optional);
+        for bad in [
+            &["--tls-cert", "c.pem"][..],
+            &["--tls-key", "k.pem"],
+            &["--client-ca", "ca.pem"],
+            &[
+                "--tls-cert",
+                "c",
+                "--tls-key",
+                "k",
+                "--client-cert-optional",
+            ],
+        ] {
+            assert!(parse_args(&args(bad)).is_err(), "{bad:?}");
+        }
         assert!(parse_args(&args(&["--listen"])).is_err());
         assert!(parse_args(&args(&["--bogus"])).is_err());
         assert!(parse_args(&args(&["--help"])).unwrap().is_none());
@@ -845,24 +993,31 @@ mod tests {
 
     /// Start a server with the demo clients on an ephemeral loopback port.
     fn start() -> SocketAddr {
+        start_with(None)
+    }
+
+    fn start_with(tls: Option<TlsFiles>) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let state = State::new(false);
         demo_clients().into_iter().for_each(|c| state.register(c));
         let state = Arc::new(state);
-        thread::spawn(move || serve(&listener, state));
+        let tls = tls.map(|files| Arc::new(tls::load(&files).unwrap()));
+        thread::spawn(move || serve(&listener, state, tls));
         addr
     }
 
     /// Send raw requests on one connection and read `n` responses: (status, body) each.
-    fn exchange(stream: &mut TcpStream, raw: &str, n: usize) -> Vec<(u16, String)> {
+    fn exchange<S: Read + Write>(stream: &mut S, raw: &str, n: usize) -> Vec<(u16, String)> {
         use std::io::BufRead;
         stream.write_all(raw.as_bytes()).unwrap();
-        let mut r = io::BufReader::new(stream.try_clone().unwrap());
+        stream.flush().unwrap();
+        let mut r = io::BufReader::new(stream);
         let mut out = Vec::new();
         for _ in 0..n {
             let mut line = String::new();
-            if r.read_line(&mut line).unwrap() == 0 {
+            // End of stream; over TLS, an abrupt close (the close fault) is an error instead.
+            if r.read_line(&mut line).unwrap_or(0) == 0 {
                 break;
             }
             let status: u16 = line.split(' ').nth(1).unwrap().parse().unwrap();
@@ -995,5 +1150,109 @@ mod tests {
         );
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].0, 400);
+    }
+    const VITESSE_BODY: &str = "grant_type=client_credentials&client_id=demo-vitesse-client&client_secret=demo-vitesse-secret";
+
+    #[test]
+    fn end_to_end_over_tls() {
+        use tls::fixtures::{client_config, connect, server_files};
+        let addr = start_with(Some(server_files(false)));
+        let mut s = connect(addr, client_config(None)).unwrap();
+        let vitesse = post("/vitesse/connect/token", "", VITESSE_BODY);
+        // Keep-alive, discovery URLs with https, and a streamed fault, all on one connection.
+        let rule = r#"{"path":"/vitesse/connect/token","kind":"drip","interval_ms":1}"#;
+        let raw = format!(
+            "{vitesse}GET /.well-known/oauth-authorization-server/rfc8414 HTTP/1.1\r\nHost: localhost:1\r\n\r\nPOST /_idp/faults HTTP/1.1\r\nContent-Length: {}\r\n\r\n{rule}{vitesse}GET /_idp/last_request HTTP/1.1\r\n\r\n",
+            rule.len()
+        );
+        let r = exchange(&mut s, &raw, 5);
+        let codes: Vec<u16> = r.iter().map(|(c, _)| *c).collect();
+        assert_eq!(codes, [200, 200, 201, 200, 200]);
+        let d: Value = serde_json::from_str(&r[1].1).unwrap();
+        assert_eq!(d["issuer"], "https://localhost:1/rfc8414");
+        assert_eq!(d["token_endpoint"], "https://localhost:1/rfc8414/token");
+        let dripped: Value = serde_json::from_str(&r[3].1).unwrap();
+        assert_eq!(dripped["token_type"], "Bearer");
+        // No client CA: no client_cert field.
+        let last: Value = serde_json::from_str(&r[4].1).unwrap();
+        assert!(last.get("client_cert").is_none());
+
+        // A huge response and the close fault.
+        let fault = |rule: &str| {
+            format!(
+                "POST /_idp/faults HTTP/1.1\r\nContent-Length: {}\r\n\r\n{rule}",
+                rule.len()
+            )
+        };
+        let raw = format!("{}{vitesse}", fault(r#"{"kind":"huge","size":3000000}"#));
+        let r = exchange(&mut s, &raw, 2);
+        assert_eq!((r[0].0, r[1].0, r[1].1.len()), (201, 200, 3_000_000));
+        let raw = format!("{}{vitesse}", fault(r#"{"kind":"close"}"#));
+        let r = exchange(&mut s, &raw, 2);
+        assert_eq!(r.len(), 1);
+
+        // Plain HTTP to the HTTPS port fails, and is counted; the server carries on.
+        let mut plain = TcpStream::connect(addr).unwrap();
+        plain
+            .write_all(b"GET /_idp/health HTTP/1.1\r\n\r\n")
+            .unwrap();
+        let mut rest = Vec::new();
+        let _ = plain.read_to_end(&mut rest);
+        assert!(!rest.starts_with(b"HTTP/"));
+        let mut s = connect(addr, client_config(None)).unwrap();
+        let r = exchange(
+            &mut s,
+            "GET /_idp/stats HTTP/1.1\r\nConnection: close\r\n\r\n",
+            1,
+        );
+        let st: Value = serde_json::from_str(&r[0].1).unwrap();
+        assert_eq!(st["tls_handshake_failures"], 1);
+        assert_eq!(st["connections"], 3);
+        // Four token requests; the drip, huge and close faults answered three of them.
+        assert_eq!(
+            (st["token_requests"].as_u64(), st["tokens_issued"].as_u64()),
+            (Some(4), Some(1))
+        );
+    }
+
+    #[test]
+    fn mutual_tls() {
+        use tls::fixtures::*;
+        let addr = start_with(Some(server_files(true)));
+        let vitesse = post("/vitesse/connect/token", "", VITESSE_BODY);
+        let mut s = connect(addr, client_config(Some((CLIENT_CERT, CLIENT_KEY)))).unwrap();
+        let raw = format!("{vitesse}GET /_idp/last_request HTTP/1.1\r\n\r\n");
+        let r = exchange(&mut s, &raw, 2);
+        assert_eq!((r[0].0, r[1].0), (200, 200));
+        let last: Value = serde_json::from_str(&r[1].1).unwrap();
+        assert_eq!(last["client_cert"], true);
+
+        // Without a certificate, or with one from another CA: no service.
+        for identity in [None, Some((ROGUE_CERT, ROGUE_KEY))] {
+            let attempt = connect(addr, client_config(identity)).and_then(|mut s| {
+                s.write_all(vitesse.as_bytes())?;
+                let mut buf = Vec::new();
+                s.read_to_end(&mut buf).map(|_| buf)
+            });
+            assert!(attempt.is_err(), "{identity:?}");
+        }
+        // The server keeps serving good clients.
+        let mut s = connect(addr, client_config(Some((CLIENT_CERT, CLIENT_KEY)))).unwrap();
+        let r = exchange(&mut s, "GET /_idp/stats HTTP/1.1\r\n\r\n", 1);
+        let st: Value = serde_json::from_str(&r[0].1).unwrap();
+        assert_eq!(st["tls_handshake_failures"], 2);
+        assert_eq!(st["tokens_issued"], 1);
+
+        // Optional client certificates: none gives client_cert false.
+        let files = TlsFiles {
+            client_cert_optional: true,
+            ..server_files(true)
+        };
+        let addr = start_with(Some(files));
+        let mut s = connect(addr, client_config(None)).unwrap();
+        let raw = format!("{vitesse}GET /_idp/last_request HTTP/1.1\r\n\r\n");
+        let r = exchange(&mut s, &raw, 2);
+        let last: Value = serde_json::from_str(&r[1].1).unwrap();
+        assert_eq!((r[0].0, &last["client_cert"]), (200, &json!(false)));
     }
 }

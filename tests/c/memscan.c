@@ -1,0 +1,150 @@
+/*
+ * Secrets leave no trace: a C program that creates a provider from a client secret it read and
+ * then wiped, fetches a token, serves 100 cached hits (each freed with vault_token_free), and
+ * frees the provider. At each stage it scans every readable mapping of its own process
+ * (/proc/self/maps) for the client secret and for the token, and fails if any plaintext copy is
+ * found. The scanner holds only masked copies (each byte XOR 0x5A), unmasked on the fly, so it
+ * adds no copy of its own.
+ *
+ * Usage: memscan <token_url> <client_id> <secret_file> [ca_file]
+ * The secret file is read with read(2) (no stdio buffer) and wiped in memory right away.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "credvault.h"
+
+#define MASK 0x5A
+
+static unsigned char masked_secret[256];
+static size_t secret_len;
+static unsigned char masked_token[8192];
+static size_t token_len;
+
+static void wipe(void *p, size_t n) { explicit_bzero(p, n); }
+
+/* Counts occurrences of the masked pattern in [start, end). */
+static size_t scan_range(const unsigned char *start, const unsigned char *end,
+                         const unsigned char *masked, size_t len) {
+    size_t hits = 0;
+    if (len == 0 || (size_t)(end - start) < len) return 0;
+    const unsigned char first = masked[0] ^ MASK;
+    for (const unsigned char *p = start; p + len <= end; p++) {
+        if (*p != first) continue;
+        size_t i = 1;
+        while (i < len && p[i] == (unsigned char)(masked[i] ^ MASK)) i++;
+        if (i == len) hits++;
+    }
+    return hits;
+}
+
+/* Scans every readable private or anonymous mapping; returns the number of copies found. */
+static size_t scan_process(const unsigned char *masked, size_t len, const char *what, const char *stage) {
+    char line[512];
+    size_t total = 0;
+    int fd = open("/proc/self/maps", O_RDONLY);
+    if (fd < 0) { perror("open /proc/self/maps"); exit(2); }
+    /* Read the whole maps file first: scanning while reading would change it. */
+    static char maps[1 << 20];
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(fd, maps + n, sizeof maps - 1 - n)) > 0) n += (size_t)r;
+    close(fd);
+    maps[n] = 0;
+    char *save = NULL;
+    for (char *l = strtok_r(maps, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        unsigned long lo, hi;
+        char perms[8] = {0};
+        char path[256] = {0};
+        strncpy(line, l, sizeof line - 1);
+        line[sizeof line - 1] = 0;
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %255s", &lo, &hi, perms, path) < 3) continue;
+        if (perms[0] != 'r') continue;
+        if (strcmp(path, "[vvar]") == 0 || strcmp(path, "[vsyscall]") == 0 || strcmp(path, "[vvar_vclock]") == 0) continue;
+        if (strncmp(path, "/dev/", 5) == 0) continue;
+        size_t h = scan_range((const unsigned char *)lo, (const unsigned char *)hi, masked, len);
+        if (h) fprintf(stderr, "    %s: %zu plaintext cop%s of the %s in %s %s\n", stage, h, h == 1 ? "y" : "ies", what, perms, path[0] ? path : "[anonymous]");
+        total += h;
+    }
+    return total;
+}
+
+static int failures = 0;
+
+static void check(const char *stage, int with_token) {
+    size_t s = scan_process(masked_secret, secret_len, "client secret", stage);
+    size_t t = with_token ? scan_process(masked_token, token_len, "token", stage) : 0;
+    printf("%s %s: secret copies %zu, token copies %zu\n", (s || t) ? "not ok" : "ok", stage, s, t);
+    if (s || t) failures++;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 4) {
+        fprintf(stderr, "usage: memscan <token_url> <client_id> <secret_file> [ca_file]\n");
+        return 2;
+    }
+    /* Read the secret with read(2) into a local buffer, keep only a masked copy, then wipe. */
+    char secret[256];
+    int fd = open(argv[3], O_RDONLY);
+    if (fd < 0) { perror("secret file"); return 2; }
+    ssize_t got = read(fd, secret, sizeof secret - 1);
+    close(fd);
+    if (got <= 0) { fprintf(stderr, "empty secret file\n"); return 2; }
+    while (got > 0 && (secret[got - 1] == '\n' || secret[got - 1] == '\r')) got--;
+    secret_len = (size_t)got;
+    for (size_t i = 0; i < secret_len; i++) masked_secret[i] = (unsigned char)secret[i] ^ MASK;
+
+    /* Positive control: the scanner must see the copy still in `secret`, else it proves nothing. */
+    if (scan_process(masked_secret, secret_len, "client secret (control)", "control") < 1) {
+        fprintf(stderr, "not ok control: the scanner did not find a known plaintext copy\n");
+        return 1;
+    }
+    printf("ok control: the scanner finds a known plaintext copy\n");
+
+    char config[2048];
+    int len = snprintf(config, sizeof config,
+                       "{\"token_url\":\"%s\",\"client_id\":\"%s\",\"client_secret\":\"%.*s\","
+                       "\"auth_method\":\"client_secret_basic\",\"proxy\":\"none\"%s%s%s}",
+                       argv[1], argv[2], (int)secret_len, secret,
+                       argc > 4 ? ",\"ca_file\":\"" : "", argc > 4 ? argv[4] : "", argc > 4 ? "\"" : "");
+    wipe(secret, sizeof secret);
+    if (len <= 0 || (size_t)len >= sizeof config) { fprintf(stderr, "config too long\n"); return 2; }
+
+    uint64_t p = vault_provider_new(config);
+    wipe(config, sizeof config);
+    if (p == 0) { fprintf(stderr, "vault_provider_new: %s\n", vault_last_error()); return 1; }
+    check("after vault_provider_new", 0);
+
+    char *tok = vault_get_token(p);
+    if (!tok) { fprintf(stderr, "vault_get_token: %s\n", vault_last_error()); return 1; }
+    token_len = strlen(tok);
+    if (token_len >= sizeof masked_token) { fprintf(stderr, "token too long\n"); return 1; }
+    for (size_t i = 0; i < token_len; i++) masked_token[i] = (unsigned char)tok[i] ^ MASK;
+    vault_token_free(tok);
+    check("after the first fetch", 1);
+
+    for (int i = 0; i < 100; i++) {
+        char *t = vault_get_token(p);
+        if (!t) { fprintf(stderr, "hit %d: %s\n", i, vault_last_error()); return 1; }
+        vault_token_free(t);
+    }
+    check("after 100 cached hits", 1);
+
+    char buf[8192];
+    size_t out_len = 0;
+    if (vault_get_token_into(p, buf, sizeof buf, &out_len, NULL, 0) != VAULT_STATUS_OK) return 1;
+    wipe(buf, sizeof buf);
+    check("after vault_get_token_into and a wiped buffer", 1);
+
+    if (vault_provider_free(p) != 0) return 1;
+    check("after vault_provider_free", 1);
+
+    printf("key memory locked: %d\n", vault_key_memory_locked());
+    printf("%d passed, %d failed\n", 6 - failures, failures);
+    return failures ? 1 : 0;
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Issue 5's measurement: no plaintext copy of the client secret or the token anywhere in the
+# process, at every stage, over plain HTTP and over HTTPS. Builds tests/c/memscan.c against the
+# release library, runs the local identity provider with a client whose secret is random.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+out="$root/target/c-tests/memscan"
+mkdir -p "$out"
+cargo build --release --quiet
+gcc -std=c11 -Wall -Wextra -Werror -O1 -I include tests/c/memscan.c \
+  -L target/release -lcredvault -Wl,-rpath,"$root/target/release" -o "$out/memscan"
+
+secret="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+client="memscan-client"
+umask 077
+printf '%s' "$secret" > "$out/secret"
+printf '[{"dialect":"oauth","client_id":"%s","client_secret":"%s","token_bytes":48}]' "$client" "$secret" > "$out/clients.json"
+unset secret
+
+run_idp() {  # starts the idp with extra args; sets idp_pid and idp_base
+  coproc IDP { exec "$root/target/release/credvault" idp --exit-on-stdin-eof --clients "$out/clients.json" "$@"; }
+  idp_pid=$IDP_PID
+  read -r banner <&"${IDP[0]}"
+  idp_base="${banner#credvault-idp listening on }"
+}
+
+status=0
+echo "# memscan over plain HTTP"
+run_idp
+"$out/memscan" "$idp_base/oauth/token" "$client" "$out/secret" || status=1
+kill "$idp_pid" 2>/dev/null || true; wait "$idp_pid" 2>/dev/null || true
+
+if "$root/target/release/credvault" idp --help 2>&1 | grep -q -- --tls-cert; then
+  echo "# memscan over HTTPS"
+  tls="$out/tls"; mkdir -p "$tls"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj "/CN=memscan test CA" -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+  openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+    -keyout "$tls/server.key" -out "$tls/server.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' > "$tls/ext"
+  openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+    -days 2 -extfile "$tls/ext" -out "$tls/server.pem" 2>/dev/null
+  run_idp --tls-cert "$tls/server.pem" --tls-key "$tls/server.key"
+  "$out/memscan" "$idp_base/oauth/token" "$client" "$out/secret" "$tls/ca.pem" || status=1
+  kill "$idp_pid" 2>/dev/null || true; wait "$idp_pid" 2>/dev/null || true
+else
+  echo "# memscan over HTTPS skipped: this idp has no --tls-cert" >&2
+  status=1
+fi
+rm -f "$out/secret" "$out/clients.json"
+exit $status
