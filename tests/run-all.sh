@@ -30,6 +30,15 @@ bash tests/c/run.sh
 step "C: no plaintext copy of the secret or the token in process memory (HTTP and HTTPS)"
 bash tests/c/memscan.sh
 
+step "the README's C quick start compiles and links (shared and static)"
+mkdir -p target/c-tests
+awk '/^```c$/{f=1;next} /^```$/{f=0} f' README.md > target/c-tests/quickstart.c
+gcc -std=c11 -Wall -Wextra -Werror -I include target/c-tests/quickstart.c \
+  -L target/release -lcredvault -Wl,-rpath,"$PWD/target/release" -o target/c-tests/quickstart
+gcc -std=c11 -Wall -Wextra -Werror -I include target/c-tests/quickstart.c \
+  target/release/libcredvault.a -lpthread -ldl -lm -o target/c-tests/quickstart-static
+echo "quick start ok"
+
 step "demo end to end"
 cargo run --release --quiet --bin credvault -- demo >/dev/null
 echo "demo ok"

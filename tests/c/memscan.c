@@ -6,7 +6,11 @@
  * found. The scanner holds only masked copies (each byte XOR 0x5A), unmasked on the fly, so it
  * adds no copy of its own.
  *
+ * Besides the secret itself it looks for the HTTP Basic credential base64(id:secret), which is as
+ * good as the secret to whoever finds it.
+ *
  * Usage: memscan <token_url> <client_id> <secret_file> [ca_file]
+ * Environment: MEMSCAN_AUTH = client_secret_basic (default) or client_secret_post.
  * The secret file is read with read(2) (no stdio buffer) and wiped in memory right away.
  */
 #define _GNU_SOURCE
@@ -23,6 +27,8 @@
 
 static unsigned char masked_secret[256];
 static size_t secret_len;
+static unsigned char masked_basic[512];
+static size_t basic_len;
 static unsigned char masked_token[8192];
 static size_t token_len;
 
@@ -74,10 +80,27 @@ static size_t scan_process(const unsigned char *masked, size_t len, const char *
     return total;
 }
 
+/* base64 of `in`, each output byte masked as it is produced. */
+static size_t base64_masked(const unsigned char *in, size_t n, unsigned char *out) {
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < n) v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < n) v |= in[i + 2];
+        out[o++] = (unsigned char)(tbl[(v >> 18) & 63] ^ MASK);
+        out[o++] = (unsigned char)(tbl[(v >> 12) & 63] ^ MASK);
+        out[o++] = (unsigned char)((i + 1 < n ? tbl[(v >> 6) & 63] : '=') ^ MASK);
+        out[o++] = (unsigned char)((i + 2 < n ? tbl[v & 63] : '=') ^ MASK);
+    }
+    return o;
+}
+
 static int failures = 0;
 
 static void check(const char *stage, int with_token) {
-    size_t s = scan_process(masked_secret, secret_len, "client secret", stage);
+    size_t s = scan_process(masked_secret, secret_len, "client secret", stage)
+             + scan_process(masked_basic, basic_len, "Basic credential", stage);
     size_t t = with_token ? scan_process(masked_token, token_len, "token", stage) : 0;
     printf("%s %s: secret copies %zu, token copies %zu\n", (s || t) ? "not ok" : "ok", stage, s, t);
     if (s || t) failures++;
@@ -98,19 +121,31 @@ int main(int argc, char **argv) {
     while (got > 0 && (secret[got - 1] == '\n' || secret[got - 1] == '\r')) got--;
     secret_len = (size_t)got;
     for (size_t i = 0; i < secret_len; i++) masked_secret[i] = (unsigned char)secret[i] ^ MASK;
+    {
+        unsigned char joined[400];
+        size_t id_len = strlen(argv[2]);
+        if (id_len + 1 + secret_len > sizeof joined) { fprintf(stderr, "id too long\n"); return 2; }
+        memcpy(joined, argv[2], id_len);
+        joined[id_len] = ':';
+        memcpy(joined + id_len + 1, secret, secret_len);
+        basic_len = base64_masked(joined, id_len + 1 + secret_len, masked_basic);
+        wipe(joined, sizeof joined);
+    }
+    const char *auth = getenv("MEMSCAN_AUTH");
+    if (auth == NULL || auth[0] == 0) auth = "client_secret_basic";
 
     /* Positive control: the scanner must see the copy still in `secret`, else it proves nothing. */
     if (scan_process(masked_secret, secret_len, "client secret (control)", "control") < 1) {
         fprintf(stderr, "not ok control: the scanner did not find a known plaintext copy\n");
         return 1;
     }
-    printf("ok control: the scanner finds a known plaintext copy\n");
+    printf("ok control: the scanner finds a known plaintext copy (auth %s)\n", auth);
 
     char config[2048];
     int len = snprintf(config, sizeof config,
                        "{\"token_url\":\"%s\",\"client_id\":\"%s\",\"client_secret\":\"%.*s\","
-                       "\"auth_method\":\"client_secret_basic\",\"proxy\":\"none\"%s%s%s}",
-                       argv[1], argv[2], (int)secret_len, secret,
+                       "\"auth_method\":\"%s\",\"proxy\":\"none\"%s%s%s}",
+                       argv[1], argv[2], (int)secret_len, secret, auth,
                        argc > 4 ? ",\"ca_file\":\"" : "", argc > 4 ? argv[4] : "", argc > 4 ? "\"" : "");
     wipe(secret, sizeof secret);
     if (len <= 0 || (size_t)len >= sizeof config) { fprintf(stderr, "config too long\n"); return 2; }

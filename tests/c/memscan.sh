@@ -8,7 +8,7 @@ cd "$root"
 out="$root/target/c-tests/memscan"
 mkdir -p "$out"
 cargo build --release --quiet
-gcc -std=c11 -Wall -Wextra -Werror -O1 -I include tests/c/memscan.c \
+gcc -std=gnu11 -Wall -Wextra -Werror -O1 -I include tests/c/memscan.c \
   -L target/release -lcredvault -Wl,-rpath,"$root/target/release" -o "$out/memscan"
 
 secret="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
@@ -28,7 +28,9 @@ run_idp() {  # starts the idp with extra args; sets idp_pid and idp_base
 status=0
 echo "# memscan over plain HTTP"
 run_idp
-"$out/memscan" "$idp_base/oauth/token" "$client" "$out/secret" || status=1
+for auth in client_secret_basic client_secret_post; do
+  MEMSCAN_AUTH=$auth "$out/memscan" "$idp_base/oauth/token" "$client" "$out/secret" || status=1
+done
 kill "$idp_pid" 2>/dev/null || true; wait "$idp_pid" 2>/dev/null || true
 
 if "$root/target/release/credvault" idp --help 2>&1 | grep -q -- --tls-cert; then
@@ -42,7 +44,9 @@ if "$root/target/release/credvault" idp --help 2>&1 | grep -q -- --tls-cert; the
   openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
     -days 2 -extfile "$tls/ext" -out "$tls/server.pem" 2>/dev/null
   run_idp --tls-cert "$tls/server.pem" --tls-key "$tls/server.key"
-  "$out/memscan" "$idp_base/oauth/token" "$client" "$out/secret" "$tls/ca.pem" || status=1
+  for auth in client_secret_basic client_secret_post; do
+    MEMSCAN_AUTH=$auth "$out/memscan" "$idp_base/oauth/token" "$client" "$out/secret" "$tls/ca.pem" || status=1
+  done
   kill "$idp_pid" 2>/dev/null || true; wait "$idp_pid" 2>/dev/null || true
 else
   echo "# memscan over HTTPS skipped: this idp has no --tls-cert" >&2
