@@ -390,3 +390,36 @@ fn invalid_configs_are_refused_at_creation() {
         assert!(e.message().contains(needle), "{e}");
     }
 }
+
+#[test]
+fn hostile_endpoints_hit_limits_not_the_host() {
+    let idp = Idp::start();
+    let p = provider(
+        json!({"token_url": idp.url("/oauth/token"), "client_id": "demo-oauth-client",
+        "client_secret": "demo: secret+with%odd chars", "cooldown_ms": 0, "deadline_ms": 1500, "timeout_ms": 1500}),
+    );
+    // A body that never ends, and one that drips a byte every 200 ms: the deadline ends both.
+    for rule in [
+        json!({"path": "/oauth/token", "kind": "never_end", "count": 0}),
+        json!({"path": "/oauth/token", "kind": "drip", "interval_ms": 200, "count": 0}),
+    ] {
+        idp.clear_faults();
+        idp.fault(rule.clone());
+        let started = std::time::Instant::now();
+        let e = err_of(&p);
+        assert_eq!(e.status(), Status::Timeout, "{rule}: {e}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(4),
+            "{rule}: bounded by the deadline"
+        );
+    }
+    idp.clear_faults();
+    // 10 MiB: refused at the 1 MiB limit. 100000 nested arrays: refused, no stack overflow.
+    idp.fault(json!({"path": "/oauth/token", "kind": "huge"}));
+    let e = err_of(&p);
+    assert_eq!(e.status(), Status::MalformedResponse, "{e}");
+    idp.fault(json!({"path": "/oauth/token", "kind": "nested"}));
+    let e = err_of(&p);
+    assert_eq!(e.status(), Status::MalformedResponse, "{e}");
+    p.token().expect("and the provider still works afterwards");
+}
