@@ -34,7 +34,7 @@ use credvault::ffi::{
     vault_get_authorization, vault_get_token, vault_get_token_into, vault_token_free,
 };
 use credvault::secret::Sealed;
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, Criterion};
 use zeroize::Zeroize;
 
 use support::{Fixture, TOKEN_LEN};
@@ -222,9 +222,108 @@ fn breakdown(c: &mut Criterion) {
     buf.zeroize();
 }
 
+/// The ratio get/floor measured interleaved: rounds of short blocks of each call, in turn, so
+/// that load from other processes (the machine is shared) hits all of them alike. Prints the
+/// median ns/call of each and the median and quartiles of the per-round ratios to the floor.
+fn paired_ratio() {
+    const BLOCK: u32 = 2_000;
+    const ROUNDS: usize = 800;
+    let fx = Fixture::new();
+    let h = fx.handle;
+    let sealed = Sealed::seal(&token_like()).unwrap();
+    let mut out = vec![0u8; TOKEN_LEN];
+    let mut buf = vec![0 as c_char; TOKEN_LEN + 1];
+    let names = [
+        "aead_open_floor",
+        "vault_get_token+free",
+        "vault_get_token_into",
+        "vault_get_authorization+free",
+    ];
+    let mut block = |kind: usize| -> f64 {
+        let t0 = Instant::now();
+        for _ in 0..BLOCK {
+            unsafe {
+                match kind {
+                    0 => black_box(&sealed)
+                        .open_into(black_box(&mut out[..]))
+                        .unwrap(),
+                    1 => vault_token_free(black_box(vault_get_token(black_box(h)))),
+                    2 => {
+                        black_box(vault_get_token_into(
+                            black_box(h),
+                            buf.as_mut_ptr(),
+                            buf.len(),
+                            ptr::null_mut(),
+                            ptr::null_mut(),
+                            0,
+                        ));
+                    }
+                    _ => vault_token_free(black_box(vault_get_authorization(black_box(h)))),
+                }
+            }
+        }
+        t0.elapsed().as_nanos() as f64 / BLOCK as f64
+    };
+    for k in 0..names.len() {
+        for _ in 0..20 {
+            block(k); // warm up
+        }
+    }
+    let mut samples = vec![Vec::with_capacity(ROUNDS); names.len()];
+    for round in 0..ROUNDS {
+        for i in 0..names.len() {
+            let k = (i + round) % names.len(); // rotate the order
+            samples[k].push(block(k));
+        }
+    }
+    out.zeroize();
+    buf.zeroize();
+    fx.assert_no_refetch();
+
+    let quantile = |v: &mut Vec<f64>, q: f64| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[((v.len() - 1) as f64 * q).round() as usize]
+    };
+    println!();
+    println!("paired (interleaved) measurement: {ROUNDS} rounds x {BLOCK} calls of each");
+    println!(
+        "{:<30} {:>10} {:>10} {:>22}",
+        "", "median ns", "min ns", "ratio to floor p25/p50/p75"
+    );
+    for k in 0..names.len() {
+        let mut ratios: Vec<f64> = (0..ROUNDS).map(|r| samples[k][r] / samples[0][r]).collect();
+        let mut v = samples[k].clone();
+        let med = quantile(&mut v, 0.5);
+        let min = v[0];
+        let (p25, p50, p75) = (
+            quantile(&mut ratios, 0.25),
+            quantile(&mut ratios, 0.5),
+            quantile(&mut ratios, 0.75),
+        );
+        println!(
+            "{:<30} {:>10.1} {:>10.1} {:>12.3}/{:.3}/{:.3}",
+            names[k], med, min, p25, p50, p75
+        );
+    }
+}
+
 criterion_group! {
     name = benches;
     config = config();
     targets = hit_path, breakdown
 }
-criterion_main!(benches);
+
+fn main() {
+    benches();
+    // The interleaved ratio runs with a plain `cargo bench --bench hit_path` (no filter), and with
+    // a filter that names it (`cargo bench --bench hit_path -- paired`).
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let filters: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let profiling = args
+        .iter()
+        .any(|a| a == "--profile-time" || a == "--list" || a == "--test");
+    if !profiling && (filters.is_empty() || filters.iter().any(|f| "paired".contains(f.as_str()))) {
+        paired_ratio();
+    }
+    Criterion::default().configure_from_args().final_summary();
+}
