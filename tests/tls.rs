@@ -4,12 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::thread;
 
 use common::Idp;
 use credvault::{Provider, Status};
@@ -244,70 +239,18 @@ fn mutual_tls_with_and_without_a_client_certificate() {
     assert!(e.message().contains("both or neither"), "{e}");
 }
 
-/// A CONNECT proxy on loopback that counts the tunnels it opens.
-struct Proxy {
-    port: u16,
-    tunnels: Arc<AtomicUsize>,
-}
-
-fn start_proxy() -> Proxy {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let tunnels = Arc::new(AtomicUsize::new(0));
-    let counter = tunnels.clone();
-    thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut client) = conn else { continue };
-            let counter = counter.clone();
-            thread::spawn(move || {
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if client.read(&mut byte).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head);
-                let Some(target) = head
-                    .strip_prefix("CONNECT ")
-                    .and_then(|r| r.split(' ').next())
-                else {
-                    let _ = client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n");
-                    return;
-                };
-                let Ok(upstream) = TcpStream::connect(target) else {
-                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
-                    return;
-                };
-                counter.fetch_add(1, Ordering::SeqCst);
-                let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
-                let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
-                let (mut c1, mut u1) = (client, upstream);
-                thread::spawn(move || {
-                    let _ = std::io::copy(&mut c2, &mut u2);
-                    let _ = u2.shutdown(std::net::Shutdown::Write);
-                });
-                let _ = std::io::copy(&mut u1, &mut c1);
-                let _ = c1.shutdown(std::net::Shutdown::Write);
-            });
-        }
-    });
-    Proxy { port, tunnels }
-}
-
 #[test]
 fn connect_proxy_is_used_and_bypassed_per_no_proxy() {
     let dir = Dir::new("proxy");
     let ca = make_ca("credvault test CA");
     let ca_file = dir.write("ca.pem", &ca.pem);
     let idp = https_idp(&dir, &ca, &["localhost", "127.0.0.1"], false, None);
-    let proxy = start_proxy();
-    let via = format!("http://127.0.0.1:{}", proxy.port);
+    let proxy = common::ConnectProxy::start();
+    let via = proxy.url();
     let p = Provider::new(&cfg(&idp, json!({"ca_file": ca_file, "proxy": via}))).unwrap();
     p.token().unwrap();
     assert_eq!(
-        proxy.tunnels.load(Ordering::SeqCst),
+        proxy.tunnels(),
         1,
         "the token request went through the proxy"
     );
@@ -317,11 +260,7 @@ fn connect_proxy_is_used_and_bypassed_per_no_proxy() {
     ))
     .unwrap();
     p.token().unwrap();
-    assert_eq!(
-        proxy.tunnels.load(Ordering::SeqCst),
-        1,
-        "no_proxy bypassed the proxy"
-    );
+    assert_eq!(proxy.tunnels(), 1, "no_proxy bypassed the proxy");
 }
 
 #[test]
