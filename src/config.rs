@@ -489,19 +489,38 @@ fn opt_bool(obj: &Map<String, Value>, key: &str) -> Result<Option<bool>> {
     }
 }
 
+/// Largest PEM file accepted (a CA bundle is well below this).
+const MAX_PEM: u64 = 1 << 20;
+
 /// Reads a PEM file named by `key`; the bytes are wiped when dropped (a key file is a secret).
+/// Only a regular file is read, and never more than [`MAX_PEM`] bytes of it, so `/dev/zero` or a
+/// FIFO named by mistake gets an error instead of hanging or exhausting memory. Error messages
+/// show the path with control characters removed and its length capped.
 fn read_pem(key: &str, path: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
+    use std::io::Read;
     if path.is_empty() || path.contains('\0') {
         return Err(Error::config(format!("{key}: must be a file path")));
     }
-    let meta = std::fs::metadata(path)
-        .map_err(|e| Error::config(format!("{key}: cannot read {path}: {}", e.kind())))?;
-    if meta.len() > 1 << 20 {
-        return Err(Error::config(format!("{key}: {path} is larger than 1 MiB")));
+    let shown = crate::endpoint::clean(path, 200);
+    let cannot =
+        |e: std::io::Error| Error::config(format!("{key}: cannot read {shown}: {}", e.kind()));
+    let meta = std::fs::metadata(path).map_err(cannot)?;
+    if !meta.is_file() {
+        return Err(Error::config(format!(
+            "{key}: {shown} is not a regular file"
+        )));
     }
-    std::fs::read(path)
-        .map(zeroize::Zeroizing::new)
-        .map_err(|e| Error::config(format!("{key}: cannot read {path}: {}", e.kind())))
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(meta.len().min(MAX_PEM) as usize));
+    file.take(MAX_PEM + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_PEM {
+        return Err(Error::config(format!(
+            "{key}: {shown} is larger than 1 MiB"
+        )));
+    }
+    Ok(bytes)
 }
 
 fn pem_certs(key: &str, path: &str) -> Result<Vec<ureq::tls::Certificate<'static>>> {
@@ -511,11 +530,17 @@ fn pem_certs(key: &str, path: &str) -> Result<Vec<ureq::tls::Certificate<'static
         match item {
             Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
             Ok(_) => {}
-            Err(_) => return Err(Error::config(format!("{key}: {path} is not valid PEM"))),
+            Err(_) => {
+                let shown = crate::endpoint::clean(path, 200);
+                return Err(Error::config(format!("{key}: {shown} is not valid PEM")));
+            }
         }
     }
     if certs.is_empty() {
-        return Err(Error::config(format!("{key}: {path} holds no certificate")));
+        let shown = crate::endpoint::clean(path, 200);
+        return Err(Error::config(format!(
+            "{key}: {shown} holds no certificate"
+        )));
     }
     Ok(certs)
 }
@@ -866,6 +891,42 @@ mod tests {
         assert_eq!(c.basic_encoding, BasicEncoding::Rfc6749);
         assert!(c.client_secret.equals(b"s3cret"));
         assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn pem_paths_must_be_small_regular_files() {
+        let cfg = |path: &str| {
+            serde_json::json!({"token_url":"https://x/t","client_id":"abc","client_secret":"s",
+                "ca_file": path})
+            .to_string()
+        };
+        // A device that never ends and a directory: refused up front, no read.
+        let m = err(&cfg("/dev/zero"));
+        assert_eq!(m, "ca_file: /dev/zero is not a regular file");
+        let m = err(&cfg("/"));
+        assert!(m.contains("not a regular file"), "{m}");
+        // A FIFO would block a read forever.
+        let dir = std::env::temp_dir().join(format!("credvault-pem-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo only creates a file.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let m = err(&cfg(fifo.to_str().unwrap()));
+        assert!(m.contains("not a regular file"), "{m}");
+        // Larger than 1 MiB: refused, however it is laid out.
+        let big = dir.join("big.pem");
+        std::fs::write(&big, vec![b'A'; (1 << 20) + 1]).unwrap();
+        let m = err(&cfg(big.to_str().unwrap()));
+        assert!(m.ends_with("is larger than 1 MiB"), "{m}");
+        std::fs::remove_dir_all(&dir).unwrap();
+        // Control characters in the path never reach the message.
+        let m = err(&cfg("/nonexistent/a\r\nInjected: yes"));
+        assert!(!m.contains('\r') && !m.contains('\n'), "{m:?}");
+        assert!(
+            m.starts_with("ca_file: cannot read /nonexistent/a  Injected"),
+            "{m}"
+        );
     }
 
     #[test]

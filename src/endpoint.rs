@@ -444,7 +444,8 @@ pub fn parse_retry_after(v: &str) -> Option<Duration> {
     let when = parse_http_date(v)?;
     Some(
         when.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
+            .unwrap_or(Duration::ZERO)
+            .min(Duration::from_secs(86_400)),
     )
 }
 
@@ -467,14 +468,15 @@ pub fn parse_http_date(s: &str) -> Option<SystemTime> {
         .collect::<Option<_>>()?;
     if hms.len() != 3
         || !(1..=31).contains(&day)
-        || year < 1970
+        || !(1970..=9999).contains(&year)
         || hms[0] > 23
         || hms[1] > 59
         || hms[2] > 60
     {
         return None;
     }
-    // Days from civil (Howard Hinnant's algorithm), for years from 1970.
+    // Days from civil (Howard Hinnant's algorithm), for years from 1970 to 9999: with the year
+    // bounded, no step below can overflow, and the result fits any platform's SystemTime.
     let (y, m) = if month <= 2 {
         (year - 1, month + 9)
     } else {
@@ -760,6 +762,16 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+        // A date far ahead is capped like the seconds form; a year past 9999 is not a date.
+        assert_eq!(
+            parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(Duration::from_secs(86_400))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 01 Jan 18446744073709551615 00:00:00 GMT"),
+            None
+        );
+        assert_eq!(parse_retry_after("Sun, 01 Jan 10000 00:00:00 GMT"), None);
     }
 
     #[test]

@@ -9,14 +9,15 @@
 #   bash tests/fuzz/run.sh                        # CI short run: 20000 executions per target
 #   FUZZ_RUNS=2000000 bash tests/fuzz/run.sh      # long run (about 2 million per target)
 #   FUZZ_TARGETS="config ffi_config" bash tests/fuzz/run.sh
-#   FUZZ_ASAN=0 bash tests/fuzz/run.sh            # without AddressSanitizer (about 2x faster)
+#   FUZZ_ASAN=0 bash tests/fuzz/run.sh            # without AddressSanitizer (faster; own build)
 #   FUZZ_JOBS=2 bash tests/fuzz/run.sh            # two targets at a time
 #   bash tests/fuzz/run.sh --build-only
 #
-# Seeds come from tests/fuzz/corpus/<target>/ (read only); inputs the fuzzer finds interesting go
-# to target/fuzz/corpus/<target>/ and are reused by the next run on the same machine. A crash is
-# saved under target/fuzz/artifacts/<target>/ and fails the run: copy it to
-# tests/fuzz/regressions/<target>/ so that tests/fuzz_regressions.rs replays it in `cargo test`.
+# Seeds come from tests/fuzz/corpus/<target>/ (read only), tokens from tests/fuzz/json.dict.
+# Inputs the fuzzer finds interesting go to target/fuzz/corpus/<target>/ and are reused by the
+# next run on the same machine. A crash is saved under target/fuzz/artifacts/<target>/ and fails
+# the run: copy it to tests/fuzz/regressions/<target>/ (as `open-<name>` while the bug is not
+# fixed) so that tests/fuzz_regressions.rs replays it in `cargo test`.
 # Each target's libFuzzer log is target/fuzz/logs/<target>.log.
 set -euo pipefail
 
@@ -42,6 +43,9 @@ flags=(
 )
 if [ "$asan" = 1 ]; then
   flags+=(-Zsanitizer=address)
+  build="$out"
+else
+  build="$out/noasan" # other flags: keep the ASan build's cache
 fi
 
 step() { printf '\n== %s\n' "$*"; }
@@ -53,7 +57,7 @@ RUSTC_BOOTSTRAP=1 RUSTFLAGS="${flags[*]}" \
   cargo build --release --locked \
   --manifest-path "$here/Cargo.toml" \
   --target "$triple" \
-  --target-dir "$out" \
+  --target-dir "$build" \
   --bins
 echo "built in $(($(date +%s) - start)) s"
 [ "${1:-}" = "--build-only" ] && exit 0
@@ -67,6 +71,7 @@ opts=(
   -rss_limit_mb=2048
   -max_total_time="$max_total_time"
   -print_final_stats=1
+  -dict="$here/json.dict"
 )
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:allocator_may_return_null=1}"
 
@@ -76,7 +81,7 @@ run_one() {
   mkdir -p "$work" "$art" "$(dirname "$log")" "$here/corpus/$t"
   local t0 rc=0
   t0=$(date +%s)
-  "$out/$triple/release/$t" "${opts[@]}" -artifact_prefix="$art" \
+  "$build/$triple/release/$t" "${opts[@]}" -artifact_prefix="$art" \
     "$work" "$here/corpus/$t" >"$log" 2>&1 || rc=$?
   local secs=$(($(date +%s) - t0))
   local execs rate cov ft
