@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test credvault has, in every language it has: the README's test command.
-# Needs only what a fresh machine has (Rust, a C compiler, valgrind); installs nothing else.
+# Needs only what a fresh machine has (Rust, a C/C++ compiler, valgrind); downloads only crates.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +27,9 @@ step "Rust unit and integration tests"
 cargo test -- --test-threads=4
 cargo build --release --benches
 cargo test --no-default-features --test alloc_check
+
+step "fuzz: a short run of every target (libFuzzer + AddressSanitizer), 100000 executions each"
+bash tests/fuzz/run.sh
 
 step "C tests: shared and static library, valgrind memcheck"
 bash tests/c/run.sh
