@@ -64,3 +64,95 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for ZeroizingAlloc<A> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// An inner allocator that checks, at every free, that the block it gets back is all zero.
+    struct Checking {
+        freed: Cell<usize>,
+        dirty: Cell<usize>,
+    }
+
+    // SAFETY: forwards to System; the counters are only read on the test's thread.
+    unsafe impl GlobalAlloc for Checking {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            // SAFETY: forwarded contract.
+            unsafe { System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            // SAFETY: ptr is a live block of layout.size() bytes.
+            let block = unsafe { std::slice::from_raw_parts(ptr, layout.size()) };
+            self.freed.set(self.freed.get() + 1);
+            if block.iter().any(|&b| b != 0) {
+                self.dirty.set(self.dirty.get() + 1);
+            }
+            // SAFETY: forwarded contract.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+    }
+
+    fn checking() -> ZeroizingAlloc<Checking> {
+        ZeroizingAlloc(Checking {
+            freed: Cell::new(0),
+            dirty: Cell::new(0),
+        })
+    }
+
+    #[test]
+    fn freed_blocks_are_wiped() {
+        let a = checking();
+        for (size, align) in [(1, 1), (7, 1), (64, 8), (1000, 64), (4096, 4096)] {
+            let layout = Layout::from_size_align(size, align).unwrap();
+            // SAFETY: a non-zero layout; the block is used within its size and freed once.
+            unsafe {
+                let p = a.alloc(layout);
+                assert!(!p.is_null());
+                std::ptr::write_bytes(p, 0xff, size);
+                a.dealloc(p, layout);
+            }
+        }
+        assert_eq!(a.0.freed.get(), 5);
+        assert_eq!(a.0.dirty.get(), 0, "a block was freed unwiped");
+    }
+
+    #[test]
+    fn realloc_moves_keeps_the_data_and_wipes_the_old_block() {
+        let a = checking();
+        let layout = Layout::from_size_align(100, 32).unwrap();
+        // SAFETY: every pointer is used within its current size and freed once.
+        unsafe {
+            let p = a.alloc(layout);
+            for i in 0..100 {
+                *p.add(i) = i as u8 + 1;
+            }
+            // Grow: the 100 bytes move, the old block is wiped and freed.
+            let q = a.realloc(p, layout, 300);
+            assert!(!q.is_null());
+            assert_eq!(q as usize % 32, 0, "alignment kept");
+            assert!((0..100).all(|i| *q.add(i) == i as u8 + 1));
+            std::ptr::write_bytes(q.add(100), 0xee, 200);
+            // Shrink: only the first 10 bytes stay; the old block's tail is wiped with it.
+            let big = Layout::from_size_align(300, 32).unwrap();
+            let r = a.realloc(q, big, 10);
+            assert!((0..10).all(|i| *r.add(i) == i as u8 + 1));
+            a.dealloc(r, Layout::from_size_align(10, 32).unwrap());
+        }
+        assert_eq!(a.0.freed.get(), 3);
+        assert_eq!(a.0.dirty.get(), 0, "a block was freed unwiped");
+    }
+
+    #[test]
+    fn alloc_zeroed_is_zeroed() {
+        let a = checking();
+        let layout = Layout::from_size_align(256, 16).unwrap();
+        // SAFETY: as above.
+        unsafe {
+            let p = a.alloc_zeroed(layout);
+            assert!(std::slice::from_raw_parts(p, 256).iter().all(|&b| b == 0));
+            a.dealloc(p, layout);
+        }
+    }
+}

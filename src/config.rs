@@ -882,6 +882,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
     fn minimal_config() {
         let c = Config::from_json(
             r#"{"token_url":"https://idp.example/token","client_id":"abc","client_secret":"s3cret"}"#,
@@ -894,6 +895,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "Miri has no mkfifo")]
     fn pem_paths_must_be_small_regular_files() {
         let cfg = |path: &str| {
             serde_json::json!({"token_url":"https://x/t","client_id":"abc","client_secret":"s",
@@ -975,6 +977,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
     fn presets_fill_and_override() {
         let c = Config::from_json(
             r#"{"preset":"vitesse-staging","client_id":"client-1","client_secret":"secret-1"}"#,

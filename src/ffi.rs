@@ -645,3 +645,132 @@ pub unsafe extern "C" fn vault_invalidate_token(
         report(result, err_buf, err_len)
     })
 }
+
+/// The C entry points' argument checks and buffer handling, in Rust, so that Miri can check the
+/// unsafe code on these paths (`bash tests/miri.sh`); the C suite covers the same calls from C
+/// under valgrind and the sanitizers. Nothing here seals a value: ring's AES-GCM is assembly,
+/// which Miri cannot run.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err_text(buf: &[c_char]) -> String {
+        // SAFETY: write_message always NUL-terminates within the buffer.
+        unsafe { CStr::from_ptr(buf.as_ptr()) }
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    #[test]
+    fn provider_new_rejects_bad_arguments() {
+        // SAFETY: NULL and NUL-terminated strings, as the contract allows.
+        unsafe {
+            assert_eq!(vault_provider_new(ptr::null()), 0);
+            assert_eq!(vault_last_status(), Status::InvalidArgument);
+            assert_eq!(vault_provider_new(c"{not json".as_ptr()), 0);
+            assert_eq!(vault_last_status(), Status::InvalidConfig);
+            let msg = CStr::from_ptr(vault_last_error()).to_str().unwrap();
+            assert!(!msg.is_empty());
+            let bad_utf8 = [b'{' as c_char, 0xff_u8 as c_char, 0];
+            assert_eq!(vault_provider_new(bad_utf8.as_ptr()), 0);
+            assert_eq!(vault_last_status(), Status::InvalidArgument);
+        }
+    }
+
+    #[test]
+    fn ex_calls_check_out_pointers_and_fill_err_buf() {
+        let mut err = [0x55 as c_char; 64];
+        let mut h = 7u64;
+        // SAFETY: every pointer is NULL or valid for its stated length.
+        unsafe {
+            let s = vault_provider_new_ex(c"{}".as_ptr(), ptr::null_mut(), err.as_mut_ptr(), 64);
+            assert_eq!(s, Status::InvalidArgument);
+            assert_eq!(err_text(&err), "out_provider is NULL");
+            let s = vault_provider_new_ex(c"[]".as_ptr(), &mut h, err.as_mut_ptr(), 64);
+            assert_eq!(s, Status::InvalidConfig);
+            assert_eq!(h, 7, "not written on failure");
+            let mut tok: *mut c_char = ptr::NonNull::dangling().as_ptr();
+            let s = vault_get_token_ex(12345, &mut tok, err.as_mut_ptr(), 64);
+            assert_eq!(s, Status::InvalidHandle);
+            assert!(tok.is_null(), "set to NULL on failure");
+            let s = vault_get_authorization_ex(0, ptr::null_mut(), ptr::null_mut(), 0);
+            assert_eq!(s, Status::InvalidArgument);
+            let s = vault_invalidate_token(99, c"t".as_ptr(), err.as_mut_ptr(), 64);
+            assert_eq!(s, Status::InvalidHandle);
+        }
+        assert_eq!(vault_provider_free(0), Status::InvalidHandle as i32);
+        assert_eq!(vault_invalidate(u64::MAX), Status::InvalidHandle as i32);
+        assert!(vault_get_token(1).is_null());
+        assert!(vault_get_authorization(1).is_null());
+    }
+
+    #[test]
+    fn into_calls_check_buffers() {
+        let mut buf = [0 as c_char; 16];
+        let mut n = 99usize;
+        // SAFETY: as above.
+        unsafe {
+            let s = vault_get_token_into(5, ptr::null_mut(), 16, &mut n, ptr::null_mut(), 0);
+            assert_eq!(s, Status::InvalidArgument);
+            let s = vault_get_token_into(5, buf.as_mut_ptr(), 16, &mut n, ptr::null_mut(), 0);
+            assert_eq!(s, Status::InvalidHandle);
+            let s = vault_get_authorization_into(
+                5,
+                ptr::null_mut(),
+                0,
+                ptr::null_mut(),
+                ptr::null_mut(),
+                0,
+            );
+            assert_eq!(s, Status::InvalidHandle);
+        }
+    }
+
+    /// Messages are truncated to the buffer on a UTF-8 boundary and always NUL-terminated; a
+    /// buffer of 0 bytes is left alone.
+    #[test]
+    fn error_messages_fit_any_buffer() {
+        let msg = "ünïcödé message";
+        for len in 0..=msg.len() + 2 {
+            let mut buf = vec![0x55 as c_char; len + 1];
+            // SAFETY: buf has len (+1 guard) writable bytes.
+            unsafe { write_message(buf.as_mut_ptr(), len, msg) };
+            assert_eq!(buf[len], 0x55, "wrote past the buffer");
+            if len == 0 {
+                continue;
+            }
+            let text = err_text(&buf);
+            assert!(
+                text.len() < len && msg.starts_with(&text),
+                "{len}: {text:?}"
+            );
+        }
+        // SAFETY: NULL is allowed.
+        unsafe { write_message(ptr::null_mut(), 10, msg) };
+    }
+
+    #[test]
+    fn token_free_wipes_and_frees_malloc_strings() {
+        // SAFETY: a malloc'd NUL-terminated string, as the library returns; freed once.
+        unsafe {
+            vault_token_free(ptr::null_mut());
+            let p = libc::malloc(6) as *mut c_char;
+            ptr::copy_nonoverlapping(c"token".as_ptr(), p, 6);
+            vault_token_free(p);
+        }
+    }
+
+    #[test]
+    fn static_strings() {
+        for n in [-1, 0, 1, 5, 15, 98, 99, 100, i32::MAX] {
+            // SAFETY: static NUL-terminated strings.
+            let name = unsafe { CStr::from_ptr(vault_status_name(n)) }
+                .to_str()
+                .unwrap();
+            assert!(name.starts_with("VAULT_STATUS_"), "{name}");
+        }
+        // SAFETY: as above.
+        let v = unsafe { CStr::from_ptr(vault_version()) }.to_str().unwrap();
+        assert_eq!(v, env!("CARGO_PKG_VERSION"));
+    }
+}

@@ -276,6 +276,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
     fn seal_open_round_trip() {
         let s = Sealed::seal(b"correct horse battery staple").unwrap();
         assert_eq!(s.len(), 28);
@@ -288,6 +289,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
     fn nonces_never_repeat() {
         let a = Sealed::seal(b"x").unwrap();
         let b = Sealed::seal(b"x").unwrap();
@@ -300,6 +302,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
     fn tampering_is_detected_and_output_wiped() {
         let mut s = Sealed::seal(b"secret-value").unwrap();
         s.ciphertext[0] ^= 1;
@@ -309,6 +312,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
     fn debug_is_redacted() {
         let s = Sealed::seal(b"hunter2hunter2").unwrap();
         let shown = format!("{s:?}");
@@ -318,6 +322,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
     fn empty_secret_seals() {
         let s = Sealed::seal(b"").unwrap();
         assert!(s.is_empty());

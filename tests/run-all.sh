@@ -28,6 +28,9 @@ cargo test -- --test-threads=4
 cargo build --release --benches
 cargo test --no-default-features --test alloc_check
 
+step "Miri: the unit tests of the unsafe code"
+bash tests/miri.sh
+
 step "fuzz: a short run of every target (libFuzzer + AddressSanitizer), 100000 executions each"
 bash tests/fuzz/run.sh
 
