@@ -108,13 +108,15 @@ if [[ "${SKIP_SANITIZERS:-0}" != 1 ]]; then
     "$CC" "${CFLAGS[@]}" -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
         -fno-sanitize-recover=all tests/c/credvault_test.c -o "$OUT/credvault_test_asan" \
         "$LIB/libcredvault.a" "${NATIVE_LIBS[@]}"
-    # Check that the sanitizer runtimes are really linked in, not silently dropped.
-    if ! nm -D "$OUT/credvault_test_asan" 2>/dev/null | grep -q ' __asan_init' \
-        && ! ldd "$OUT/credvault_test_asan" | grep -q libasan; then
+    # Check that the sanitizer runtimes are really linked in, not silently dropped. (Captured
+    # first: `ldd | grep -q` under pipefail fails at random when grep exits before ldd writes.)
+    asan_syms="$(nm -D "$OUT/credvault_test_asan" 2>/dev/null || true)"
+    asan_libs="$(ldd "$OUT/credvault_test_asan")"
+    if ! grep -q ' __asan_init' <<<"$asan_syms" && ! grep -q libasan <<<"$asan_libs"; then
         echo "AddressSanitizer runtime is not linked into credvault_test_asan" >&2
         failures+=("ASan not linked")
     fi
-    ldd "$OUT/credvault_test_asan" | grep -q libubsan || {
+    grep -q libubsan <<<"$asan_libs" || {
         echo "UndefinedBehaviorSanitizer runtime is not linked into credvault_test_asan" >&2
         failures+=("UBSan not linked")
     }
