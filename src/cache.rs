@@ -13,7 +13,7 @@
 //! flight: one runs at a time per provider (the `running` flag), and every caller that needs a
 //! token while it runs waits for that one and receives its result.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,6 +39,39 @@ pub struct CachedToken {
     /// (`refresh_at` less [`coarse::SLACK_NS`], in the coarse clock's terms), so the hit path
     /// needs no precise clock read.
     quick_until_ns: u64,
+}
+
+impl CachedToken {
+    /// Servable and not near its refresh point, by the coarse clock alone (see [`coarse`]).
+    #[inline]
+    pub fn quick(&self) -> bool {
+        coarse::now_ns() < self.quick_until_ns
+    }
+}
+
+/// A version that changes whenever the cached token is replaced or dropped, and turns odd for
+/// good when the provider is freed. A thread that kept a reference to a cached token (the C
+/// ABI's per-thread memo, in `ffi`) checks with one shared load, and no shared write, that the
+/// token is still the provider's current one.
+#[derive(Debug, Default)]
+pub struct Watch(AtomicU64);
+
+impl Watch {
+    /// The current version: even while the provider lives.
+    #[inline]
+    pub fn version(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// The cached token changed (called with the state lock held for writing).
+    fn bump(&self) {
+        self.0.fetch_add(2, Ordering::Release);
+    }
+
+    /// The provider is freed: no version seen before matches again.
+    pub fn retire(&self) {
+        self.0.fetch_or(1, Ordering::Release);
+    }
 }
 
 /// The hit path's clock.
@@ -167,6 +200,7 @@ pub struct Cache {
     running: AtomicBool,
     flight: Mutex<Flight>,
     done: Condvar,
+    watch: Arc<Watch>,
 }
 
 /// What the hit path found.
@@ -192,16 +226,26 @@ impl Cache {
             running: AtomicBool::new(false),
             flight: Mutex::new(Flight::default()),
             done: Condvar::new(),
+            watch: Arc::new(Watch::default()),
         }
     }
 
+    /// The cache's [`Watch`].
+    pub fn watch(&self) -> &Arc<Watch> {
+        &self.watch
+    }
+
     /// The fast path: serves a valid token to `f` under a shared lock, without any network wait.
-    pub fn try_hit<R>(&self, f: impl FnOnce(&CachedToken) -> R) -> Hit<R> {
+    /// `f` also receives the [`Watch`] version that goes with the token.
+    pub fn try_hit<R>(&self, f: impl FnOnce(&Arc<CachedToken>, u64) -> R) -> Hit<R> {
         let state = self.state.read();
+        // Writers bump the version with the lock held for writing: under the read lock it is
+        // the token's own.
+        let version = self.watch.version();
         if let Some(t) = &state.token {
-            if coarse::now_ns() < t.quick_until_ns {
+            if t.quick() {
                 return Hit::Served {
-                    value: f(t),
+                    value: f(t, version),
                     refresh: false,
                 };
             }
@@ -217,7 +261,7 @@ impl Cache {
                         .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
                         .is_ok();
                 Hit::Served {
-                    value: f(t),
+                    value: f(t, version),
                     refresh,
                 }
             }
@@ -310,6 +354,7 @@ impl Cache {
                 state.generation += 1;
                 let token = Arc::new(self.schedule(f, state.generation));
                 state.token = Some(token.clone());
+                self.watch.bump();
                 state.failure = None;
                 state.refresh_failures = 0;
                 state.next_attempt = now;
@@ -360,6 +405,7 @@ impl Cache {
         match &state.token {
             Some(t) if generation.is_none_or(|g| g == t.generation) => {
                 state.token = None;
+                self.watch.bump();
                 true
             }
             _ => false,

@@ -15,10 +15,11 @@ use std::cell::{Cell, RefCell};
 use std::ffi::{c_char, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
+use std::sync::Arc;
 
 use zeroize::Zeroize;
 
-use crate::cache::CachedToken;
+use crate::cache::{CachedToken, Watch};
 use crate::error::{Error, Status};
 use crate::provider::Provider;
 use crate::registry;
@@ -29,10 +30,70 @@ thread_local! {
     /// The generation of the last token each provider handle served on this thread, so that
     /// `vault_invalidate` drops that token and not a newer one. Most recent last; bounded.
     static LAST_SERVED: RefCell<Vec<(u64, u64)>> = const { RefCell::new(Vec::new()) };
+    /// The cached tokens this thread was last served, by handle (see [`Memo`]). Most recent last.
+    static MEMO: RefCell<Vec<Memo>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Providers remembered per thread for `vault_invalidate`.
 const LAST_SERVED_MAX: usize = 64;
+
+/// Providers whose token a thread keeps in its [`Memo`].
+const MEMO_MAX: usize = 8;
+
+/// A thread's reference to a provider's cached token, so that its next hit takes no lock and
+/// writes no shared memory: every hit through the registry takes two read locks, and a read
+/// lock is two atomic writes to a cache line that every thread calling that provider shares.
+/// With the memo, a hit is one thread-local lookup, one shared load (the [`Watch`] version,
+/// which changes only when the token is replaced or dropped or the provider freed), the coarse
+/// clock (still before the refresh point: see `CachedToken::quick`) and the AEAD open.
+///
+/// The memo holds the sealed token (never plaintext), and only while it is still the current
+/// one: an entry whose version no longer matches is never served, is replaced on the thread's
+/// next hit through the registry, and is dropped at once if its provider was freed.
+struct Memo {
+    handle: u64,
+    version: u64,
+    watch: Arc<Watch>,
+    token: Arc<CachedToken>,
+}
+
+/// Serves `handle`'s token from this thread's memo, if it holds the current one and it is not
+/// near its refresh point; `None` sends the caller through the registry.
+fn memo_serve<R>(
+    handle: u64,
+    f: &impl Fn(&CachedToken) -> Result<R, Error>,
+) -> Option<Result<R, Error>> {
+    MEMO.try_with(|m| {
+        let memo = m.try_borrow().ok()?;
+        let e = memo.iter().rev().find(|e| e.handle == handle)?;
+        if e.watch.version() != e.version || !e.token.quick() {
+            return None;
+        }
+        Some(f(&e.token))
+    })
+    .ok()
+    .flatten()
+}
+
+/// Remembers `token` as `handle`'s current token on this thread; forgets the entries that are no
+/// longer current (replaced or dropped tokens, freed providers).
+fn memo_keep(handle: u64, version: u64, watch: Arc<Watch>, token: Arc<CachedToken>) {
+    let _ = MEMO.try_with(|m| {
+        let Ok(mut memo) = m.try_borrow_mut() else {
+            return;
+        };
+        memo.retain(|e| e.handle != handle && e.watch.version() == e.version);
+        if memo.len() == MEMO_MAX {
+            memo.remove(0);
+        }
+        memo.push(Memo {
+            handle,
+            version,
+            watch,
+            token,
+        });
+    });
+}
 
 fn clear_error() {
     LAST_STATUS.with(|s| s.set(0));
@@ -215,12 +276,30 @@ fn alloc_shape(t: &CachedToken, shape: Shape) -> Result<(*mut c_char, u64), Erro
     Ok((p as *mut c_char, t.generation))
 }
 
-/// Serves a token to `f`: the hit path under the registry's shared lock; on a miss, the slow
-/// path on a reference of the provider with no registry lock held.
+/// Serves a token to `f`: from this thread's memo when it holds the current token; else the
+/// hit path under the registry's shared lock (which refills the memo); on a miss, the slow path
+/// on a reference of the provider with no registry lock held.
 fn serve<R>(handle: u64, f: impl Fn(&CachedToken) -> Result<R, Error>) -> Result<R, Error> {
-    match registry::with(handle, |p| p.try_serve(&f)) {
+    if let Some(result) = memo_serve(handle, &f) {
+        return result;
+    }
+    let hit = registry::with(handle, |p| {
+        p.try_serve(|t, version| {
+            let result = f(t);
+            // Not worth keeping near the refresh point: the memo would not serve it.
+            let keep =
+                (result.is_ok() && t.quick()).then(|| (version, p.watch().clone(), t.clone()));
+            (result, keep)
+        })
+    });
+    match hit {
         None => Err(invalid_handle()),
-        Some(Some(result)) => result,
+        Some(Some((result, keep))) => {
+            if let Some((version, watch, token)) = keep {
+                memo_keep(handle, version, watch, token);
+            }
+            result
+        }
         Some(None) => {
             let provider = registry::get(handle).ok_or_else(invalid_handle)?;
             provider.serve_blocking(&f)?

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use crate::cache::{Cache, CachedToken, Hit};
+use crate::cache::{Cache, CachedToken, Hit, Watch};
 use crate::config::{Config, EndpointSource};
 use crate::discovery::Discovery;
 use crate::endpoint::{with_retries, Client, Fetched};
@@ -113,7 +113,8 @@ impl Provider {
 
     /// The hit path: runs `f` on the cached token if one is servable (starting a background
     /// refresh past the refresh point) and returns its result; `None` on a miss. Never waits.
-    pub(crate) fn try_serve<R>(&self, f: impl FnOnce(&CachedToken) -> R) -> Option<R> {
+    /// `f` also receives the [`Watch`] version that goes with the token.
+    pub(crate) fn try_serve<R>(&self, f: impl FnOnce(&Arc<CachedToken>, u64) -> R) -> Option<R> {
         match self.inner.cache.try_hit(f) {
             Hit::Served { value, refresh } => {
                 if refresh {
@@ -135,7 +136,7 @@ impl Provider {
     /// Runs `f` on a servable token: from the cache when there is one, else after a fetch.
     pub(crate) fn with_token<R>(&self, f: impl FnOnce(&CachedToken) -> R) -> Result<R> {
         let mut f = Some(f);
-        if let Some(v) = self.try_serve(|t| f.take().map(|f| f(t))) {
+        if let Some(v) = self.try_serve(|t, _| f.take().map(|f| f(t))) {
             return v.ok_or_else(|| Error::internal("token closure already used"));
         }
         match f.take() {
@@ -168,6 +169,17 @@ impl Provider {
                 generation: t.generation,
             })
         })?
+    }
+
+    /// The cache's [`Watch`]: its version changes with the cached token.
+    pub(crate) fn watch(&self) -> &Arc<Watch> {
+        self.inner.cache.watch()
+    }
+
+    /// Marks the provider freed (its [`Watch`] turns odd): every thread's memo of its token is
+    /// void from here on.
+    pub(crate) fn retire(&self) {
+        self.inner.cache.watch().retire();
     }
 
     /// Drops the cached token (any generation) and ends a cool-down. The next call fetches.

@@ -77,6 +77,9 @@ pub fn remove(handle: u64) -> Option<Provider> {
         return None;
     }
     let provider = entry.provider.take();
+    if let Some(p) = &provider {
+        p.retire();
+    }
     entry.generation = entry.generation.wrapping_add(1);
     if entry.generation != 0 {
         slab.free.push(index as u32);
