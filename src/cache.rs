@@ -41,6 +41,12 @@ pub struct CachedToken {
     quick_until_ns: u64,
 }
 
+impl Drop for CachedToken {
+    fn drop(&mut self) {
+        crate::census::TOKENS.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 impl CachedToken {
     /// Servable and not near its refresh point, by the coarse clock alone (see [`coarse`]).
     #[inline]
@@ -386,6 +392,7 @@ impl Cache {
         let serve_until = expires_at - margin;
         let share = (p.refresh_ratio - p.refresh_jitter * random_fraction()).max(0.05);
         let refresh_at = (f.requested_at + life.mul_f64(share)).min(serve_until);
+        crate::census::TOKENS.fetch_add(1, Ordering::SeqCst);
         CachedToken {
             token: f.token,
             token_type: f.token_type,

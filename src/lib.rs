@@ -24,6 +24,25 @@ pub mod ffi;
 mod fork;
 #[doc(hidden)]
 pub mod fuzzing;
+
+/// Counts of live objects, for the tests that check nothing leaks (`tests/stress.rs`).
+#[doc(hidden)]
+pub mod census {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    pub(crate) static PROVIDERS: AtomicUsize = AtomicUsize::new(0);
+    pub(crate) static TOKENS: AtomicUsize = AtomicUsize::new(0);
+
+    /// Providers alive (created and not yet dropped by their last user).
+    pub fn providers() -> usize {
+        PROVIDERS.load(Ordering::SeqCst)
+    }
+
+    /// Cached tokens alive (in a cache, a fetch result, or a thread's memo).
+    pub fn tokens() -> usize {
+        TOKENS.load(Ordering::SeqCst)
+    }
+}
 mod memlock;
 pub mod provider;
 mod registry;
