@@ -9,9 +9,10 @@
 //!
 //! The hit path ([`Cache::try_hit`]) takes one shared read lock, reads the coarse monotonic clock
 //! (see [`coarse`]), and hands the sealed token to the caller's closure; it never blocks on a
-//! fetch. Fetches are single
-//! flight: one runs at a time per provider (the `running` flag), and every caller that needs a
-//! token while it runs waits for that one and receives its result.
+//! fetch. Fetches are single flight: one runs at a time per provider (the `running` flag), and
+//! every caller that needs a token while it runs waits for that one and receives its result. The
+//! C ABI's per-thread memo serves from a kept `Arc<CachedToken>` without this lock, checked
+//! against the cache's [`Watch`].
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -497,32 +498,27 @@ mod tests {
     #[cfg(all(any(target_os = "linux", target_os = "android"), not(miri)))]
     #[test]
     fn coarse_clock_is_never_ahead_of_instant() {
-        // quick_until(t) + slack is `t` on the monotonic clock, so comparing coarse readings
-        // with it compares them with Instant: a coarse reading taken after `t` is never below
-        // quick_until(t) + slack by more than a few ticks, and never above it before `t`.
+        // quick_until(t) for a `t` already passed is the monotonic clock as read inside it, less
+        // the slack. The bounds below hold however long the thread is preempted between the
+        // reads: a coarse reading taken before is never above that clock, and one taken after
+        // lags it by less than the slack (a tick at most).
         let slack = coarse::SLACK_NS;
         for _ in 0..1000 {
-            let t = Instant::now();
-            let q = coarse::quick_until(t);
-            let c = coarse::now_ns();
-            assert!(q > 0 && c != u64::MAX);
-            // The coarse clock read after `t` lies before `t` by less than 50 ms (one tick),
-            // so it is never below quick_until(t), which is `t` less the slack (>= 50 ms).
+            let before = coarse::now_ns();
+            let q = coarse::quick_until(Instant::now());
+            let after = coarse::now_ns();
+            assert!(q > 0 && before != u64::MAX);
             assert!(
-                c >= q,
-                "coarse {c} below {q}: it lags by more than the slack"
-            );
-            assert!(
-                c <= q + slack * 4,
+                before <= q + slack,
                 "coarse clock ahead of the monotonic clock"
             );
+            assert!(after >= q, "coarse clock lags by more than the slack");
         }
-        // A refresh point 10 s ahead: served on the coarse clock until 10 s less the slack.
-        let now = coarse::now_ns();
+        // A refresh point 10 s ahead is served on the coarse clock until 10 s less the slack.
         let q = coarse::quick_until(Instant::now() + Duration::from_secs(10));
-        let ahead = q - now;
-        assert!(ahead <= 10_000_000_000 + 20_000_000, "{ahead}");
-        assert!(ahead >= 10_000_000_000 - 4 * slack, "{ahead}");
+        let ahead = q.saturating_sub(coarse::now_ns());
+        assert!(ahead <= 10_000_000_000, "{ahead}");
+        assert!(ahead >= 9_000_000_000, "{ahead}");
         // A refresh point already passed is never served on the coarse clock.
         let past = Instant::now() - Duration::from_millis(1);
         assert!(coarse::quick_until(past) < coarse::now_ns());
