@@ -249,30 +249,29 @@ impl Cache {
         // Writers bump the version with the lock held for writing: under the read lock it is
         // the token's own.
         let version = self.watch.version();
-        if let Some(t) = &state.token {
-            if t.quick() {
-                return Hit::Served {
-                    value: f(t, version),
-                    refresh: false,
-                };
-            }
+        let Some(t) = &state.token else {
+            return Hit::Miss;
+        };
+        if t.quick() {
+            return Hit::Served {
+                value: f(t, version),
+                refresh: false,
+            };
         }
         let now = Instant::now();
-        match &state.token {
-            Some(t) if now < t.serve_until => {
-                let refresh = now >= t.refresh_at
-                    && now >= state.next_attempt
-                    && !self.running.load(Ordering::Relaxed)
-                    && self
-                        .running
-                        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-                        .is_ok();
-                Hit::Served {
-                    value: f(t, version),
-                    refresh,
-                }
-            }
-            _ => Hit::Miss,
+        if now >= t.serve_until {
+            return Hit::Miss;
+        }
+        let refresh = now >= t.refresh_at
+            && now >= state.next_attempt
+            && !self.running.load(Ordering::Relaxed)
+            && self
+                .running
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok();
+        Hit::Served {
+            value: f(t, version),
+            refresh,
         }
     }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
+use crate::error::{clean, Error, Result};
 use crate::secret::{Sealed, SecretString, WipedValue};
 
 /// How the client authenticates to the token endpoint.
@@ -501,7 +501,7 @@ fn read_pem(key: &str, path: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
     if path.is_empty() || path.contains('\0') {
         return Err(Error::config(format!("{key}: must be a file path")));
     }
-    let shown = crate::endpoint::clean(path, 200);
+    let shown = clean(path, 200);
     let cannot =
         |e: std::io::Error| Error::config(format!("{key}: cannot read {shown}: {}", e.kind()));
     let meta = std::fs::metadata(path).map_err(cannot)?;
@@ -525,19 +525,16 @@ fn read_pem(key: &str, path: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
 
 fn pem_certs(key: &str, path: &str) -> Result<Vec<ureq::tls::Certificate<'static>>> {
     let pem = read_pem(key, path)?;
+    let shown = clean(path, 200);
     let mut certs = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
         match item {
             Ok(ureq::tls::PemItem::Certificate(c)) => certs.push(c),
             Ok(_) => {}
-            Err(_) => {
-                let shown = crate::endpoint::clean(path, 200);
-                return Err(Error::config(format!("{key}: {shown} is not valid PEM")));
-            }
+            Err(_) => return Err(Error::config(format!("{key}: {shown} is not valid PEM"))),
         }
     }
     if certs.is_empty() {
-        let shown = crate::endpoint::clean(path, 200);
         return Err(Error::config(format!(
             "{key}: {shown} holds no certificate"
         )));

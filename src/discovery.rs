@@ -9,7 +9,8 @@ use parking_lot::Mutex;
 use serde_json::Value;
 
 use crate::config::check_url;
-use crate::endpoint::{clean, Client, Failed};
+use crate::endpoint::{Client, Failed};
+use crate::error::clean;
 use crate::error::{Error, Status};
 
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use ureq::Body;
 use zeroize::Zeroizing;
 
 use crate::config::{AuthMethod, BasicEncoding, Config, ProxySetting};
-use crate::error::{Error, Result, Status};
+use crate::error::{clean, Error, Result, Status};
 use crate::secret::{random_fraction, Sealed, WipedValue};
 
 /// Response bodies larger than this are refused.
@@ -377,19 +377,6 @@ fn tls_message(e: &rustls::Error) -> String {
         _ => "TLS handshake failed",
     };
     format!("{what} ({})", clean(&e.to_string(), 300))
-}
-
-/// Makes outside text safe to put into a message: no control characters, bounded length.
-pub fn clean(s: &str, max: usize) -> String {
-    let mut out: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(max)
-        .collect();
-    if s.chars().count() > max {
-        out.push('…');
-    }
-    out
 }
 
 fn read_body(body: &mut Body) -> Result<Zeroizing<Vec<u8>>, Failed> {
@@ -772,11 +759,5 @@ mod tests {
             None
         );
         assert_eq!(parse_retry_after("Sun, 01 Jan 10000 00:00:00 GMT"), None);
-    }
-
-    #[test]
-    fn clean_strips_controls() {
-        assert_eq!(clean("a\r\nb", 10), "a  b");
-        assert_eq!(clean("abcdef", 3), "abc…");
     }
 }

@@ -147,3 +147,27 @@ impl std::error::Error for Error {}
 
 /// The result type of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Makes outside text safe to put into a message: no control characters, bounded length.
+pub fn clean(s: &str, max: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect();
+    if s.chars().count() > max {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_strips_controls() {
+        assert_eq!(clean("a\r\nb", 10), "a  b");
+        assert_eq!(clean("abcdef", 3), "abc…");
+    }
+}

@@ -41,6 +41,11 @@ pub(crate) fn epoch() -> u64 {
     EPOCH.load(Ordering::Acquire)
 }
 
+/// How many registered objects are alive.
+pub(crate) fn live() -> usize {
+    LIVE.lock().iter().filter(|w| w.strong_count() > 0).count()
+}
+
 /// Registers an object to bring across forks (and installs the handlers once).
 pub(crate) fn register(obj: Weak<dyn ForkSafe>) {
     INSTALL.call_once(|| {

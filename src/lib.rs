@@ -30,12 +30,12 @@ pub mod fuzzing;
 pub mod census {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    pub(crate) static PROVIDERS: AtomicUsize = AtomicUsize::new(0);
     pub(crate) static TOKENS: AtomicUsize = AtomicUsize::new(0);
 
-    /// Providers alive (created and not yet dropped by their last user).
+    /// Providers alive (created and not yet dropped by their last user): the fork hooks'
+    /// registry of providers already tracks them.
     pub fn providers() -> usize {
-        PROVIDERS.load(Ordering::SeqCst)
+        crate::fork::live()
     }
 
     /// Cached tokens alive (in a cache, a fetch result, or a thread's memo).

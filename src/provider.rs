@@ -95,7 +95,6 @@ impl Provider {
             EndpointSource::TokenUrl(_) => None,
         };
         let cache = Cache::new(config.refresh);
-        crate::census::PROVIDERS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let inner = Arc::new(Inner {
             config,
             client,
@@ -203,12 +202,6 @@ impl Provider {
     /// remains servable.
     pub fn schedule(&self) -> Option<(u64, Duration, Duration)> {
         self.inner.cache.schedule_info()
-    }
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        crate::census::PROVIDERS.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

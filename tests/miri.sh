@@ -13,12 +13,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 toolchain="${MIRI_TOOLCHAIN:-nightly-2026-05-20}"
 
+mkdir -p target
 if ! cargo "+$toolchain" miri --version >/dev/null 2>&1; then
   echo "installing $toolchain with miri and rust-src (about 10 s)"
   if ! rustup toolchain install "$toolchain" --profile minimal \
-    --component miri --component rust-src >target-miri-install.log 2>&1; then
-    tail -3 target-miri-install.log >&2
-    rm -f target-miri-install.log
+    --component miri --component rust-src >target/miri-install.log 2>&1; then
+    tail -3 target/miri-install.log >&2
+    rm -f target/miri-install.log
     if [ "${MIRI_REQUIRED:-0}" = 1 ]; then
       echo "miri: cannot install $toolchain" >&2
       exit 1
@@ -26,7 +27,7 @@ if ! cargo "+$toolchain" miri --version >/dev/null 2>&1; then
     echo "MIRI SKIPPED: $toolchain cannot be installed on this machine (see above)"
     exit 0
   fi
-  rm -f target-miri-install.log
+  rm -f target/miri-install.log
 fi
 cargo "+$toolchain" miri --version
 # Isolation off: the HTTP date tests read the real-time clock.
