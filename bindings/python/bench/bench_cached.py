@@ -1,0 +1,155 @@
+"""Cached token lookup from Python: credvault beside authlib and httpx-auth, same machine, same
+run, against the same local identity provider (`credvault idp --demo`).
+
+    python bindings/python/bench/bench_cached.py            # full run (figures for BENCHMARKS.md)
+    python bindings/python/bench/bench_cached.py --quick    # smoke run
+
+Needs the credvault wheel installed, plus authlib, httpx and httpx-auth (tests/python/run.sh
+installs all of them into target/python/test-venv). Each figure is the median over ROUNDS rounds
+(the minimum in parentheses) of ns per call, for a loop of N calls; rounds of the systems are
+interleaved so that machine noise hits them alike.
+
+What is measured, for each system, is the cached path a request takes to get its token:
+* credvault: `Provider.token()` (and `authorization()`): one non-blocking library call that holds
+  the GIL (ctypes.PyDLL) and answers from the cache, then `bytes.decode`;
+* authlib: `OAuth2Client.ensure_active_token(client.token)` then `client.token["access_token"]`,
+  after `fetch_token()` (authlib.integrations.httpx_client);
+* httpx-auth: `OAuth2ClientCredentials.auth_flow(request)` up to the request it yields (the
+  token from its cache, the header set).
+
+The breakdown section times the pieces of credvault's call shape from Python (an empty loop, the
+ctypes call alone, .value, .decode) so that the cost of each is visible.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[3]
+IDP_BIN = os.environ.get("CREDVAULT_BIN", str(REPO / "target" / "release" / "credvault"))
+SECRET = "demo: secret+with%odd chars"
+
+
+def start_idp() -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen(
+        [IDP_BIN, "idp", "--demo", "--exit-on-stdin-eof"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
+    line = proc.stdout.readline().decode()
+    prefix = "credvault-idp listening on "
+    if not line.startswith(prefix):
+        raise SystemExit(f"unexpected idp banner: {line!r}")
+    return proc, line[len(prefix):].strip()
+
+
+def per_call_ns(fn, n: int) -> float:
+    t0 = time.perf_counter_ns()
+    for _ in range(n):
+        fn()
+    return (time.perf_counter_ns() - t0) / n
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("-n", type=int, default=200_000)
+    ap.add_argument("--rounds", type=int, default=9)
+    args = ap.parse_args()
+    n, rounds = (2_000, 2) if args.quick else (args.n, args.rounds)
+
+    import credvault
+
+    proc, base = start_idp()
+    url = base + "/oauth/token"
+    try:
+        systems: dict[str, object] = {}
+
+        vault = credvault.Provider(token_url=url, client_id="demo-oauth-client", client_secret=SECRET)
+        vault.token()
+        systems["credvault Provider.token()"] = vault.token
+        systems["credvault Provider.authorization()"] = vault.authorization
+
+        try:
+            from authlib.integrations.httpx_client import OAuth2Client
+
+            client = OAuth2Client("demo-oauth-client", SECRET, token_endpoint=url, trust_env=False)
+            client.fetch_token(url, grant_type="client_credentials")
+
+            def authlib_cached() -> str:
+                client.ensure_active_token(client.token)
+                return client.token["access_token"]
+
+            authlib_cached()
+            systems["authlib OAuth2Client (ensure_active_token)"] = authlib_cached
+        except ImportError:
+            print("authlib not installed: skipped", file=sys.stderr)
+
+        try:
+            import httpx
+            import httpx_auth
+
+            auth = httpx_auth.OAuth2ClientCredentials(url, client_id="demo-oauth-client", client_secret=SECRET)
+            request = httpx.Request("GET", "http://127.0.0.1:9/")
+
+            def httpx_auth_cached() -> str:
+                flow = auth.auth_flow(request)
+                return next(flow).headers["Authorization"]
+
+            httpx_auth_cached()
+            systems["httpx-auth OAuth2ClientCredentials"] = httpx_auth_cached
+        except ImportError:
+            print("httpx-auth not installed: skipped", file=sys.stderr)
+
+        # The pieces of credvault's call, for the breakdown.
+        from credvault import _lib, _provider
+
+        h, buf = vault._h, vault._tbuf
+        pieces: dict[str, object] = {"empty Python call (def f(): pass)": (lambda: None)}
+        if _lib.HAS_TRY:
+            f = _lib.fast.vault_try_get_token_into
+            pieces["try call alone, PyDLL with argtypes"] = lambda: f(h, buf, 8192, None, None, 0)
+            raw = getattr(ctypes.PyDLL(_lib.path), "vault_try_get_token_into")
+            c8192, c0 = ctypes.c_size_t(8192), ctypes.c_size_t(0)
+            pieces["try call alone, PyDLL, no argtypes, pre-converted"] = lambda: raw(h, buf, c8192, None, None, c0)
+        pieces["buf.value (8 KiB buffer)"] = lambda: buf.value
+        tok = vault.token().encode()
+        pieces["bytes.decode of the token"] = tok.decode
+        blocking = _lib.lib.vault_get_token_into
+        pieces["blocking call through CDLL (GIL released), argtypes"] = lambda: blocking(h, buf, 8192, None, None, 0)
+
+        results: dict[str, list[float]] = {k: [] for k in list(systems) + list(pieces)}
+        for _ in range(rounds):
+            for name, fn in list(systems.items()) + list(pieces.items()):
+                results[name].append(per_call_ns(fn, n))
+
+        def row(name: str) -> str:
+            v = results[name]
+            return f"| {name} | {statistics.median(v):,.0f} ({min(v):,.0f}) |"
+
+        print(f"Python {platform.python_version()}, {platform.machine()}, {n} calls x {rounds} rounds; ns per call, median (min)\n")
+        print("| cached token lookup | ns per call |\n|---|---:|")
+        for name in systems:
+            print(row(name))
+        print()
+        med = {k: statistics.median(v) for k, v in results.items()}
+        cv = med["credvault Provider.token()"]
+        for other in systems:
+            if not other.startswith("credvault"):
+                print(f"credvault token() / {other.split(' ')[0]}: {cv / med[other]:.2f}x")
+        print("\n| piece of credvault's call | ns per call |\n|---|---:|")
+        for name in pieces:
+            print(row(name))
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+if __name__ == "__main__":
+    main()

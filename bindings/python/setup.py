@@ -1,0 +1,118 @@
+"""Build hook: compiles the credvault Rust library with cargo and bundles libcredvault.so.
+
+Why a hook and not setuptools-rust (``binding = "NoBinding"``) or maturin: the Python package
+lives in ``bindings/python`` while the crate is the repository root, and the library it bundles
+must be the very ``cargo build --release --lib`` artefact the rest of the project builds and
+tests (same profile, same features, same ``target/release``): the hook runs exactly that
+command, so in CI the build is already done and costs nothing, and nothing else in the
+repository has to change. setuptools-rust would rebuild the crate with its own arguments
+(``cargo rustc``, its own strip flags) and maturin wants to own the crate's layout. The wheel
+is then ordinary: the library is data inside the package, loaded with ctypes, so the wheel is
+tagged ``py3-none-<platform>`` (any CPython 3, this platform).
+
+The bundled copy is stripped of debug information (``strip --strip-debug``; ``objcopy`` if
+``strip`` is missing): symbols stay, so backtraces still name functions.
+
+Where the crate is: ``$CREDVAULT_SOURCE_DIR`` if set, else two directories up from this file
+(the repository checkout). ``$CREDVAULT_PREBUILT_LIB`` bundles an already built library
+instead of running cargo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+from setuptools.dist import Distribution
+
+try:
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:  # setuptools < 70.1
+    from wheel.bdist_wheel import bdist_wheel  # type: ignore[no-redef]
+
+HERE = Path(__file__).resolve().parent
+LIB = "libcredvault.so"
+
+
+def _crate_dir() -> Path:
+    env = os.environ.get("CREDVAULT_SOURCE_DIR")
+    candidates = [Path(env)] if env else [HERE.parent.parent]
+    for c in candidates:
+        if (c / "Cargo.toml").is_file() and (c / "src" / "ffi.rs").is_file():
+            return c
+    raise SystemExit(
+        "credvault: the Rust crate was not found at "
+        + ", ".join(str(c) for c in candidates)
+        + ". Build from the repository checkout (pip install ./bindings/python, or "
+        "python -m build --wheel bindings/python), set CREDVAULT_SOURCE_DIR to the checkout, "
+        "or set CREDVAULT_PREBUILT_LIB to a built libcredvault.so."
+    )
+
+
+def _build_library() -> Path:
+    prebuilt = os.environ.get("CREDVAULT_PREBUILT_LIB")
+    if prebuilt:
+        return Path(prebuilt)
+    crate = _crate_dir()
+    manifest = str(crate / "Cargo.toml")
+    subprocess.run(
+        ["cargo", "build", "--release", "--lib", "--manifest-path", manifest], check=True
+    )
+    meta = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps", "--manifest-path", manifest],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    target = Path(json.loads(meta.stdout)["target_directory"])
+    return target / "release" / LIB
+
+
+def _strip_debug(path: Path) -> None:
+    for tool in (["strip", "--strip-debug"], ["objcopy", "--strip-debug"]):
+        if shutil.which(tool[0]):
+            subprocess.run(tool + [str(path)], check=True)
+            return
+    print("credvault: neither strip nor objcopy found; bundling the library unstripped")
+
+
+class BuildPyWithLibrary(build_py):
+    """build_py that also builds the library and copies it, stripped, into the package."""
+
+    def run(self) -> None:
+        super().run()
+        built = _build_library()
+        if not built.is_file():
+            raise SystemExit(f"credvault: {built} was not produced by the build")
+        dest = Path(self.build_lib) / "credvault" / LIB
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built, dest)
+        _strip_debug(dest)
+
+
+class PlatformWheel(bdist_wheel):
+    """The wheel holds a native library but no Python extension: any CPython 3, this platform."""
+
+    def finalize_options(self) -> None:
+        super().finalize_options()
+        self.root_is_pure = False
+
+    def get_tag(self) -> tuple[str, str, str]:
+        _, _, plat = super().get_tag()
+        return "py3", "none", plat
+
+
+class BinaryDistribution(Distribution):
+    def has_ext_modules(self) -> bool:
+        return True
+
+
+setup(
+    cmdclass={"build_py": BuildPyWithLibrary, "bdist_wheel": PlatformWheel},
+    distclass=BinaryDistribution,
+)

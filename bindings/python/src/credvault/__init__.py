@@ -1,0 +1,88 @@
+"""credvault: OAuth 2.0 client-credentials tokens, secrets sealed in memory, tokens cached and
+refreshed ahead of expiry, from the credvault library (loaded through ctypes).
+
+::
+
+    import credvault
+
+    with credvault.Provider(preset="vgs", client_id="id", client_secret=secret) as vault:
+        headers = {"Authorization": vault.authorization()}
+
+* :class:`Provider` (thread-safe, fork-safe) and :class:`AsyncProvider` (asyncio);
+* errors: :class:`CredvaultError` and one subclass per status code (:mod:`credvault.errors`);
+* adapters: ``credvault.requests.VaultAuth`` and ``credvault.httpx.VaultAuth`` (importing
+  ``credvault`` itself needs neither ``requests`` nor ``httpx``).
+
+The shared library is loaded from ``$CREDVAULT_LIB`` if set, else from the copy inside this
+package; :class:`LibraryNotFoundError` names where it looked.
+"""
+
+from __future__ import annotations
+
+from . import _lib
+from ._async import AsyncProvider
+from ._lib import LibraryNotFoundError
+from ._provider import Provider
+from .errors import (
+    BufferTooSmall,
+    ConfigError,
+    CredentialsRejected,
+    CredvaultError,
+    DiscoveryFailed,
+    HTTPStatusError,
+    InternalError,
+    InvalidArgument,
+    InvalidHandle,
+    MalformedResponse,
+    NetworkError,
+    OAuthError,
+    RateLimited,
+    ScopeRejected,
+    Timeout,
+    TLSError,
+)
+
+__all__ = [
+    "Provider",
+    "AsyncProvider",
+    "CredvaultError",
+    "InvalidArgument",
+    "ConfigError",
+    "InvalidHandle",
+    "NetworkError",
+    "Timeout",
+    "TLSError",
+    "HTTPStatusError",
+    "CredentialsRejected",
+    "ScopeRejected",
+    "RateLimited",
+    "MalformedResponse",
+    "BufferTooSmall",
+    "OAuthError",
+    "DiscoveryFailed",
+    "InternalError",
+    "LibraryNotFoundError",
+    "library_version",
+    "library_path",
+    "key_memory_locked",
+    "__version__",
+]
+
+__version__ = "0.1.0"
+
+
+def library_version() -> str:
+    """The loaded library's version (``vault_version``)."""
+    v = _lib.lib.vault_version()
+    return v.decode() if v else "?"
+
+
+def library_path() -> str:
+    """The path libcredvault was loaded from."""
+    return _lib.path
+
+
+def key_memory_locked() -> int:
+    """1 if the library's sealing key is ``mlock``ed, 0 if ``RLIMIT_MEMLOCK`` refused, -1 before
+    anything was sealed."""
+    return int(_lib.lib.vault_key_memory_locked())

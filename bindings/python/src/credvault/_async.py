@@ -1,0 +1,121 @@
+"""asyncio: a cached token inline, a fetch in a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Mapping, Optional, Union
+
+from . import _provider as _p
+from ._provider import Config, Provider
+
+__all__ = ["AsyncProvider"]
+
+
+class AsyncProvider:
+    """A :class:`Provider` for asyncio code.
+
+    ``await p.token()`` returns a cached token inline (a non-blocking library call that answers
+    from the cache or says it would block, well under a microsecond); when no token is servable
+    it waits for the fetch in a worker thread (``loop.run_in_executor``), so the event loop never
+    blocks on the network::
+
+        async with credvault.AsyncProvider(preset="vgs", client_id=i, client_secret=s) as p:
+            headers = {"Authorization": await p.authorization()}
+
+    Takes the same arguments as :class:`Provider`; :meth:`wrap` shares an existing one.
+    """
+
+    __slots__ = ("_p",)
+
+    def __init__(self, config: Config = None, /, **keys: Any) -> None:
+        self._p = Provider(config, **keys)
+
+    @classmethod
+    def wrap(cls, provider: Provider) -> "AsyncProvider":
+        """An AsyncProvider over an existing :class:`Provider` (same cache, same handle)."""
+        self = cls.__new__(cls)
+        self._p = provider
+        return self
+
+    @classmethod
+    def from_preset(
+        cls,
+        name: str,
+        client_id: str,
+        client_secret: str,
+        headers: Optional[Mapping[str, str]] = None,
+        **keys: Any,
+    ) -> "AsyncProvider":
+        """As :meth:`Provider.from_preset`."""
+        return cls.wrap(Provider.from_preset(name, client_id, client_secret, headers, **keys))
+
+    @property
+    def provider(self) -> Provider:
+        """The underlying synchronous :class:`Provider`."""
+        return self._p
+
+    async def token(self) -> str:
+        """The access token; a cached one inline, a fetch in a worker thread."""
+        p = self._p
+        buf = p._tbuf
+        if _p._try_tok is not None:
+            status = _p._try_tok(p._h, buf, _p._FAST_CAP, None, None, 0)
+            if status == 0:
+                value = buf.value
+                if value:
+                    return value.decode()
+            elif status != _p._WOULD_BLOCK:
+                # A known error (a cool-down, a closed provider): the blocking call reports it
+                # at once, with its message.
+                return p._blocking(_p._get_tok)
+        return await asyncio.get_running_loop().run_in_executor(None, p._blocking, _p._get_tok)
+
+    async def authorization(self) -> str:
+        """The ``Authorization`` value; a cached one inline, a fetch in a worker thread."""
+        p = self._p
+        buf = p._abuf
+        if _p._try_auth is not None:
+            status = _p._try_auth(p._h, buf, _p._FAST_CAP, None, None, 0)
+            if status == 0:
+                value = buf.value
+                if value:
+                    return value.decode()
+            elif status != _p._WOULD_BLOCK:
+                return p._blocking(_p._get_auth)
+        return await asyncio.get_running_loop().run_in_executor(None, p._blocking, _p._get_auth)
+
+    async def token_into(self, buf: Union[bytearray, memoryview]) -> int:
+        """As :meth:`Provider.token_into`, in a worker thread."""
+        return await asyncio.get_running_loop().run_in_executor(None, self._p.token_into, buf)
+
+    def invalidate(self, token: Optional[str] = None) -> None:
+        """As :meth:`Provider.invalidate` (never waits)."""
+        self._p.invalidate(token)
+
+    def close(self) -> None:
+        """As :meth:`Provider.close`."""
+        self._p.close()
+
+    async def aclose(self) -> None:
+        """As :meth:`Provider.close`."""
+        self._p.close()
+
+    @property
+    def closed(self) -> bool:
+        """Whether the provider is closed."""
+        return self._p.closed
+
+    async def __aenter__(self) -> "AsyncProvider":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._p.close()
+
+    def __enter__(self) -> "AsyncProvider":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._p.close()
+
+    def __repr__(self) -> str:
+        return "<credvault.AsyncProvider" + repr(self._p)[len("<credvault.Provider"):]

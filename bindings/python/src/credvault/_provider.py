@@ -1,0 +1,283 @@
+"""The Provider: one set of credentials at one token endpoint, with its own token cache."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import weakref
+from ctypes import byref, c_size_t, c_uint64, create_string_buffer
+from typing import Any, Mapping, Optional, Union
+
+from . import _lib
+from .errors import BufferTooSmall, ConfigError, CredvaultError, error_for_status
+
+__all__ = ["Provider", "Config"]
+
+Config = Union[Mapping[str, Any], str, None]
+
+_ERR_LEN = 1024
+_OK = 0
+_BUFFER_TOO_SMALL = 12
+_WOULD_BLOCK = 15
+#: Size of each provider's fast-path buffers. A longer token is still served, through a
+#: buffer of its own size on the slower path.
+_FAST_CAP = 8192
+
+_lib_ = _lib.lib
+_new = _lib_.vault_provider_new_ex
+_free_c = _lib_.vault_provider_free
+_get_tok = _lib_.vault_get_token_into
+_get_auth = _lib_.vault_get_authorization_into
+_inval = _lib_.vault_invalidate
+_inval_tok = _lib_.vault_invalidate_token
+if _lib.HAS_TRY:
+    _try_tok = _lib.fast.vault_try_get_token_into
+    _try_auth = _lib.fast.vault_try_get_authorization_into
+else:  # a library without the non-blocking calls: every call takes the blocking path
+    _try_tok = _try_auth = None
+
+_memset = ctypes.memset
+
+
+def _raise_from(status: int, err: ctypes.Array) -> CredvaultError:
+    """The exception for a failed status-returning call: the message, then (after its NUL) the
+    identity provider's OAuth ``error`` code, both written by the call into ``err``."""
+    raw = err.raw
+    msg, _, rest = raw.partition(b"\0")
+    code = rest.partition(b"\0")[0]
+    return error_for_status(
+        status,
+        msg.decode("utf-8", "replace"),
+        code.decode("ascii", "replace") if code else None,
+    )
+
+
+def _free(handle: int) -> None:
+    # Runs from close(), from the garbage collector or at interpreter exit (weakref.finalize):
+    # it must not raise, and needs nothing but the library.
+    try:
+        _free_c(handle)
+    except Exception:  # pragma: no cover - interpreter teardown
+        pass
+
+
+def _describe(cfg: Mapping[str, Any]) -> tuple[str, str]:
+    endpoint = cfg.get("token_url") or cfg.get("issuer")
+    if not endpoint:
+        endpoint = f"preset:{cfg['preset']}" if cfg.get("preset") else "?"
+    return str(endpoint), str(cfg.get("client_id", "?"))
+
+
+class Provider:
+    """A token source: one client's credentials at one token endpoint, with its own cache.
+
+    ``config`` is the provider's configuration (README "Configuration"): a ``dict``, or JSON
+    text; keyword arguments are added to it (and override it)::
+
+        p = credvault.Provider(preset="vgs", client_id="id", client_secret=secret)
+        p = credvault.Provider({"token_url": url, "client_id": "id", "client_secret": s})
+
+    The library validates the configuration at once (:class:`~credvault.ConfigError` names the
+    field and the rule, never a value) and keeps only sealed copies of the secrets; nothing is
+    fetched until the first :meth:`token`. A cached token is served without waiting; a fetch
+    releases the GIL, and concurrent callers share one fetch.
+
+    Thread-safe; usable in the child after ``os.fork()``; closed by :meth:`close`, by ``with``,
+    by the garbage collector or at interpreter exit, whichever comes first.
+    """
+
+    __slots__ = ("_h", "_tbuf", "_abuf", "_finalizer", "_endpoint", "_client_id", "__weakref__")
+
+    def __init__(self, config: Config = None, /, **keys: Any) -> None:
+        cfg: dict[str, Any] = {}
+        text: Optional[str] = None
+        bad: Optional[str] = None
+        if isinstance(config, str):
+            try:
+                loaded = json.loads(config)
+            except ValueError:
+                loaded = None
+            if isinstance(loaded, dict):
+                cfg = loaded
+            elif keys:
+                bad = "config is not a JSON object"
+            else:
+                text = config  # let the library say what is wrong with it
+        elif isinstance(config, Mapping):
+            cfg = dict(config)
+        elif config is not None:
+            bad = f"config must be a dict, JSON text or None, not {type(config).__name__}"
+        cfg.update(keys)
+        del config, keys
+        self._endpoint, self._client_id = _describe(cfg)
+        self._h = c_uint64(0)
+        self._finalizer = None
+        if bad is None and text is None:
+            try:
+                text = json.dumps(cfg)
+            except (TypeError, ValueError):
+                bad = "config values must be JSON types (str, int, float, bool, dict, list)"
+        del cfg
+        if bad is not None:
+            # Raised outside any except block: no chained exception keeps a copy of the input.
+            raise ConfigError(bad)
+        data = bytearray(text.encode("utf-8", "surrogateescape"))  # type: ignore[union-attr]
+        del text
+        data.append(0)
+        raw = (ctypes.c_char * len(data)).from_buffer(data)
+        handle = c_uint64(0)
+        err = create_string_buffer(_ERR_LEN)
+        status = _new(raw, byref(handle), err, _ERR_LEN)
+        del raw
+        data[:] = bytes(len(data))  # wipe the JSON we built (the library keeps sealed copies)
+        del data
+        if status != _OK:
+            raise _raise_from(status, err)
+        self._h = handle
+        self._tbuf = create_string_buffer(_FAST_CAP)
+        self._abuf = create_string_buffer(_FAST_CAP)
+        self._finalizer = weakref.finalize(self, _free, handle.value)
+
+    @classmethod
+    def from_preset(
+        cls,
+        name: str,
+        client_id: str,
+        client_secret: str,
+        headers: Optional[Mapping[str, str]] = None,
+        **keys: Any,
+    ) -> "Provider":
+        """A provider for a known identity provider (``"vipps-test"``, ``"vgs"``,
+        ``"vitesse-staging"``, ... see README "Configuration"). ``headers`` are extra request
+        headers, held sealed (e.g. Vipps' ``Ocp-Apim-Subscription-Key``); other keyword
+        arguments are configuration keys that override the preset (``token_url``, ``scope``...)."""
+        cfg: dict[str, Any] = {"preset": name, "client_id": client_id, "client_secret": client_secret}
+        if headers is not None:
+            cfg["headers"] = dict(headers)
+        del client_secret, headers
+        return cls(cfg, **keys)
+
+    # -- tokens --------------------------------------------------------------------------------
+
+    def token(self) -> str:
+        """The access token: from the cache when a valid one is held (no waiting, the GIL kept
+        for a fraction of a microsecond), otherwise after the one fetch in flight (the GIL is
+        released while it waits). Raises a :class:`~credvault.CredvaultError` subclass."""
+        buf = self._tbuf
+        if _try_tok is not None and _try_tok(self._h, buf, _FAST_CAP, None, None, 0) == 0:
+            value = buf.value
+            if value:  # empty only if close() wiped the buffer meanwhile
+                return value.decode()
+        return self._blocking(_get_tok)
+
+    def authorization(self) -> str:
+        """The ``Authorization`` header value, ``"<token_type> <token>"`` (e.g. ``"Bearer
+        ..."``); cached and fetched as :meth:`token`."""
+        buf = self._abuf
+        if _try_auth is not None and _try_auth(self._h, buf, _FAST_CAP, None, None, 0) == 0:
+            value = buf.value
+            if value:
+                return value.decode()
+        return self._blocking(_get_auth)
+
+    def token_into(self, buf: Union[bytearray, memoryview]) -> int:
+        """Writes the access token into ``buf`` (a writable ``bytearray`` or ``memoryview``),
+        NUL-terminated, and returns its length. No Python ``str`` or ``bytes`` of the token is
+        made: wipe ``buf`` when done (``buf[:] = bytes(len(buf))``). Raises
+        :class:`~credvault.BufferTooSmall` (with ``needed``) if it does not fit."""
+        view = memoryview(buf)
+        if view.readonly or not view.contiguous:
+            raise TypeError("token_into needs a writable, contiguous buffer (bytearray, memoryview)")
+        size = view.nbytes
+        target = (ctypes.c_char * size).from_buffer(view.cast("B")) if size else None
+        n = c_size_t(0)
+        err = create_string_buffer(_ERR_LEN)
+        status = _get_tok(self._h, target, size, byref(n), err, _ERR_LEN)
+        del target, view
+        if status == _OK:
+            return n.value
+        e = _raise_from(status, err)
+        if isinstance(e, BufferTooSmall):
+            e.needed = n.value + 1
+        raise e
+
+    def _blocking(self, call: Any) -> str:
+        """The blocking path: the library waits (GIL released) for the fetch in flight."""
+        size = _FAST_CAP
+        while True:
+            buf = create_string_buffer(size)
+            n = c_size_t(0)
+            err = create_string_buffer(_ERR_LEN)
+            status = call(self._h, buf, size, byref(n), err, _ERR_LEN)
+            if status == _OK:
+                value = buf.value.decode()
+                _memset(buf, 0, size)
+                return value
+            if status == _BUFFER_TOO_SMALL and n.value + 1 > size:
+                size = n.value + 1
+                continue
+            del buf
+            raise _raise_from(status, err)
+
+    # -- invalidation and lifetime ---------------------------------------------------------------
+
+    def invalidate(self, token: Optional[str] = None) -> None:
+        """Drops the cached token after the API rejected it (HTTP 401), so the next call fetches
+        a new one (and ends a failure cool-down).
+
+        Pass the exact ``token`` the API rejected (the token itself, or the whole
+        ``Authorization`` value): it is dropped only if it is still the cached one, so many
+        callers reporting the same 401 cause one new fetch. Without ``token``, the token this
+        thread last received from this provider is dropped (see ``vault_invalidate``)."""
+        if token is None:
+            status = _inval(self._h)
+            if status != _OK:
+                raise error_for_status(status, "invalid provider handle (closed)")
+            return
+        if " " in token:
+            token = token.split(" ", 1)[1]
+        data = token.encode("utf-8", "surrogateescape")
+        del token
+        err = create_string_buffer(_ERR_LEN)
+        status = _inval_tok(self._h, data, err, _ERR_LEN)
+        del data
+        if status != _OK:
+            raise _raise_from(status, err)
+
+    def close(self) -> None:
+        """Frees the provider and wipes its secrets in the library. Idempotent; later calls on
+        this provider raise :class:`~credvault.InvalidHandle`."""
+        fin = self._finalizer
+        if fin is not None:
+            fin()
+            _memset(self._tbuf, 0, _FAST_CAP)
+            _memset(self._abuf, 0, _FAST_CAP)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` ran (or the provider was never created)."""
+        return self._finalizer is None or not self._finalizer.alive
+
+    @property
+    def endpoint(self) -> str:
+        """The configured token URL, issuer, or ``preset:<name>``."""
+        return self._endpoint
+
+    @property
+    def client_id(self) -> str:
+        """The configured client id."""
+        return self._client_id
+
+    def __enter__(self) -> "Provider":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = " closed" if self.closed else ""
+        return f"<credvault.Provider endpoint={self._endpoint!r} client_id={self._client_id!r}{state}>"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a credvault.Provider cannot be pickled: create it in each process")
+

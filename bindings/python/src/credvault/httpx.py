@@ -1,0 +1,77 @@
+"""``httpx`` adapter: ``credvault.httpx.VaultAuth`` (needs ``httpx`` installed), for
+``httpx.Client`` and ``httpx.AsyncClient``.
+
+::
+
+    import httpx, credvault
+    from credvault.httpx import VaultAuth
+
+    vault = credvault.Provider(preset="vgs", client_id="id", client_secret=secret)
+    with httpx.Client(auth=VaultAuth(vault)) as client:
+        client.get("https://api.example/v1/thing")
+    async with httpx.AsyncClient(auth=VaultAuth(vault)) as client:
+        await client.get("https://api.example/v1/thing")
+
+``Authorization`` comes from the provider's cache; in the async flow a cached token is served
+inline and a fetch waits in a worker thread, never on the event loop. On a 401 the adapter
+drops that exact token and sends the request once more with a new one, unless its body is a
+stream that cannot be replayed.
+"""
+
+from __future__ import annotations
+
+from typing import AsyncGenerator, Generator, Union
+
+import httpx
+
+from ._async import AsyncProvider
+from ._provider import Provider
+
+__all__ = ["VaultAuth"]
+
+
+def _replayable(request: httpx.Request) -> bool:
+    try:
+        request.content
+    except httpx.RequestNotRead:
+        return False
+    return True
+
+
+class VaultAuth(httpx.Auth):
+    """``httpx`` authentication from a credvault provider (sync and async flows): sets the
+    ``Authorization`` header; on a 401, invalidates the token it sent and retries once."""
+
+    requires_request_body = False
+    requires_response_body = False
+
+    def __init__(self, provider: Union[Provider, AsyncProvider]) -> None:
+        if isinstance(provider, AsyncProvider):
+            self._async = provider
+            self.provider: Provider = provider.provider
+        else:
+            self.provider = provider
+            self._async = AsyncProvider.wrap(provider)
+
+    def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        sent = self.provider.authorization()
+        request.headers["Authorization"] = sent
+        response = yield request
+        if response.status_code == 401:
+            self.provider.invalidate(sent)
+            if _replayable(request):
+                request.headers["Authorization"] = self.provider.authorization()
+                yield request
+
+    async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        sent = await self._async.authorization()
+        request.headers["Authorization"] = sent
+        response = yield request
+        if response.status_code == 401:
+            self.provider.invalidate(sent)
+            if _replayable(request):
+                request.headers["Authorization"] = await self._async.authorization()
+                yield request
+
+    def __repr__(self) -> str:
+        return f"<credvault.httpx.VaultAuth {self.provider!r}>"

@@ -1,0 +1,81 @@
+"""``requests`` adapter: ``credvault.requests.VaultAuth`` (needs ``requests`` installed).
+
+::
+
+    import requests, credvault
+    from credvault.requests import VaultAuth
+
+    vault = credvault.Provider(preset="vgs", client_id="id", client_secret=secret)
+    session = requests.Session()
+    session.auth = VaultAuth(vault)
+    session.get("https://api.example/v1/thing")
+
+Each request gets ``Authorization`` from the provider's cache. On a 401 the adapter drops that
+exact token (``vault_invalidate_token``: right even when another thread already replaced it) and
+sends the request once more with a new one. A request whose body cannot be replayed (a generator
+or a non-seekable stream) is not retried: its 401 is returned as is.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+import requests
+from requests.auth import AuthBase
+
+from ._async import AsyncProvider
+from ._provider import Provider
+
+__all__ = ["VaultAuth"]
+
+_RETRIED = "_credvault_retried"
+
+
+class VaultAuth(AuthBase):
+    """``requests`` authentication from a credvault :class:`~credvault.Provider`: sets the
+    ``Authorization`` header; on a 401, invalidates the token it sent and retries once."""
+
+    def __init__(self, provider: Union[Provider, AsyncProvider]) -> None:
+        self.provider: Provider = provider.provider if isinstance(provider, AsyncProvider) else provider
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = self.provider.authorization()
+        pos: Optional[int] = None
+        body = r.body
+        if body is not None and not isinstance(body, (bytes, str)):
+            try:
+                pos = body.tell()  # type: ignore[union-attr]
+            except (AttributeError, OSError):
+                pos = -1  # not replayable
+        setattr(r, "_credvault_body_pos", pos)
+        r.register_hook("response", self._on_response)
+        return r
+
+    def _on_response(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        request = response.request
+        if response.status_code != 401 or getattr(request, _RETRIED, False):
+            return response
+        sent = request.headers.get("Authorization")
+        if sent:
+            self.provider.invalidate(sent)
+        pos = getattr(request, "_credvault_body_pos", None)
+        if pos == -1:
+            return response  # a body that cannot be sent twice
+        if pos is not None:
+            try:
+                request.body.seek(pos)  # type: ignore[union-attr]
+            except (AttributeError, OSError):
+                return response
+        # As requests' own HTTPDigestAuth: consume and release the first response, send a copy.
+        response.content
+        response.close()
+        retry = request.copy()
+        setattr(retry, _RETRIED, True)
+        retry.headers["Authorization"] = self.provider.authorization()
+        new = response.connection.send(retry, **kwargs)  # type: ignore[attr-defined]
+        new.history.append(response)
+        new.request = retry
+        return new
+
+    def __repr__(self) -> str:
+        return f"<credvault.requests.VaultAuth {self.provider!r}>"

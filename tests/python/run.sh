@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The Python binding's tests: builds the wheel (the build hook bundles the stripped release
+# library), installs it into a fresh virtual environment with pytest, requests and httpx (and
+# what the benchmark needs), and runs the suite against the local identity provider. The test
+# run has no Rust toolchain on its PATH: the installed wheel must not need one.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROOT=$PWD
+
+export NO_PROXY="${NO_PROXY:+$NO_PROXY,}127.0.0.1,localhost,::1"
+export no_proxy="$NO_PROXY"
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_QUIET=1
+
+# The release library and the idp: already built by the other steps (shared target/release).
+cargo build --release --lib --bin credvault --quiet
+
+BUILD_VENV=target/python/build-venv
+TEST_VENV=target/python/test-venv
+DIST=target/python/dist
+if [ ! -x "$BUILD_VENV/bin/python" ]; then
+  python3 -m venv "$BUILD_VENV"
+  "$BUILD_VENV/bin/pip" install build
+fi
+rm -rf "$DIST" bindings/python/build bindings/python/src/credvault.egg-info
+"$BUILD_VENV/bin/python" -m build --wheel --outdir "$DIST" bindings/python >target/python/build.log 2>&1 \
+  || { cat target/python/build.log; exit 1; }
+rm -rf bindings/python/build bindings/python/src/credvault.egg-info
+WHEEL=$(ls "$DIST"/credvault-*.whl)
+echo "built $(basename "$WHEEL")"
+
+rm -rf "$TEST_VENV"
+python3 -m venv "$TEST_VENV"
+"$TEST_VENV/bin/pip" install "$WHEEL" pytest requests httpx authlib httpx-auth
+
+LIB=$("$TEST_VENV/bin/python" -c 'import credvault; print(credvault.library_path())')
+case "$LIB" in "$ROOT/$TEST_VENV"/*) ;; *) echo "loaded $LIB, not the wheel's copy" >&2; exit 1 ;; esac
+if readelf -S "$LIB" | grep -q '\.debug_info'; then
+  echo "the bundled library still has debug information" >&2; exit 1
+fi
+
+# No cargo, no rustc on the PATH, no CREDVAULT_LIB: the wheel alone.
+env -u CREDVAULT_LIB PATH="$ROOT/$TEST_VENV/bin:/usr/bin:/bin" CREDVAULT_BIN="$ROOT/target/release/credvault" \
+  "$TEST_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/python
+# The benchmark still runs (a few thousand iterations; figures come from a full run).
+"$TEST_VENV/bin/python" bindings/python/bench/bench_cached.py --quick >/dev/null

@@ -1,0 +1,144 @@
+"""Provider lifetime, repr, token_into, invalidation, and how the library is found."""
+
+from __future__ import annotations
+
+import gc
+import os
+import pickle
+import subprocess
+import sys
+import weakref
+
+import pytest
+
+import credvault
+from conftest import OAUTH_SECRET, oauth_config, remember
+
+
+def test_context_manager_and_idempotent_close(idp):
+    with credvault.Provider(oauth_config(idp)) as p:
+        assert not p.closed
+        remember(p.token())
+    assert p.closed
+    p.close()
+    p.close()
+    with pytest.raises(credvault.InvalidHandle):
+        p.token()
+
+
+def test_repr_shows_endpoint_and_client_id_only(idp):
+    with credvault.Provider(oauth_config(idp)) as p:
+        remember(p.token())
+        text = repr(p)
+        assert idp.url("/oauth/token") in text and "demo-oauth-client" in text
+        assert OAUTH_SECRET not in text and p.token() not in text
+        assert "closed" not in text
+    assert "closed" in repr(p)
+    a = credvault.AsyncProvider.wrap(p)
+    assert "demo-oauth-client" in repr(a) and OAUTH_SECRET not in repr(a)
+
+
+def test_pickling_is_refused(idp):
+    with credvault.Provider(oauth_config(idp)) as p:
+        with pytest.raises(TypeError):
+            pickle.dumps(p)
+
+
+def test_garbage_collection_frees_the_handle(idp):
+    p = credvault.Provider(oauth_config(idp))
+    remember(p.token())
+    handle = p._h.value
+    ref = weakref.ref(p)
+    del p
+    gc.collect()
+    assert ref() is None
+    # The handle is gone from the library: freeing it again is an invalid handle.
+    assert credvault._lib.lib.vault_provider_free(handle) == credvault.InvalidHandle.STATUS
+
+
+def test_token_into_writes_the_callers_buffer(idp):
+    with credvault.Provider(oauth_config(idp)) as p:
+        buf = bytearray(256)
+        n = p.token_into(buf)
+        token = remember(p.token())
+        assert n == len(token) and bytes(buf[:n]) == token.encode() and buf[n] == 0
+        view = memoryview(bytearray(512))
+        assert p.token_into(view) == n
+        buf[:] = bytes(len(buf))
+        with pytest.raises(TypeError):
+            p.token_into(memoryview(b"read-only"))  # type: ignore[arg-type]
+
+
+def test_invalidate_exact_token_and_this_threads_last(idp):
+    with credvault.Provider(oauth_config(idp)) as p:
+        t1 = remember(p.token())
+        p.invalidate("not-the-cached-token")
+        assert p.token() == t1, "another token: nothing dropped"
+        p.invalidate(t1)
+        t2 = remember(p.token())
+        assert t2 != t1
+        p.invalidate(t1)  # already replaced: left alone
+        assert p.token() == t2
+        p.invalidate(p.authorization())  # the whole Authorization value works too
+        t3 = remember(p.token())
+        assert t3 != t2
+        p.invalidate()
+        assert remember(p.token()) != t3
+        assert idp.tokens_issued() == 4
+
+
+def test_long_tokens_take_the_slow_path(idp):
+    idp.add_client(
+        {"dialect": "oauth", "client_id": "long-token-client", "client_secret": "long-token-secret", "token_bytes": 8192}
+    )
+    with credvault.Provider(
+        token_url=idp.url("/oauth/token"), client_id="long-token-client", client_secret="long-token-secret"
+    ) as p:
+        t = remember(p.token())
+        assert len(t) > 8192 and p.token() == t
+        assert p.authorization() == "Bearer " + t
+
+
+def test_library_not_found_names_where_it_looked(tmp_path):
+    env = dict(os.environ, CREDVAULT_LIB=str(tmp_path / "missing.so"))
+    r = subprocess.run([sys.executable, "-c", "import credvault"], env=env, capture_output=True, text=True)
+    assert r.returncode != 0
+    assert "LibraryNotFoundError" in r.stderr and str(tmp_path / "missing.so") in r.stderr
+
+
+def test_library_override_and_bundled_copy():
+    path = credvault.library_path()
+    if "CREDVAULT_LIB" in os.environ:
+        assert path == os.environ["CREDVAULT_LIB"]
+    else:
+        assert path.endswith("credvault/libcredvault.so")
+    assert credvault.library_version() == "0.1.0"
+
+
+def test_importing_credvault_needs_neither_requests_nor_httpx():
+    code = (
+        "import sys; sys.modules['requests'] = None; sys.modules['httpx'] = None\n"
+        "import credvault\n"
+        "assert 'requests' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+        "try:\n    import credvault.requests\nexcept ImportError:\n    print('ok')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == "ok", r.stderr
+
+
+def test_safe_at_interpreter_exit(idp):
+    # A provider still open (and another one busy in a daemon thread) at exit: no crash.
+    code = (
+        "import threading, credvault\n"
+        f"p = credvault.Provider(token_url={idp.url('/oauth/token')!r}, client_id='demo-oauth-client',"
+        f" client_secret={OAUTH_SECRET!r})\n"
+        "p.token()\n"
+        "def spin():\n"
+        "    while True:\n"
+        "        try: p.token()\n"
+        "        except credvault.InvalidHandle: pass\n"
+        "threading.Thread(target=spin, daemon=True).start()\n"
+        "print('bye')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == "bye", r.stderr
