@@ -58,30 +58,32 @@ class AsyncProvider:
         """The access token; a cached one inline, a fetch in a worker thread."""
         p = self._p
         buf = p._tbuf
-        if _p._try_tok is not None:
-            status = _p._try_tok(p._h, buf, _p._FAST_CAP, None, None, 0)
-            if status == 0:
-                value = buf.value
-                if value:
-                    return value.decode()
-            elif status != _p._WOULD_BLOCK:
-                # A known error (a cool-down, a closed provider): the blocking call reports it
-                # at once, with its message.
-                return p._blocking(_p._get_tok)
+        status = _p._try_tok(p._h, buf, _p._CAP, None, None, _p._ZERO)
+        if status == 0:
+            value = buf.value
+            if value:
+                return value.decode()
+        elif status != _p._WOULD_BLOCK:
+            # A known error (a cool-down, a closed provider): raised with its message by the
+            # non-blocking call (the blocking one could start a fetch on the loop's thread).
+            value = p._nonblocking(_p._try_tok_full)
+            if value is not None:
+                return value
         return await asyncio.get_running_loop().run_in_executor(None, p._blocking, _p._get_tok)
 
     async def authorization(self) -> str:
         """The ``Authorization`` value; a cached one inline, a fetch in a worker thread."""
         p = self._p
         buf = p._abuf
-        if _p._try_auth is not None:
-            status = _p._try_auth(p._h, buf, _p._FAST_CAP, None, None, 0)
-            if status == 0:
-                value = buf.value
-                if value:
-                    return value.decode()
-            elif status != _p._WOULD_BLOCK:
-                return p._blocking(_p._get_auth)
+        status = _p._try_auth(p._h, buf, _p._CAP, None, None, _p._ZERO)
+        if status == 0:
+            value = buf.value
+            if value:
+                return value.decode()
+        elif status != _p._WOULD_BLOCK:
+            value = p._nonblocking(_p._try_auth_full)
+            if value is not None:
+                return value
         return await asyncio.get_running_loop().run_in_executor(None, p._blocking, _p._get_auth)
 
     async def token_into(self, buf: Union[bytearray, memoryview]) -> int:

@@ -33,8 +33,20 @@ _inval_tok = _lib_.vault_invalidate_token
 if _lib.HAS_TRY:
     _try_tok = _lib.fast.vault_try_get_token_into
     _try_auth = _lib.fast.vault_try_get_authorization_into
-else:  # a library without the non-blocking calls: every call takes the blocking path
-    _try_tok = _try_auth = None
+else:  # pragma: no cover - a library without the non-blocking calls: always the blocking path
+
+    def _try_tok(*_: Any) -> int:
+        return _WOULD_BLOCK
+
+    _try_auth = _try_tok
+
+# The non-blocking calls through the declared, GIL-releasing handle, for the error path.
+_try_tok_full = getattr(_lib_, "vault_try_get_token_into", None)
+_try_auth_full = getattr(_lib_, "vault_try_get_authorization_into", None)
+
+# The fast path's size arguments, converted once (see _lib: the fast handles have no argtypes).
+_CAP = c_size_t(_FAST_CAP)
+_ZERO = c_size_t(0)
 
 _memset = ctypes.memset
 
@@ -136,6 +148,7 @@ class Provider:
         self._h = handle
         self._tbuf = create_string_buffer(_FAST_CAP)
         self._abuf = create_string_buffer(_FAST_CAP)
+        _lib.check_fast_args((handle, self._tbuf, _CAP, None, None, _ZERO))
         self._finalizer = weakref.finalize(self, _free, handle.value)
 
     @classmethod
@@ -164,7 +177,7 @@ class Provider:
         for a fraction of a microsecond), otherwise after the one fetch in flight (the GIL is
         released while it waits). Raises a :class:`~credvault.CredvaultError` subclass."""
         buf = self._tbuf
-        if _try_tok is not None and _try_tok(self._h, buf, _FAST_CAP, None, None, 0) == 0:
+        if _try_tok(self._h, buf, _CAP, None, None, _ZERO) == 0:
             value = buf.value
             if value:  # empty only if close() wiped the buffer meanwhile
                 return value.decode()
@@ -174,7 +187,7 @@ class Provider:
         """The ``Authorization`` header value, ``"<token_type> <token>"`` (e.g. ``"Bearer
         ..."``); cached and fetched as :meth:`token`."""
         buf = self._abuf
-        if _try_auth is not None and _try_auth(self._h, buf, _FAST_CAP, None, None, 0) == 0:
+        if _try_auth(self._h, buf, _CAP, None, None, _ZERO) == 0:
             value = buf.value
             if value:
                 return value.decode()
@@ -213,6 +226,29 @@ class Provider:
                 value = buf.value.decode()
                 _memset(buf, 0, size)
                 return value
+            if status == _BUFFER_TOO_SMALL and n.value + 1 > size:
+                size = n.value + 1
+                continue
+            del buf
+            raise _raise_from(status, err)
+
+    def _nonblocking(self, call: Any) -> Optional[str]:
+        """The non-blocking call with an error buffer: the value, ``None`` if it would block,
+        or the exception for its error (a cool-down's stored error, a closed provider)."""
+        if call is None:
+            return None
+        size = _FAST_CAP
+        while True:
+            buf = create_string_buffer(size)
+            n = c_size_t(0)
+            err = create_string_buffer(_ERR_LEN)
+            status = call(self._h, buf, size, byref(n), err, _ERR_LEN)
+            if status == _OK:
+                value = buf.value.decode()
+                _memset(buf, 0, size)
+                return value
+            if status == _WOULD_BLOCK:
+                return None
             if status == _BUFFER_TOO_SMALL and n.value + 1 > size:
                 size = n.value + 1
                 continue
