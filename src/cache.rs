@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::RefreshPolicy;
-use crate::endpoint::Fetched;
+use crate::endpoint::{Backoff, Fetched, Plan};
 use crate::error::{Error, Result};
 use crate::secret::{random_fraction, Sealed};
 
@@ -187,6 +187,8 @@ struct State {
     refresh_failures: u32,
     /// Generation of the last token stored.
     generation: u64,
+    /// The lifetime of the last token stored: bounds the cool-down.
+    lifetime: Option<Duration>,
 }
 
 #[derive(Debug, Default)]
@@ -229,6 +231,7 @@ impl Cache {
                 next_attempt: Instant::now(),
                 refresh_failures: 0,
                 generation: 0,
+                lifetime: None,
             }),
             running: AtomicBool::new(false),
             flight: Mutex::new(Flight::default()),
@@ -279,69 +282,87 @@ impl Cache {
     /// result of a fetch, joining the one in flight if there is one.
     pub fn get_blocking(
         &self,
-        fetch: impl FnOnce(Instant) -> Result<Fetched>,
+        fetch: impl FnOnce(Plan) -> Result<Fetched>,
     ) -> Result<Arc<CachedToken>> {
+        let give_up = Instant::now() + self.policy.deadline + Duration::from_secs(2);
         let mut flight = self.flight.lock();
-        {
-            let state = self.state.read();
-            let now = Instant::now();
-            if let Some(t) = state.token.as_ref().filter(|t| now < t.serve_until) {
-                return Ok(t.clone());
-            }
-            if let Some((err, until)) = &state.failure {
-                if now < *until {
-                    let left = until.saturating_duration_since(now);
-                    return Err(err.clone().context(&format!(
-                        "cooling down after a failed fetch ({} ms left; invalidate to retry now)",
-                        left.as_millis()
-                    )));
+        loop {
+            {
+                let state = self.state.read();
+                let now = Instant::now();
+                if let Some(t) = state.token.as_ref().filter(|t| now < t.serve_until) {
+                    return Ok(t.clone());
+                }
+                if let Some((err, until)) = &state.failure {
+                    if now < *until {
+                        let left = until.saturating_duration_since(now);
+                        return Err(err.clone().context(&format!(
+                            "cooling down after a failed fetch ({} ms left; invalidate to retry now)",
+                            left.as_millis()
+                        )));
+                    }
                 }
             }
-        }
-        if self
-            .running
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            drop(flight);
-            return self.run_fetch(fetch, true);
-        }
-        // Another fetch is in flight: wait for it and take its result.
-        let seen = flight.completed;
-        let give_up = Instant::now() + self.policy.deadline + Duration::from_secs(2);
-        while flight.completed == seen {
-            if self.done.wait_until(&mut flight, give_up).timed_out() && flight.completed == seen {
-                return Err(Error::new(
-                    crate::Status::Timeout,
-                    "timed out waiting for the token fetch in flight",
-                ));
+            if self
+                .running
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                drop(flight);
+                return self.run_fetch(fetch, true);
             }
-        }
-        match &flight.last {
-            Some(result) => result.clone(),
-            None => Err(Error::internal("fetch completed without a result")),
+            // Another fetch is in flight: wait for it and take its result.
+            let seen = flight.completed;
+            while flight.completed == seen {
+                if self.done.wait_until(&mut flight, give_up).timed_out()
+                    && flight.completed == seen
+                {
+                    return Err(Error::new(
+                        crate::Status::Timeout,
+                        "timed out waiting for the token fetch in flight",
+                    ));
+                }
+            }
+            match &flight.last {
+                Some(result) => return result.clone(),
+                // The claim was given back without a fetch (see `release_claim`): look again,
+                // and fetch on this thread if nobody else does.
+                None => continue,
+            }
         }
     }
 
     /// Runs a background refresh claimed by [`Cache::try_hit`].
-    pub fn run_refresh(&self, fetch: impl FnOnce(Instant) -> Result<Fetched>) {
+    pub fn run_refresh(&self, fetch: impl FnOnce(Plan) -> Result<Fetched>) {
         let _ = self.run_fetch(fetch, false);
     }
 
-    /// Gives back a refresh claim that could not be run (a thread could not be started).
+    /// Gives back a refresh claim that could not be run (a thread could not be started). Wakes
+    /// the callers that wait for it: they look again and one of them fetches.
     pub fn release_claim(&self) {
-        let _flight = self.flight.lock();
+        let mut flight = self.flight.lock();
+        flight.completed = flight.completed.wrapping_add(1);
+        flight.last = None;
         self.running.store(false, Ordering::Release);
+        self.done.notify_all();
     }
 
     /// Fetches (the caller holds the `running` claim), stores the outcome, wakes the waiters.
     fn run_fetch(
         &self,
-        fetch: impl FnOnce(Instant) -> Result<Fetched>,
+        fetch: impl FnOnce(Plan) -> Result<Fetched>,
         foreground: bool,
     ) -> Result<Arc<CachedToken>> {
-        let deadline = Instant::now() + self.policy.deadline;
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fetch(deadline)))
+        let now = Instant::now();
+        let deadline = now + self.policy.deadline;
+        // A background refresh fits several attempts into the time its token is still served
+        // (under a second for a token of a few seconds); a caller's fetch uses the default.
+        let backoff = match self.state.read().token.as_ref() {
+            Some(t) if !foreground => Backoff::within(t.serve_until.saturating_duration_since(now)),
+            _ => Backoff::DEFAULT,
+        };
+        let plan = Plan { deadline, backoff };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fetch(plan)))
             .unwrap_or_else(|_| Err(Error::internal("a token fetch panicked")));
         let result = self.store(outcome, foreground);
         let mut flight = self.flight.lock();
@@ -358,6 +379,7 @@ impl Cache {
         match outcome {
             Ok(f) => {
                 state.generation += 1;
+                state.lifetime = Some(f.lifetime);
                 let token = Arc::new(self.schedule(f, state.generation));
                 state.token = Some(token.clone());
                 self.watch.bump();
@@ -368,19 +390,49 @@ impl Cache {
             }
             Err(e) => {
                 let still_servable = state.token.as_ref().is_some_and(|t| now < t.serve_until);
-                if still_servable && !foreground {
-                    // Static stability: keep serving, try again after a backoff.
+                let serve_until = state.token.as_ref().map(|t| t.serve_until);
+                if let (true, false, Some(serve_until)) = (still_servable, foreground, serve_until)
+                {
+                    // Static stability: keep serving, try again after a backoff that leaves
+                    // room for several more attempts before the serving limit.
                     state.refresh_failures = state.refresh_failures.saturating_add(1);
+                    let window = serve_until.saturating_duration_since(now);
                     let ceiling = Duration::from_secs(1)
                         .saturating_mul(1u32 << state.refresh_failures.min(6))
-                        .min(Duration::from_secs(60));
+                        .min(Duration::from_secs(60))
+                        .min(window / 4);
                     state.next_attempt = now + ceiling.mul_f64(0.5 + 0.5 * random_fraction());
                 } else {
-                    state.failure = Some((e.clone(), now + self.policy.cooldown));
+                    let cooldown = self.cooldown_for(&e, state.lifetime);
+                    state.failure = Some((e.clone(), now + cooldown));
                 }
                 Err(e)
             }
         }
+    }
+
+    /// How long callers get `error` at once after a fetch failed with nothing servable left.
+    /// `cooldown_ms`, but never more than a tenth of the last token's lifetime for a verdict a
+    /// retry cannot change (credentials or scope rejected, an OAuth error, TLS, discovery), and a
+    /// twentieth for a transient failure (timeouts, network, 5xx, 429, a 200 that is not a
+    /// token), so a short-lived token is not failed for longer than the outage.
+    fn cooldown_for(&self, error: &Error, lifetime: Option<Duration>) -> Duration {
+        use crate::Status as S;
+        let verdict = matches!(
+            error.status(),
+            S::CredentialsRejected
+                | S::ScopeRejected
+                | S::OauthError
+                | S::Tls
+                | S::DiscoveryFailed
+                | S::InvalidConfig
+        );
+        let cap = match lifetime {
+            Some(l) if verdict => l / 10,
+            Some(l) => l / 20,
+            None => self.policy.cooldown,
+        };
+        self.policy.cooldown.min(cap)
     }
 
     /// Places the refresh point and the serving limit of a freshly fetched token.
@@ -391,7 +443,14 @@ impl Cache {
         let margin = p.expiry_margin.min(life / 10);
         let serve_until = expires_at - margin;
         let share = (p.refresh_ratio - p.refresh_jitter * random_fraction()).max(0.05);
-        let refresh_at = (f.requested_at + life.mul_f64(share)).min(serve_until);
+        // Whatever the ratio, a refresh window of at least a tenth of the servable time is
+        // left before the serving limit (a ratio of 0.95 with the default margin would put the
+        // refresh point past it for any token of 10 minutes or less).
+        let latest = f.requested_at
+            + serve_until
+                .saturating_duration_since(f.requested_at)
+                .mul_f64(0.9);
+        let refresh_at = (f.requested_at + life.mul_f64(share)).min(latest);
         crate::census::TOKENS.fetch_add(1, Ordering::SeqCst);
         CachedToken {
             token: f.token,
@@ -492,6 +551,52 @@ mod tests {
             assert_eq!(flight.completed != before, child);
             assert_eq!(!cache.running.load(Ordering::Acquire), child);
         }
+    }
+
+    /// Issue 9.6: a refresh claim given back without a fetch (no thread could be started for
+    /// it) wakes the callers waiting for it, and one of them fetches, instead of sleeping
+    /// until the deadline and failing with a timeout. The race behind it (a caller that starts
+    /// waiting between the claim and its release) cannot be provoked through the public API,
+    /// so this drives the cache's own protocol, with the claim held across a waiter's arrival.
+    #[cfg(not(miri))]
+    #[test]
+    fn a_released_claim_wakes_the_waiters() {
+        let policy = RefreshPolicy {
+            deadline: Duration::from_secs(30),
+            ..RefreshPolicy::default()
+        };
+        let cache = Arc::new(Cache::new(policy));
+        // The claim a background refresh would hold.
+        assert!(cache
+            .running
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok());
+        let waiter = {
+            let cache = cache.clone();
+            std::thread::spawn(move || {
+                cache
+                    .get_blocking(|_| {
+                        Ok(Fetched {
+                            token: Sealed::seal(b"fetched-by-the-waiter").unwrap(),
+                            token_type: "Bearer".into(),
+                            lifetime: Duration::from_secs(60),
+                            requested_at: Instant::now(),
+                        })
+                    })
+                    .map(|t| t.generation)
+            })
+        };
+        // Give the waiter time to start waiting (had it not, it would claim the fetch itself
+        // after the release, and the test would pass without testing anything: it cannot fail
+        // for a wrong reason).
+        std::thread::sleep(Duration::from_millis(300));
+        cache.release_claim();
+        let got = waiter.join().unwrap();
+        assert_eq!(
+            got.ok(),
+            Some(1),
+            "the waiter fetched after the claim was released"
+        );
     }
 
     #[cfg(all(any(target_os = "linux", target_os = "android"), not(miri)))]

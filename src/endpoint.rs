@@ -2,7 +2,10 @@
 //! agent (connections reused within a fetch); response parsing; RFC 6749 error mapping; size and time limits;
 //! retries with backoff inside an overall deadline.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use once_cell::sync::Lazy;
 
 use base64::Engine as _;
 use serde_json::Value;
@@ -28,10 +31,17 @@ pub struct Fetched {
     pub requested_at: Instant,
 }
 
+/// How one fetch runs: its deadline and the waits between its attempts.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    pub deadline: Instant,
+    pub backoff: Backoff,
+}
+
 /// How a failed attempt may be retried.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Retry {
-    /// Not at all: a verdict (bad credentials, bad scope, malformed answer).
+    /// Not at all: a verdict (bad credentials, bad scope, an answer over the size limit).
     Never,
     /// After an exponential backoff with full jitter.
     Backoff,
@@ -494,7 +504,16 @@ fn handle_token_response(
     let (_, mut body) = response.into_parts();
     let bytes = read_body(&mut body)?;
     if status == StatusCode::OK {
-        return parse_token(cfg, &bytes, &content_type, requested_at).map_err(Failed::from);
+        // A 200 whose body is not a token is what gateways and WAFs send while the service
+        // behind them is down (a maintenance page): retried like a 5xx within the deadline.
+        return parse_token(cfg, &bytes, &content_type, requested_at).map_err(|error| {
+            let retry = if error.status() == Status::MalformedResponse {
+                Retry::Backoff
+            } else {
+                Retry::Never
+            };
+            Failed { error, retry }
+        });
     }
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         // The HTTP status decides retrying; an OAuth error body only adds detail.
@@ -675,14 +694,91 @@ pub(crate) fn parse_token(
     })
 }
 
+/// The waits between the attempts of one fetch: the ceiling starts at `base` and doubles up to
+/// `cap`, and each wait is drawn at random from the upper half of its ceiling (so a fleet of
+/// processes spreads out, and no wait is ever close to zero).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Backoff {
+    /// A caller is waiting (or nothing servable is left): 100 ms doubling to 2 s.
+    pub const DEFAULT: Backoff = Backoff {
+        base: Duration::from_millis(100),
+        cap: Duration::from_secs(2),
+    };
+
+    /// A schedule that fits several attempts into `window` (the time a background refresh has
+    /// before its token's serving limit): a twentieth of it doubling to a fifth, never longer
+    /// than [`Backoff::DEFAULT`] and never under 5 ms.
+    pub fn within(window: Duration) -> Backoff {
+        let floor = Duration::from_millis(5);
+        Backoff {
+            base: (window / 20).clamp(floor, Self::DEFAULT.base),
+            cap: (window / 5).clamp(floor, Self::DEFAULT.cap),
+        }
+    }
+
+    /// The wait after the `n`th failed attempt (0 for the first).
+    pub fn wait(&self, n: u32) -> Duration {
+        let ceiling = self.base.saturating_mul(1u32 << n.min(16)).min(self.cap);
+        ceiling.mul_f64(0.5 + 0.5 * random_fraction())
+    }
+}
+
+/// When the token endpoint may be called again, as its last `Retry-After` said. Kept per
+/// provider across fetches, so that a `Retry-After` longer than a fetch's deadline still holds
+/// for the fetches after it. An atomic (no lock to bring across fork()).
+#[derive(Debug, Default)]
+pub struct NotBefore(AtomicU64);
+
+/// The origin of [`NotBefore`]'s clock.
+static ORIGIN: Lazy<Instant> = Lazy::new(Instant::now);
+
+impl NotBefore {
+    /// The instant, if one is set and not yet passed.
+    pub fn get(&self) -> Option<Instant> {
+        match self.0.load(Ordering::Acquire) {
+            0 => None,
+            ns => Some(*ORIGIN + Duration::from_nanos(ns)).filter(|t| *t > Instant::now()),
+        }
+    }
+
+    /// Moves it to `t` if that is later.
+    pub fn raise(&self, t: Instant) {
+        let ns = t
+            .saturating_duration_since(*ORIGIN)
+            .as_nanos()
+            .min(u64::MAX as u128) as u64;
+        self.0.fetch_max(ns.max(1), Ordering::AcqRel);
+    }
+}
+
 /// Runs `attempt` until it succeeds, fails for good, or `deadline` passes. Transient failures are
-/// retried with exponential backoff and full jitter; `Retry-After` is honoured when it fits.
+/// retried after the waits of `backoff`. A `Retry-After` can lengthen a wait, never shorten it;
+/// it is remembered in `not_before`, and no attempt starts before it: when it lies past the
+/// deadline the fetch fails at once with [`Status::RateLimited`].
 pub fn with_retries<T>(
     deadline: Instant,
+    backoff: Backoff,
+    not_before: &NotBefore,
     mut attempt: impl FnMut(Duration) -> Result<T, Failed>,
 ) -> Result<T> {
-    const BASE: Duration = Duration::from_millis(100);
-    const CAP: Duration = Duration::from_secs(2);
+    if let Some(t) = not_before.get() {
+        if t >= deadline {
+            let left = t.saturating_duration_since(Instant::now());
+            return Err(Error::new(
+                Status::RateLimited,
+                format!(
+                    "the token endpoint asked (Retry-After) not to be called for another {} ms: no request sent",
+                    left.as_millis().max(1)
+                ),
+            ));
+        }
+        std::thread::sleep(t.saturating_duration_since(Instant::now()));
+    }
     let mut n: u32 = 0;
     loop {
         let now = Instant::now();
@@ -697,19 +793,19 @@ pub fn with_retries<T>(
             Ok(v) => return Ok(v),
             Err(f) => f,
         };
-        let wait = match failed.retry {
+        let (wait, asked) = match failed.retry {
             Retry::Never => return Err(failed.error),
-            Retry::After(d) => d,
-            Retry::Backoff => {
-                let ceiling = BASE.saturating_mul(1u32 << n.min(16)).min(CAP);
-                ceiling.mul_f64(random_fraction())
+            Retry::After(d) => {
+                not_before.raise(Instant::now() + d);
+                (d.max(backoff.wait(n)), Some(d))
             }
+            Retry::Backoff => (backoff.wait(n), None),
         };
         n += 1;
         let left = deadline.saturating_duration_since(Instant::now());
         if wait >= left {
             let mut error = failed.error;
-            if let Retry::After(d) = failed.retry {
+            if let Some(d) = asked.filter(|d| *d >= left) {
                 if error.status() == Status::HttpStatus {
                     error = Error::new(Status::RateLimited, error.message().to_string());
                 }

@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use crate::cache::{Cache, CachedToken, Hit, Watch};
 use crate::config::{Config, EndpointSource};
 use crate::discovery::Discovery;
-use crate::endpoint::{with_retries, Client, Fetched};
+use crate::endpoint::{with_retries, Client, Fetched, NotBefore, Plan};
 use crate::error::{Error, Result};
 
 struct Inner {
@@ -18,6 +18,8 @@ struct Inner {
     client: Client,
     discovery: Option<Discovery>,
     cache: Cache,
+    /// The token endpoint's last `Retry-After`, honoured across fetches.
+    not_before: NotBefore,
 }
 
 /// A token provider. Cheap to clone (shared); thread-safe.
@@ -100,6 +102,7 @@ impl Provider {
             client,
             discovery,
             cache,
+            not_before: NotBefore::default(),
         });
         let weak: std::sync::Weak<dyn crate::fork::ForkSafe> = Arc::downgrade(&inner) as _;
         crate::fork::register(weak);
@@ -129,7 +132,7 @@ impl Provider {
     /// The slow path: waits for the single in-flight fetch (or runs it) and runs `f` on its token.
     pub(crate) fn serve_blocking<R>(&self, f: impl FnOnce(&CachedToken) -> R) -> Result<R> {
         let inner = &self.inner;
-        let token = inner.cache.get_blocking(|deadline| inner.fetch(deadline))?;
+        let token = inner.cache.get_blocking(|plan| inner.fetch(plan))?;
         Ok(f(&token))
     }
 
@@ -149,7 +152,7 @@ impl Provider {
         let inner = self.inner.clone();
         let spawned = std::thread::Builder::new()
             .name("credvault-refresh".into())
-            .spawn(move || inner.cache.run_refresh(|deadline| inner.fetch(deadline)));
+            .spawn(move || inner.cache.run_refresh(|plan| inner.fetch(plan)));
         if spawned.is_err() {
             self.inner.cache.release_claim();
         }
@@ -228,14 +231,15 @@ impl crate::fork::ForkSafe for Inner {
 
 impl Inner {
     /// One fetch with retries inside the deadline: discover the endpoint if needed, request.
-    fn fetch(&self, deadline: Instant) -> Result<Fetched> {
-        let result = self.fetch_once(deadline);
+    fn fetch(&self, plan: Plan) -> Result<Fetched> {
+        let result = self.fetch_once(plan);
         self.client.end_fetch();
         result
     }
 
-    fn fetch_once(&self, deadline: Instant) -> Result<Fetched> {
-        with_retries(deadline, |remaining| {
+    fn fetch_once(&self, plan: Plan) -> Result<Fetched> {
+        let deadline = plan.deadline;
+        with_retries(deadline, plan.backoff, &self.not_before, |remaining| {
             let timeout = remaining.min(self.config.timeout);
             let url = match (&self.discovery, &self.config.endpoint) {
                 (Some(d), _) => d.token_endpoint(&self.client, timeout)?,

@@ -270,3 +270,154 @@ fn discovery_is_cached_and_survives_a_metadata_outage() {
     p.token().expect("last good endpoint used");
     assert_eq!(idp.tokens_issued(), 2);
 }
+
+/// Issue 9.2: `Retry-After: 0` (or a date in the past) never shortens the backoff: a 2 s
+/// deadline against an endpoint that always answers 503 with it sends a handful of requests,
+/// not thousands.
+#[test]
+fn retry_after_zero_or_past_never_shortens_the_backoff() {
+    let idp = Idp::start();
+    for (i, value) in ["0", "Sun, 06 Nov 1994 08:49:37 GMT"].iter().enumerate() {
+        let p = Provider::new(
+            &short_lived(
+                &idp,
+                &format!("ra-zero-{i}"),
+                3600,
+                json!({"deadline_ms": 2000}),
+            )
+            .to_string(),
+        )
+        .unwrap();
+        idp.reset();
+        idp.fault(json!({"path": "/oauth/token", "status": 503, "retry_after": value, "count": 0}));
+        p.token().unwrap_err();
+        // 100 ms doubling to 2 s, each wait at least half its ceiling: at most 7 sends in 2 s.
+        let sent = idp.token_requests();
+        assert!(
+            (2..=8).contains(&sent),
+            "Retry-After {value}: {sent} requests in one 2 s fetch"
+        );
+    }
+}
+
+/// Issue 9.2: a `Retry-After` past the deadline is remembered: no request goes out before it,
+/// even after the cool-down ended.
+#[test]
+fn retry_after_past_the_deadline_holds_after_the_cool_down() {
+    let idp = Idp::start();
+    let p = Provider::new(
+        &short_lived(
+            &idp,
+            "ra-long",
+            3600,
+            json!({"deadline_ms": 1000, "cooldown_ms": 0}),
+        )
+        .to_string(),
+    )
+    .unwrap();
+    idp.fault(json!({"path": "/oauth/token", "status": 429, "retry_after": "30"}));
+    let e = p.token().unwrap_err();
+    assert_eq!(e.status(), Status::RateLimited, "{e}");
+    assert_eq!(idp.token_requests(), 1);
+    // No cool-down is configured; the endpoint would answer now, but it asked for 30 s.
+    for _ in 0..5 {
+        let again = p.token().unwrap_err();
+        assert_eq!(again.status(), Status::RateLimited, "{again}");
+        assert!(again.message().contains("Retry-After"), "{again}");
+    }
+    assert_eq!(
+        idp.token_requests(),
+        1,
+        "no request before the provider said so"
+    );
+}
+
+/// Issue 9.5: a 200 whose body is not a token (a gateway's HTML page) is retried like a 5xx.
+#[test]
+fn a_200_that_is_not_a_token_is_retried() {
+    let idp = Idp::start();
+    let p = Provider::new(&short_lived(&idp, "html-200", 3600, json!({})).to_string()).unwrap();
+    idp.fault(json!({"path": "/oauth/token", "kind": "html", "count": 2}));
+    p.token().expect("retried past two HTML pages");
+    assert_eq!(idp.token_requests(), 3);
+    assert_eq!(idp.tokens_issued(), 1);
+}
+
+/// Issue 9.5: the issue's burst (3 x 500, 2 x an HTML page with status 200, 1 x 429 with
+/// `Retry-After: 1`) hitting the background refresh of a 2 s token, whose window between the
+/// refresh point and the serving limit is 0.3 s: no call fails.
+#[test]
+fn a_burst_during_the_refresh_of_a_short_token_fails_no_call() {
+    let idp = Idp::start();
+    let cfg = short_lived(
+        &idp,
+        "burst",
+        2,
+        json!({"refresh_ratio": 0.75, "refresh_jitter": 0.0}),
+    );
+    let p = Provider::new(&cfg.to_string()).unwrap();
+    let mut failed = Vec::new();
+    let mut calls = 0u64;
+    for round in 0..2 {
+        let t = p.token().unwrap().secret().to_string();
+        let gen = p.token().unwrap().generation();
+        idp.fault(json!({"path": "/oauth/token", "status": 500, "count": 3}));
+        idp.fault(json!({"path": "/oauth/token", "kind": "html", "count": 2}));
+        idp.fault(json!({"path": "/oauth/token", "status": 429, "retry_after": "1"}));
+        // Call until the token has been replaced (bounded: each fetch ends by its deadline).
+        let give_up = Instant::now() + Duration::from_secs(30);
+        loop {
+            calls += 1;
+            match p.token() {
+                Ok(now) if now.generation() != gen && now.secret() != t => break,
+                Ok(_) => {}
+                Err(e) => failed.push(format!("round {round}: {e}")),
+            }
+            assert!(Instant::now() < give_up, "no new token");
+            thread::sleep(Duration::from_millis(5));
+        }
+        idp.clear_faults();
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {calls} calls failed: {failed:?}",
+        failed.len()
+    );
+}
+
+/// Issue 9.5: after a transient failure, the cool-down never outlasts a fraction of the token
+/// lifetime (here a 60 s `cooldown_ms` against 2 s tokens): the endpoint recovers and the next
+/// calls get a token, long before 60 s.
+#[test]
+fn cool_down_after_a_transient_failure_is_a_fraction_of_the_lifetime() {
+    let idp = Idp::start();
+    let cfg = short_lived(
+        &idp,
+        "short-cool",
+        2,
+        json!({"deadline_ms": 300, "cooldown_ms": 60000}),
+    );
+    let p = Provider::new(&cfg.to_string()).unwrap();
+    let gen = p.token().unwrap().generation();
+    idp.fault(json!({"path": "/oauth/token", "status": 503, "count": 0}));
+    let give_up = Instant::now() + Duration::from_secs(20);
+    // Wait for the failure once nothing servable is left.
+    while p.token().is_ok() {
+        assert!(Instant::now() < give_up);
+        thread::sleep(Duration::from_millis(10));
+    }
+    idp.clear_faults();
+    loop {
+        match p.token() {
+            Ok(t) => {
+                assert!(t.generation() > gen);
+                break;
+            }
+            Err(e) => assert!(
+                Instant::now() < give_up,
+                "still cooling down after the endpoint recovered: {e}"
+            ),
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
