@@ -17,6 +17,7 @@
 pub mod alloc;
 mod cache;
 pub mod config;
+pub mod configfile;
 mod discovery;
 mod endpoint;
 pub mod error;
@@ -47,6 +48,7 @@ mod memlock;
 pub mod provider;
 mod registry;
 pub mod secret;
+mod sources;
 
 pub use config::Config;
 pub use error::{Error, Result, Status};

@@ -87,6 +87,24 @@ pub fn remove(handle: u64) -> Option<Provider> {
     provider
 }
 
+/// Puts `provider` in the place of the provider of `handle`, which keeps its handle (a configuration
+/// reload with new settings). The old provider is retired, so no thread's memo serves its token
+/// again; calls already running on it finish with their own reference. Returns it, or `None` if
+/// the handle was not live.
+pub fn replace(handle: u64, provider: Provider) -> Option<Provider> {
+    let (index, generation) = split(handle);
+    let mut slab = REGISTRY.write();
+    let entry = slab.entries.get_mut(index)?;
+    if entry.generation != generation || entry.provider.is_none() {
+        return None;
+    }
+    let old = entry.provider.replace(provider);
+    if let Some(p) = &old {
+        p.retire();
+    }
+    old
+}
+
 /// Takes the registry lock before fork() (see `fork`).
 pub(crate) fn fork_hold() {
     crate::fork::hold_write(&REGISTRY);

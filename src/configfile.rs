@@ -1,0 +1,263 @@
+//! The configuration file: named providers, secrets by reference, and rotation without a restart.
+//!
+//! ```json
+//! {"providers": {"vitesse-payments": {"preset": "vitesse-uk", "client_id": "...",
+//!                                     "client_secret": {"file": "/run/secrets/vitesse"}},
+//!                "vipps": {"preset": "vipps", "client_id": {"env": "VIPPS_ID"}, ...}}}
+//! ```
+//!
+//! Each provider is the single-provider JSON of the README, where a secret may be a reference
+//! (see [`crate::sources`]). [`load`] registers every provider and remembers the file; [`reload`]
+//! reads it again with its references and applies the difference:
+//! - a provider whose settings (secrets included) did not change keeps its handle and token;
+//! - one whose settings changed keeps its handle, drops its token and fetches with the new
+//!   settings next time (its replacement is swapped in under the registry's lock, so a call in
+//!   another thread gets either the old provider or the new one, whole);
+//! - one removed from the file is freed (its handle answers `INVALID_HANDLE`);
+//! - a new one is registered.
+//!
+//! Nothing changes unless every provider of the file is valid: a file that fails to parse or to
+//! validate is reported, and the providers in service stay as they were. Settings are compared
+//! by an HMAC under a key made for this process, so no plaintext copy of an old secret is kept.
+
+use std::collections::BTreeMap;
+
+use parking_lot::Mutex;
+use ring::hmac;
+use ring::rand::SystemRandom;
+use serde_json::Value;
+use zeroize::Zeroizing;
+
+use crate::error::{clean, Error, Result};
+use crate::provider::Provider;
+use crate::registry;
+use crate::secret::WipedValue;
+
+/// The largest configuration file read.
+const MAX_FILE: u64 = 1 << 20;
+
+/// A provider of the file as registered.
+struct Named {
+    handle: u64,
+    /// HMAC of the provider's settings with every reference resolved.
+    fingerprint: hmac::Tag,
+}
+
+/// The file in service.
+struct Loaded {
+    path: String,
+    providers: BTreeMap<String, Named>,
+}
+
+static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
+
+/// The key of the fingerprints, made on first use.
+static FINGERPRINT_KEY: once_cell::sync::Lazy<Option<hmac::Key>> =
+    once_cell::sync::Lazy::new(|| {
+        hmac::Key::generate(hmac::HMAC_SHA256, &SystemRandom::new()).ok()
+    });
+
+/// What a load or reload did, by provider name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Changes {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub unchanged: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// A provider of the file, validated, not yet registered.
+struct Candidate {
+    provider: Provider,
+    fingerprint: hmac::Tag,
+}
+
+/// Reads and validates every provider of the file at `path`.
+fn read(path: &str) -> Result<BTreeMap<String, Candidate>> {
+    let shown = clean(path, 200);
+    let text = crate::sources::read_file(path, true)
+        .map_err(|e| Error::config(format!("config file {shown}: {}", e.message())))?;
+    if text.len() as u64 > MAX_FILE {
+        return Err(Error::config(format!("config file {shown}: too large")));
+    }
+    let mut tree = WipedValue(serde_json::from_str(&text).map_err(|e| {
+        Error::config(format!(
+            "config file {shown}: not valid JSON ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))
+    })?);
+    drop(text);
+    let Value::Object(top) = &mut tree.0 else {
+        return Err(Error::config(format!(
+            "config file {shown}: not a JSON object"
+        )));
+    };
+    if let Some(k) = top.keys().find(|k| k.as_str() != "providers") {
+        return Err(Error::config(format!(
+            "config file {shown}: unknown key {} (expected \"providers\")",
+            clean(k, 40)
+        )));
+    }
+    let Some(Value::Object(providers)) = top.get_mut("providers") else {
+        return Err(Error::config(format!(
+            "config file {shown}: \"providers\" must be an object of named providers"
+        )));
+    };
+    let mut out = BTreeMap::new();
+    for (name, cfg) in providers.iter_mut() {
+        check_name(name)?;
+        let candidate = candidate(cfg).map_err(|e| e.context(&format!("provider {name}")))?;
+        out.insert(name.clone(), candidate);
+    }
+    Ok(out)
+}
+
+fn check_name(name: &str) -> Result<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::config(format!(
+            "provider name {}: 1 to 128 letters, digits, '-', '_', '.' or ':'",
+            clean(name, 40)
+        )))
+    }
+}
+
+/// Resolves one provider's references and validates it.
+fn candidate(cfg: &mut Value) -> Result<Candidate> {
+    let Value::Object(obj) = cfg else {
+        return Err(Error::config("must be a JSON object"));
+    };
+    crate::sources::resolve(obj)?;
+    let json = Zeroizing::new(
+        serde_json::to_string(&Value::Object(std::mem::take(obj)))
+            .map_err(|_| Error::internal("could not serialise a provider configuration"))?,
+    );
+    // `obj` now holds nothing; the resolved values live in `json`, wiped on drop.
+    let key = FINGERPRINT_KEY
+        .as_ref()
+        .ok_or_else(|| Error::internal("the system random generator failed"))?;
+    let fingerprint = hmac::sign(key, json.as_bytes());
+    let provider = Provider::new(&json)?;
+    Ok(Candidate {
+        provider,
+        fingerprint,
+    })
+}
+
+fn same(a: &hmac::Tag, b: &hmac::Tag) -> bool {
+    crate::secret::constant_time_eq(a.as_ref(), b.as_ref())
+}
+
+/// Registers every provider of the file at `path` and makes it the file that [`reload`] reads.
+/// If a file is already loaded, this is a reload from the new path.
+pub fn load(path: &str) -> Result<Changes> {
+    let candidates = read(path)?;
+    apply(path, candidates)
+}
+
+/// Reads the loaded file again, with its references, and applies what changed.
+pub fn reload() -> Result<Changes> {
+    let path = LOADED
+        .lock()
+        .as_ref()
+        .map(|l| l.path.clone())
+        .ok_or_else(|| {
+            Error::new(
+                crate::Status::InvalidArgument,
+                "no configuration file is loaded",
+            )
+        })?;
+    let candidates = read(&path)?;
+    apply(&path, candidates)
+}
+
+fn apply(path: &str, candidates: BTreeMap<String, Candidate>) -> Result<Changes> {
+    let mut slot = LOADED.lock();
+    let mut old = slot.take().map(|l| l.providers).unwrap_or_default();
+    let mut changes = Changes::default();
+    let mut providers = BTreeMap::new();
+    for (name, c) in candidates {
+        let named = match old.remove(&name) {
+            Some(prev) if same(&prev.fingerprint, &c.fingerprint) => {
+                changes.unchanged.push(name.clone());
+                prev
+            }
+            Some(prev) => match registry::replace(prev.handle, c.provider) {
+                Some(_) => {
+                    changes.changed.push(name.clone());
+                    Named {
+                        handle: prev.handle,
+                        fingerprint: c.fingerprint,
+                    }
+                }
+                // Freed by its user in the meantime: register the new settings afresh.
+                None => continue,
+            },
+            None => {
+                let handle = registry::insert(c.provider)
+                    .ok_or_else(|| Error::internal("too many providers alive"))?;
+                changes.added.push(name.clone());
+                Named {
+                    handle,
+                    fingerprint: c.fingerprint,
+                }
+            }
+        };
+        providers.insert(name, named);
+    }
+    for (name, gone) in old {
+        registry::remove(gone.handle);
+        changes.removed.push(name);
+    }
+    *slot = Some(Loaded {
+        path: path.to_string(),
+        providers,
+    });
+    Ok(changes)
+}
+
+/// The handle of the provider named `name` in the loaded file, or `None`.
+pub fn by_name(name: &str) -> Option<u64> {
+    LOADED
+        .lock()
+        .as_ref()
+        .and_then(|l| l.providers.get(name).map(|n| n.handle))
+}
+
+/// The names and handles of the loaded file's providers.
+pub fn names() -> Vec<(String, u64)> {
+    LOADED
+        .lock()
+        .as_ref()
+        .map(|l| {
+            l.providers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.handle))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The provider of `handle` registered by a configuration file, if it was, for the name to show in
+/// stats and metrics.
+pub fn name_of(handle: u64) -> Option<String> {
+    LOADED.lock().as_ref().and_then(|l| {
+        l.providers
+            .iter()
+            .find(|(_, n)| n.handle == handle)
+            .map(|(k, _)| k.clone())
+    })
+}
+
+/// The provider named `name` in the loaded file (the Rust API's view of [`by_name`]).
+pub fn provider(name: &str) -> Option<Provider> {
+    by_name(name).and_then(registry::get)
+}

@@ -1,0 +1,269 @@
+//! The configuration file: named providers, secret references (environment, files and their
+//! permissions, the VGS credentials file), and reload (unchanged, changed secret, removed, broken
+//! file, callers in other threads during reloads), against the local identity provider.
+//!
+//! One file is loaded per process, so the tests run one after another under a lock.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::Idp;
+use credvault::{configfile, Status};
+use serde_json::{json, Value};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let d = std::env::temp_dir().join(format!("credvault-cf-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+
+    fn write(&self, name: &str, text: &str, mode: u32) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        p.to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn vgs_url(idp: &Idp) -> String {
+    idp.url("/vgs/auth/realms/vgs/protocol/openid-connect/token")
+}
+
+/// A provider of the `oauth` dialect with this client, by reference.
+fn oauth(idp: &Idp, id: &str, secret: Value) -> Value {
+    json!({"token_url": idp.url("/oauth/token"), "client_id": id, "client_secret": secret})
+}
+
+fn add_oauth_client(idp: &Idp, id: &str, secret: &str) {
+    idp.add_client(json!({"dialect": "oauth", "client_id": id, "client_secret": secret}));
+}
+
+#[test]
+fn references_from_env_and_files() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let idp = Idp::start();
+    let dir = Dir::new("refs");
+    add_oauth_client(&idp, "env-client", "env-secret-value");
+    add_oauth_client(&idp, "file-client", "file-secret-value");
+    std::env::set_var("CREDVAULT_TEST_ENV_SECRET", "env-secret-value");
+    let secret_file = dir.write("secret", "file-secret-value\n", 0o600);
+    let cfg = json!({"providers": {
+        "from-env": oauth(&idp, "env-client", json!({"env": "CREDVAULT_TEST_ENV_SECRET"})),
+        "from-file": oauth(&idp, "file-client", json!({"file": secret_file})),
+        "vgs": {"preset": "vgs", "token_url": vgs_url(&idp), "client_id": "demo-vgs-client",
+                "client_secret": "demo-vgs-secret"},
+    }});
+    let path = dir.write("credvault.json", &cfg.to_string(), 0o600);
+    let changes = configfile::load(&path).expect("load");
+    assert_eq!(changes.added, ["from-env", "from-file", "vgs"]);
+    for name in ["from-env", "from-file", "vgs"] {
+        let p = configfile::provider(name).unwrap_or_else(|| panic!("{name} registered"));
+        p.token().unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    assert!(configfile::by_name("nope").is_none());
+
+    // A secret file readable by others is refused unless allow_shared; nothing changes.
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = configfile::names();
+    let e = configfile::reload().expect_err("shared secret file refused");
+    assert_eq!(e.status(), Status::InvalidConfig);
+    assert!(e.message().contains("allow_shared"), "{e}");
+    assert!(e.message().contains("from-file"), "names the provider: {e}");
+    assert_eq!(
+        configfile::names(),
+        before,
+        "a failed reload changes nothing"
+    );
+    let cfg2 = json!({"providers": {
+        "from-file": oauth(&idp, "file-client", json!({"file": secret_file, "allow_shared": true})),
+    }});
+    dir.write("credvault.json", &cfg2.to_string(), 0o600);
+    let changes = configfile::reload().expect("allow_shared accepted");
+    assert_eq!(changes.removed, ["from-env", "vgs"]);
+
+    // A missing variable and a missing file name what is missing, never a value.
+    std::env::remove_var("CREDVAULT_TEST_ENV_SECRET");
+    let cfg3 = json!({"providers": {
+        "a": oauth(&idp, "env-client", json!({"env": "CREDVAULT_TEST_ENV_SECRET"})),
+    }});
+    dir.write("credvault.json", &cfg3.to_string(), 0o600);
+    let e = configfile::reload().expect_err("missing variable");
+    assert!(e.message().contains("CREDVAULT_TEST_ENV_SECRET"), "{e}");
+    let cfg4 = json!({"providers": {"a": oauth(&idp, "x", json!({"file": "/nonexistent/s"}))}});
+    dir.write("credvault.json", &cfg4.to_string(), 0o600);
+    let e = configfile::reload().expect_err("missing file");
+    assert!(e.message().contains("/nonexistent/s"), "{e}");
+    let cfg5 = json!({"providers": {"a": oauth(&idp, "x", json!({"vault": "kv/x"}))}});
+    dir.write("credvault.json", &cfg5.to_string(), 0o600);
+    let e = configfile::reload().expect_err("unknown reference");
+    assert!(e.message().contains("vault"), "{e}");
+    assert!(!e.message().contains("secret-value"));
+}
+
+#[test]
+fn vgs_credentials_yaml() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let idp = Idp::start();
+    let dir = Dir::new("vgs");
+    idp.add_client(
+        json!({"dialect": "vgs", "client_id": "ACvgs123", "client_secret": "vgs+secret/=&x"}),
+    );
+    let yaml = "apiVersion: 1.0.0\nkind: ServiceAccount\ndata:\n  clientId: ACvgs123\n  clientSecret: \"vgs+secret/=&x\"\n  name: calm\n  scopes:\n  - cards:write\n  - cards:read\n";
+    let creds = dir.write("credentials.yaml", yaml, 0o600);
+    let cfg = json!({"providers": {"vgs": {"preset": "vgs", "token_url": vgs_url(&idp),
+                                           "vgs_credentials_file": creds}}});
+    let path = dir.write("credvault.json", &cfg.to_string(), 0o600);
+    configfile::load(&path).expect("load");
+    let p = configfile::provider("vgs").unwrap();
+    assert_eq!(p.config().client_id, "ACvgs123");
+    assert_eq!(p.config().scope.as_deref(), Some("cards:write cards:read"));
+    p.token().expect("token with the credentials file's secret");
+    let keys = idp.last_request()["form_keys"].to_string();
+    assert!(keys.contains("scope"), "the scopes are sent: {keys}");
+}
+
+#[test]
+fn reload_keeps_rotates_and_removes() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let idp = Idp::start();
+    let dir = Dir::new("reload");
+    add_oauth_client(&idp, "steady", "steady-secret");
+    add_oauth_client(&idp, "rotating", "old-secret-1");
+    add_oauth_client(&idp, "leaving", "leaving-secret");
+    let secret = dir.write("rotating.secret", "old-secret-1\n", 0o400);
+    let write_cfg = |with_leaving: bool| {
+        let mut providers = json!({
+            "steady": oauth(&idp, "steady", json!("steady-secret")),
+            "rotating": oauth(&idp, "rotating", json!({"file": secret})),
+        });
+        if with_leaving {
+            providers["leaving"] = oauth(&idp, "leaving", json!("leaving-secret"));
+        }
+        dir.write(
+            "credvault.json",
+            &json!({"providers": providers}).to_string(),
+            0o600,
+        )
+    };
+    let path = write_cfg(true);
+    configfile::load(&path).unwrap();
+    let handles = |n: &str| configfile::by_name(n).unwrap();
+    let (steady, rotating, leaving) = (handles("steady"), handles("rotating"), handles("leaving"));
+    let steady_token = configfile::provider("steady").unwrap().token().unwrap();
+    configfile::provider("rotating").unwrap().token().unwrap();
+    let issued = idp.tokens_issued();
+
+    // Unchanged: same handles, same cached tokens, no request.
+    let changes = configfile::reload().unwrap();
+    assert_eq!(changes.unchanged.len(), 3);
+    assert_eq!(handles("steady"), steady);
+    let again = configfile::provider("steady").unwrap().token().unwrap();
+    assert_eq!(again.secret(), steady_token.secret());
+    assert_eq!(idp.tokens_issued(), issued);
+
+    // The secret rotates at the identity provider and in the file: the handle stays, the token
+    // is dropped, and the next fetch authenticates with the new secret (the old one is refused).
+    add_oauth_client(&idp, "rotating", "new-secret-2");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::write(&secret, "new-secret-2\n").unwrap();
+    let path = write_cfg(false);
+    let changes = configfile::reload().unwrap();
+    assert_eq!(changes.changed, ["rotating"]);
+    assert_eq!(changes.unchanged, ["steady"]);
+    assert_eq!(changes.removed, ["leaving"]);
+    assert_eq!(
+        handles("rotating"),
+        rotating,
+        "a changed provider keeps its handle"
+    );
+    let p = configfile::provider("rotating").unwrap();
+    assert!(p.schedule().is_none(), "its token was dropped");
+    p.token().expect("fetched with the new secret");
+    assert_eq!(idp.tokens_issued(), issued + 1);
+    assert!(configfile::by_name("leaving").is_none());
+    let gone = credvault::ffi::vault_provider_free(leaving);
+    assert_eq!(
+        gone,
+        Status::InvalidHandle as i32,
+        "a removed provider's handle is dead"
+    );
+
+    // A broken file changes nothing and says why.
+    std::fs::write(&path, "{\"providers\": {\"steady\": ").unwrap();
+    let e = configfile::reload().expect_err("broken file");
+    assert_eq!(e.status(), Status::InvalidConfig);
+    assert!(e.message().contains("not valid JSON"), "{e}");
+    assert_eq!(handles("steady"), steady);
+    assert_eq!(handles("rotating"), rotating);
+    let bad = json!({"providers": {"steady": {"token_url": "http://example.com/t",
+                     "client_id": "a", "client_secret": "b"}}});
+    std::fs::write(&path, bad.to_string()).unwrap();
+    let e = configfile::reload().expect_err("invalid provider");
+    assert!(e.message().contains("steady"), "{e}");
+    assert_eq!(
+        handles("rotating"),
+        rotating,
+        "not removed by a failed reload"
+    );
+}
+
+/// 16 threads take tokens by name while the file is reloaded with the secret going back and
+/// forth: every call gets a token (old provider or new, whole), none fails.
+#[test]
+fn callers_during_reloads() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let idp = Idp::start();
+    let dir = Dir::new("concurrent");
+    add_oauth_client(&idp, "busy", "busy-secret");
+    let write = |timeout: u64| {
+        let mut p = oauth(&idp, "busy", json!("busy-secret"));
+        p["timeout_ms"] = json!(timeout);
+        let cfg = json!({"providers": {"busy": p}});
+        dir.write("credvault.json", &cfg.to_string(), 0o600)
+    };
+    configfile::load(&write(4000)).unwrap();
+    let handle = configfile::by_name("busy").unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let (stop, calls) = (stop.clone(), calls.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let t = credvault::ffi::vault_get_token(handle);
+                    assert!(!t.is_null(), "a call during a reload failed");
+                    // SAFETY: a token string returned by the library, freed once.
+                    unsafe { credvault::ffi::vault_token_free(t) };
+                    calls.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for i in 0..40 {
+        write(if i % 2 == 0 { 5000 } else { 4000 });
+        let c = configfile::reload().unwrap();
+        assert_eq!(c.changed, ["busy"]);
+        assert_eq!(configfile::by_name("busy"), Some(handle));
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(calls.load(Ordering::Relaxed) > 0);
+}
