@@ -52,3 +52,6 @@ echo "quick start ok"
 step "demo end to end"
 cargo run --release --quiet --bin credvault -- demo >/dev/null
 echo "demo ok"
+
+step "Go binding: vet, tests, race tests (cgocheck=1), static build, examples"
+bash tests/go/run.sh

@@ -1,0 +1,415 @@
+// Package credvault holds OAuth 2.0 client-credentials tokens for Go services through credvault's
+// C ABI: the client secret and the cached tokens stay sealed (AES-256-GCM) inside the Rust
+// library, tokens are refreshed in the background ahead of expiry, and one fetch serves every
+// goroutine.
+//
+//	p, err := credvault.NewProvider(credvault.Config{Preset: credvault.PresetVGS,
+//		ClientID: id, ClientSecret: secret})
+//	if err != nil { ... }
+//	defer p.Close()
+//	auth, err := p.Authorization() // "Bearer eyJ...", from the cache when it holds one
+//
+// Errors come only from the status-returning C calls (goroutines move between OS threads, so
+// the library's thread-local last error is never read) and are of type Error.
+//
+// What the binding cannot wipe: Go strings are immutable and the garbage collector may copy them,
+// so the ClientSecret string in a Config, and every token or Authorization string returned, stay
+// in the Go heap until the memory is reused. The binding copies the secret straight from the
+// Config's strings into C memory (no Go buffer in between), hands that to the library and wipes
+// it before NewProvider returns; tokens are copied from C into a pooled Go buffer, turned into the
+// returned string and the buffer is wiped at once. Callers that need no secret in the Go heap at
+// all should read the secret into a []byte, call NewProviderJSON and wipe the []byte themselves.
+//
+// See bindings/go/README.md for linking (shared library or, with the build tag credvault_static,
+// the static one).
+package credvault
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../include
+#cgo !credvault_static LDFLAGS: -L${SRCDIR}/../../target/release -lcredvault -Wl,-rpath,${SRCDIR}/../../target/release
+#cgo credvault_static LDFLAGS: ${SRCDIR}/../../target/release/libcredvault.a -lpthread -ldl -lm
+#include <stdlib.h>
+#include "credvault.h"
+
+// Wipes n bytes at p in a way the C compiler may not drop as a dead store.
+static void cv_wipe(void *p, size_t n) {
+	volatile unsigned char *q = (volatile unsigned char *)p;
+	while (n--) *q++ = 0;
+}
+*/
+import "C"
+
+import (
+	"bytes"
+	"context"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
+
+// errLen is the size of the error buffers passed to C (the OWNERS contract: message, NUL, OAuth
+// error code, NUL).
+const errLen = 1024
+
+// tokLen is the size of the pooled token buffer; longer tokens take a second call with a buffer
+// of the exact size.
+const tokLen = 2048
+
+type shape uint8
+
+const (
+	shapeToken shape = iota
+	shapeAuthorization
+)
+
+// scratch is the memory one call lends to C: the token buffer, its length and the error buffer.
+// Pooled; always wiped (token) and zeroed (error) before it goes back.
+type scratch struct {
+	out [tokLen]byte
+	n   C.size_t
+	err [errLen]byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
+// Provider is one set of credentials at one token endpoint, with its own token cache. It is safe
+// for concurrent use by any number of goroutines. Close it when done; a Provider that becomes
+// unreachable without Close is freed by a finalizer.
+type Provider struct {
+	handle atomic.Uint64
+	// The token this Provider last handed out (a string already given to a caller, so no extra
+	// copy of the token): what Invalidate drops.
+	last atomic.Pointer[string]
+}
+
+// finalized counts the finalizer's runs (read by the tests: Close must clear the finalizer).
+var finalized atomic.Int64
+
+// NewProvider creates a provider from a typed configuration. The JSON the library reads is
+// written straight into C memory, which is wiped and freed before NewProvider returns.
+func NewProvider(cfg Config) (*Provider, error) {
+	var count jsonWriter
+	cfg.write(&count)
+	n := count.n
+	mem := C.malloc(C.size_t(n + 1))
+	if mem == nil {
+		return nil, Error{Status: StatusInternal, Message: "out of memory"}
+	}
+	defer func() {
+		C.cv_wipe(mem, C.size_t(n+1))
+		C.free(mem)
+	}()
+	buf := unsafe.Slice((*byte)(mem), n+1)
+	w := jsonWriter{buf: buf}
+	cfg.write(&w)
+	buf[n] = 0
+	return newProvider((*C.char)(mem))
+}
+
+// NewProviderJSON creates a provider from its JSON configuration (README "Configuration"). The
+// bytes are copied into C memory, which is wiped and freed before it returns; config itself is
+// the caller's (wipe it when it holds the secret).
+func NewProviderJSON(config []byte) (*Provider, error) {
+	if bytes.IndexByte(config, 0) >= 0 {
+		return nil, Error{Status: StatusInvalidArgument, Message: "config contains a NUL byte"}
+	}
+	n := len(config)
+	mem := C.malloc(C.size_t(n + 1))
+	if mem == nil {
+		return nil, Error{Status: StatusInternal, Message: "out of memory"}
+	}
+	defer func() {
+		C.cv_wipe(mem, C.size_t(n+1))
+		C.free(mem)
+	}()
+	buf := unsafe.Slice((*byte)(mem), n+1)
+	copy(buf, config)
+	buf[n] = 0
+	return newProvider((*C.char)(mem))
+}
+
+func newProvider(config *C.char) (*Provider, error) {
+	var h C.uint64_t
+	var eb [errLen]byte
+	st := Status(C.vault_provider_new_ex(config, &h, (*C.char)(unsafe.Pointer(&eb[0])), errLen))
+	if st != StatusOK {
+		return nil, errorFrom(st, eb[:])
+	}
+	p := &Provider{}
+	p.handle.Store(uint64(h))
+	runtime.SetFinalizer(p, (*Provider).finalize)
+	return p, nil
+}
+
+func (p *Provider) finalize() {
+	finalized.Add(1)
+	if h := p.handle.Swap(0); h != 0 {
+		C.vault_provider_free(C.uint64_t(h))
+	}
+}
+
+// Close frees the provider and wipes its secrets. It is idempotent (a second Close returns nil)
+// and safe to call while other goroutines use the Provider: their calls in flight complete, and
+// later calls return an error that matches ErrClosed.
+func (p *Provider) Close() error {
+	h := p.handle.Swap(0)
+	if h == 0 {
+		return nil
+	}
+	runtime.SetFinalizer(p, nil)
+	p.last.Store(nil)
+	if st := Status(C.vault_provider_free(C.uint64_t(h))); st != StatusOK {
+		return Error{Status: st, Message: "vault_provider_free failed"}
+	}
+	return nil
+}
+
+// Token returns the access token: from the cache when it holds a servable one (no network
+// wait), else after the single fetch in flight, which may take up to the configured deadline.
+func (p *Provider) Token() (string, error) { return p.get(shapeToken, true) }
+
+// Authorization returns the Authorization header value, "<token_type> <token>".
+func (p *Provider) Authorization() (string, error) { return p.get(shapeAuthorization, true) }
+
+// TokenContext is Token that returns when ctx ends, even while a fetch is in flight: the fetch
+// carries on (for the next caller) and its result is wiped if nobody takes it. A cached token is
+// returned without starting a goroutine.
+func (p *Provider) TokenContext(ctx context.Context) (string, error) {
+	return p.getContext(ctx, shapeToken)
+}
+
+// AuthorizationContext is Authorization with TokenContext's handling of ctx.
+func (p *Provider) AuthorizationContext(ctx context.Context) (string, error) {
+	return p.getContext(ctx, shapeAuthorization)
+}
+
+// Invalidate drops the cached token after the API rejected it (401), so that the next call
+// fetches a new one; it also ends a failure cool-down. It drops only the token this Provider
+// last handed out, and only if that is still the cached one (vault_invalidate_token: goroutines
+// move between threads, so the C library's per-thread memory of the last token does not apply):
+// many goroutines reporting the same rejected token cause one fetch. Before the first token it
+// drops whatever is cached. With several tokens in use at once, InvalidateToken names the one
+// that was rejected.
+func (p *Provider) Invalidate() error {
+	if last := p.last.Load(); last != nil {
+		return p.invalidate(*last, true)
+	}
+	return p.invalidate("", false)
+}
+
+// InvalidateToken drops the cached token if it is token (the one the API rejected).
+func (p *Provider) InvalidateToken(token string) error { return p.invalidate(token, true) }
+
+func (p *Provider) invalidate(token string, named bool) error {
+	h := p.handle.Load()
+	if h == 0 {
+		return errClosed
+	}
+	var ctok *C.char
+	if named {
+		if strings.IndexByte(token, 0) >= 0 {
+			return Error{Status: StatusInvalidArgument, Message: "token contains a NUL byte"}
+		}
+		ctok = C.CString(token) // malloc'd copy, wiped below
+		defer func() {
+			C.cv_wipe(unsafe.Pointer(ctok), C.size_t(len(token)+1))
+			C.free(unsafe.Pointer(ctok))
+		}()
+	}
+	var eb [errLen]byte
+	st := Status(C.vault_invalidate_token(C.uint64_t(h), ctok, (*C.char)(unsafe.Pointer(&eb[0])), errLen))
+	runtime.KeepAlive(p)
+	if st != StatusOK {
+		return p.errorAfter(st, eb[:])
+	}
+	return nil
+}
+
+// errorAfter turns a failed call's status into an Error, reporting ErrClosed when the handle
+// was freed by a concurrent Close.
+func (p *Provider) errorAfter(st Status, eb []byte) error {
+	if st == StatusInvalidHandle && p.handle.Load() == 0 {
+		return errClosed
+	}
+	return errorFrom(st, eb)
+}
+
+// errorFrom reads the error buffer: the message, a NUL, then the OAuth error code (empty if
+// none) and its NUL.
+func errorFrom(st Status, eb []byte) error {
+	e := Error{Status: st}
+	msg, rest, found := bytes.Cut(eb, []byte{0})
+	e.Message = string(msg)
+	if found {
+		code, _, _ := bytes.Cut(rest, []byte{0})
+		e.OAuthError = string(code)
+	}
+	return e
+}
+
+// remember notes the token handed out, for Invalidate. No allocation when it is unchanged.
+func (p *Provider) remember(tok string) {
+	if cur := p.last.Load(); cur != nil && *cur == tok {
+		return
+	}
+	t := new(string)
+	*t = tok
+	p.last.Store(t)
+}
+
+// call runs one C get: blocking (vault_get_*_into) or not (vault_try_get_*_into).
+func call(h uint64, sh shape, block bool, buf []byte, n *C.size_t, eb []byte) Status {
+	out := (*C.char)(unsafe.Pointer(&buf[0]))
+	e := (*C.char)(unsafe.Pointer(&eb[0]))
+	switch {
+	case block && sh == shapeToken:
+		return Status(C.vault_get_token_into(C.uint64_t(h), out, C.size_t(len(buf)), n, e, C.size_t(len(eb))))
+	case block:
+		return Status(C.vault_get_authorization_into(C.uint64_t(h), out, C.size_t(len(buf)), n, e, C.size_t(len(eb))))
+	default:
+		return tryCall(h, sh, out, C.size_t(len(buf)), n, e, C.size_t(len(eb)))
+	}
+}
+
+// get returns the value, or an Error (StatusWouldBlock included for block == false). The hot
+// path allocates nothing but the returned string.
+func (p *Provider) get(sh shape, block bool) (string, error) {
+	h := p.handle.Load()
+	if h == 0 {
+		return "", errClosed
+	}
+	s := scratchPool.Get().(*scratch)
+	st := call(h, sh, block, s.out[:], &s.n, s.err[:])
+	runtime.KeepAlive(p)
+	if st == StatusOK {
+		n := int(s.n)
+		v := string(s.out[:n])
+		clear(s.out[:n])
+		scratchPool.Put(s)
+		p.rememberShape(sh, v)
+		return v, nil
+	}
+	if st == StatusBufferTooSmall {
+		clear(s.out[:])
+		clear(s.err[:])
+		big := make([]byte, int(s.n)+1)
+		st = call(h, sh, block, big, &s.n, s.err[:])
+		runtime.KeepAlive(p)
+		if st == StatusOK {
+			v := string(big[:int(s.n)])
+			clear(big)
+			scratchPool.Put(s)
+			p.rememberShape(sh, v)
+			return v, nil
+		}
+		clear(big)
+	}
+	err := p.errorAfter(st, s.err[:])
+	clear(s.out[:])
+	clear(s.err[:])
+	scratchPool.Put(s)
+	return "", err
+}
+
+// getOwned runs one blocking get and returns the value in a Go buffer the caller must wipe (for
+// the goroutine of getContext, whose result may be abandoned).
+func (p *Provider) getOwned(sh shape) ([]byte, error) {
+	h := p.handle.Load()
+	if h == 0 {
+		return nil, errClosed
+	}
+	var n C.size_t
+	eb := make([]byte, errLen)
+	buf := make([]byte, tokLen)
+	for {
+		st := call(h, sh, true, buf, &n, eb)
+		runtime.KeepAlive(p)
+		switch st {
+		case StatusOK:
+			return buf[:int(n)], nil
+		case StatusBufferTooSmall:
+			clear(buf)
+			buf = make([]byte, int(n)+1)
+			clear(eb)
+		default:
+			clear(buf)
+			return nil, p.errorAfter(st, eb)
+		}
+	}
+}
+
+func (p *Provider) rememberShape(sh shape, v string) {
+	if sh == shapeAuthorization {
+		// "<token_type> <token>": the token is after the first space.
+		for i := 0; i < len(v); i++ {
+			if v[i] == ' ' {
+				v = v[i+1:]
+				break
+			}
+		}
+	}
+	p.remember(v)
+}
+
+type result struct {
+	b   []byte
+	err error
+}
+
+func (p *Provider) getContext(ctx context.Context, sh shape) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	v, err := p.get(sh, false)
+	if err == nil {
+		return v, nil
+	}
+	if e, ok := err.(Error); !ok || e.Status != StatusWouldBlock {
+		return "", err
+	}
+	if ctx.Done() == nil { // a context that never ends: no goroutine needed
+		return p.get(sh, true)
+	}
+	// The fetch runs on its own goroutine; whoever of the two comes second wipes the result.
+	var (
+		mu        sync.Mutex
+		abandoned bool
+		ch        = make(chan result, 1)
+	)
+	go func() {
+		b, err := p.getOwned(sh)
+		mu.Lock()
+		defer mu.Unlock()
+		if abandoned {
+			clear(b)
+			return
+		}
+		ch <- result{b, err}
+	}()
+	select {
+	case r := <-ch:
+		return p.take(sh, r)
+	case <-ctx.Done():
+		mu.Lock()
+		abandoned = true
+		mu.Unlock()
+		select {
+		case r := <-ch: // it arrived meanwhile: wipe it
+			clear(r.b)
+		default:
+		}
+		return "", ctx.Err()
+	}
+}
+
+func (p *Provider) take(sh shape, r result) (string, error) {
+	if r.err != nil {
+		return "", r.err
+	}
+	v := string(r.b)
+	clear(r.b)
+	p.rememberShape(sh, v)
+	return v, nil
+}
