@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo bench --bench protection_cost
-//! cargo bench --bench protection_cost --no-default-features
+//! cargo bench --bench protection_cost --no-default-features --features cli
 //! ```
 //! The fetch includes what the design does on every fetch: a new connection (and TLS handshake),
 //! since connections are closed after each fetch so that their buffers are freed and wiped.

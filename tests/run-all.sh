@@ -26,7 +26,7 @@ fi
 step "Rust unit and integration tests"
 cargo test -- --test-threads=4
 cargo build --release --benches
-cargo test --no-default-features --test alloc_check
+cargo test --no-default-features --features cli --test alloc_check
 
 step "Miri: the unit tests of the unsafe code"
 bash tests/miri.sh

@@ -1,10 +1,10 @@
 //! The credvault command: the operator's tools (`token`, `check`, `inspect`), the end-to-end
-//! `demo`, and `idp`, the local identity provider every test and the demo use.
+//! `demo`, and `idp`, the local identity provider every test and the demo use (the
+//! `credvault-idp` crate in tools/idp).
 
 mod check;
 mod cli;
 mod demo;
-mod idp;
 mod inspect;
 mod token;
 
@@ -24,7 +24,7 @@ The configuration file is --config FILE or $CREDVAULT_CONFIG: {\"providers\": {N
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let code = match args.get(1).map(String::as_str) {
-        Some("idp") => idp::run(&args[2..]),
+        Some("idp") => credvault_idp::run(&args[2..]),
         Some("demo") => demo::run(),
         Some("inspect") => inspect::run(&args[2..]),
         Some("token") => token::run(&args[2..]),
