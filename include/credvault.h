@@ -4,7 +4,9 @@
  *
  * Ownership: strings returned by vault_get_token, vault_get_authorization and their _ex forms
  * belong to the caller and are released with vault_token_free (which wipes them first).
- * vault_last_error, vault_status_name and vault_version return library-owned strings.
+ * vault_last_error, vault_last_oauth_error, vault_status_name and vault_version return
+ * library-owned strings. In the status-returning calls, err_buf receives the message and, when
+ * it has room, the RFC 6749 error code as a second NUL-terminated string after the first.
  * Every function is thread-safe, validates its pointers and never lets a panic cross into C.
  */
 
@@ -55,6 +57,9 @@ enum vault_status
   VAULT_STATUS_OAUTH_ERROR = 13,
   // Discovery of the token endpoint from the issuer's metadata failed.
   VAULT_STATUS_DISCOVERY_FAILED = 14,
+  // No servable token is cached; the call would have to wait for the network (returned only
+  // by the `vault_try_*` calls, which never wait: use the blocking call on a worker thread).
+  VAULT_STATUS_WOULD_BLOCK = 15,
   // An internal error: a caught panic or a broken invariant. Never expected.
   VAULT_STATUS_INTERNAL = 99,
 };
@@ -114,6 +119,13 @@ int32_t vault_invalidate(uint64_t provider);
 // This thread's last error message, or NULL if the last call succeeded. Owned by the library,
 // valid until the next credvault call on this thread. Never contains a secret.
 const char *vault_last_error(void);
+
+// The RFC 6749 `error` code (`"invalid_client"`, `"invalid_scope"`, ...) the identity provider
+// sent with this thread's last error, or NULL if the last call succeeded or its error carried
+// no code. Visible ASCII, at most 64 bytes. Owned by the library, valid until the next
+// credvault call on this thread. The status-returning calls put the same code into `err_buf`,
+// after the message's NUL.
+const char *vault_last_oauth_error(void);
 
 // This thread's last status (0 if the last call succeeded).
 vault_status vault_last_status(void);
@@ -178,6 +190,32 @@ vault_status vault_get_authorization_into(uint64_t provider,
                                           size_t *out_len,
                                           char *err_buf,
                                           size_t err_len);
+
+// As `vault_get_token_into`, but never waits and never fetches on the caller's thread: a
+// servable cached token is written (past its refresh point a background refresh may start, as
+// on any hit); otherwise `VAULT_STATUS_WOULD_BLOCK` (no servable token is cached; call
+// `vault_get_token_into` on a worker thread). During a cool-down after a failed fetch it
+// returns the stored error, which is known without waiting. For event loops (asyncio, Go).
+//
+// # Safety
+// as for `vault_get_token_into`.
+vault_status vault_try_get_token_into(uint64_t provider,
+                                      char *buf,
+                                      size_t buf_len,
+                                      size_t *out_len,
+                                      char *err_buf,
+                                      size_t err_len);
+
+// As `vault_try_get_token_into`, for the `Authorization` value `"<token_type> <token>"`.
+//
+// # Safety
+// as for `vault_get_token_into`.
+vault_status vault_try_get_authorization_into(uint64_t provider,
+                                              char *buf,
+                                              size_t buf_len,
+                                              size_t *out_len,
+                                              char *err_buf,
+                                              size_t err_len);
 
 // Drops the cached token only if it equals `token` (the one the API rejected with 401), so that
 // callers on any thread invalidate exactly the token they used. `token` NULL drops any cached

@@ -293,14 +293,8 @@ impl Cache {
                 if let Some(t) = state.token.as_ref().filter(|t| now < t.serve_until) {
                     return Ok(t.clone());
                 }
-                if let Some((err, until)) = &state.failure {
-                    if now < *until {
-                        let left = until.saturating_duration_since(now);
-                        return Err(err.clone().context(&format!(
-                            "cooling down after a failed fetch ({} ms left; invalidate to retry now)",
-                            left.as_millis()
-                        )));
-                    }
+                if let Some(err) = Self::cooling_down(&state, now) {
+                    return Err(err);
                 }
             }
             if self
@@ -330,6 +324,24 @@ impl Cache {
                 None => continue,
             }
         }
+    }
+
+    /// The stored error while a cool-down lasts (what [`Cache::get_blocking`] would return at
+    /// once), for the calls that never wait.
+    pub fn cooldown_error(&self) -> Option<Error> {
+        Self::cooling_down(&self.state.read(), Instant::now())
+    }
+
+    fn cooling_down(state: &State, now: Instant) -> Option<Error> {
+        let (err, until) = state.failure.as_ref()?;
+        if now >= *until {
+            return None;
+        }
+        let left = until.saturating_duration_since(now);
+        Some(err.clone().context(&format!(
+            "cooling down after a failed fetch ({} ms left; invalidate to retry now)",
+            left.as_millis()
+        )))
     }
 
     /// Runs a background refresh claimed by [`Cache::try_hit`].

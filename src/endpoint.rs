@@ -519,7 +519,7 @@ fn handle_token_response(
         // The HTTP status decides retrying; an OAuth error body only adds detail.
         let mut failed = http_status_failure(status, retry);
         if let Some(err) = oauth_error(status, &bytes) {
-            failed.error = Error::new(failed.error.status(), err.message().to_string());
+            failed.error = err.with_status(failed.error.status());
         }
         return Err(failed);
     }
@@ -558,13 +558,16 @@ pub(crate) fn oauth_error(status: StatusCode, body: &[u8]) -> Option<Error> {
         "slow_down" => Status::RateLimited,
         _ => Status::OauthError,
     };
-    Some(Error::new(
-        s,
-        format!(
-            "token endpoint refused (HTTP {}): {code_shown}{description}",
-            status.as_u16()
-        ),
-    ))
+    Some(
+        Error::new(
+            s,
+            format!(
+                "token endpoint refused (HTTP {}): {code_shown}{description}",
+                status.as_u16()
+            ),
+        )
+        .with_oauth_error(code),
+    )
 }
 
 /// The `message` of an API gateway's JSON error (Azure APIM, as in front of Vipps).
@@ -807,7 +810,7 @@ pub fn with_retries<T>(
             let mut error = failed.error;
             if let Some(d) = asked.filter(|d| *d >= left) {
                 if error.status() == Status::HttpStatus {
-                    error = Error::new(Status::RateLimited, error.message().to_string());
+                    error = error.with_status(Status::RateLimited);
                 }
                 return Err(error.context(&format!(
                     "gave up after {n} attempt(s): Retry-After {}s is past the deadline",

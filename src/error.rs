@@ -46,6 +46,9 @@ pub enum Status {
     OauthError = 13,
     /// Discovery of the token endpoint from the issuer's metadata failed.
     DiscoveryFailed = 14,
+    /// No servable token is cached; the call would have to wait for the network (returned only
+    /// by the `vault_try_*` calls, which never wait: use the blocking call on a worker thread).
+    WouldBlock = 15,
     /// An internal error: a caught panic or a broken invariant. Never expected.
     Internal = 99,
 }
@@ -69,6 +72,7 @@ impl Status {
             Status::BufferTooSmall => "VAULT_STATUS_BUFFER_TOO_SMALL",
             Status::OauthError => "VAULT_STATUS_OAUTH_ERROR",
             Status::DiscoveryFailed => "VAULT_STATUS_DISCOVERY_FAILED",
+            Status::WouldBlock => "VAULT_STATUS_WOULD_BLOCK",
             Status::Internal => "VAULT_STATUS_INTERNAL",
         }
     }
@@ -83,12 +87,17 @@ impl Status {
     }
 }
 
-/// A credvault error: a [`Status`] and a message that never contains a secret.
+/// A credvault error: a [`Status`], a message that never contains a secret, and the RFC 6749
+/// `error` code when the identity provider sent one.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Error {
     status: Status,
     message: String,
+    oauth_error: Option<Box<str>>,
 }
+
+/// Longest OAuth error code kept (bytes).
+pub const MAX_OAUTH_ERROR: usize = 64;
 
 impl Error {
     /// Builds an error. Callers must not put secret values into `message`.
@@ -96,7 +105,26 @@ impl Error {
         Error {
             status,
             message: message.into(),
+            oauth_error: None,
         }
+    }
+
+    /// The same error carrying the RFC 6749 `error` code `code`, cleaned: visible ASCII only
+    /// (anything else is dropped), at most [`MAX_OAUTH_ERROR`] bytes. An empty result is none.
+    pub(crate) fn with_oauth_error(mut self, code: &str) -> Self {
+        let cleaned: String = code
+            .chars()
+            .filter(|c| c.is_ascii_graphic())
+            .take(MAX_OAUTH_ERROR)
+            .collect();
+        self.oauth_error = (!cleaned.is_empty()).then(|| cleaned.into_boxed_str());
+        self
+    }
+
+    /// The same error (message and OAuth code) with another status.
+    pub(crate) fn with_status(mut self, status: Status) -> Self {
+        self.status = status;
+        self
     }
 
     pub(crate) fn config(message: impl Into<String>) -> Self {
@@ -121,6 +149,13 @@ impl Error {
         &self.message
     }
 
+    /// The RFC 6749 section 5.2 `error` code the identity provider sent (`invalid_client`,
+    /// `invalid_scope`, ...), if it sent one: visible ASCII, at most 64 bytes. For bindings that
+    /// map codes to their own exception types.
+    pub fn oauth_error(&self) -> Option<&str> {
+        self.oauth_error.as_deref()
+    }
+
     /// The same error with context put in front of the message.
     pub(crate) fn context(mut self, prefix: &str) -> Self {
         self.message = format!("{prefix}: {}", self.message);
@@ -139,6 +174,7 @@ impl fmt::Debug for Error {
         f.debug_struct("Error")
             .field("status", &self.status)
             .field("message", &self.message)
+            .field("oauth_error", &self.oauth_error)
             .finish()
     }
 }
@@ -169,5 +205,23 @@ mod tests {
     fn clean_strips_controls() {
         assert_eq!(clean("a\r\nb", 10), "a  b");
         assert_eq!(clean("abcdef", 3), "abc…");
+    }
+
+    #[test]
+    fn oauth_error_code_is_cleaned_and_kept() {
+        let e = Error::new(Status::OauthError, "m").with_oauth_error("invalid\u{202e}_grant\n");
+        assert_eq!(e.oauth_error(), Some("invalid_grant"));
+        let long = "x".repeat(100);
+        let e = e.with_oauth_error(&long);
+        assert_eq!(e.oauth_error().map(str::len), Some(MAX_OAUTH_ERROR));
+        let e = e.with_status(Status::RateLimited).context("ctx");
+        assert_eq!(e.status(), Status::RateLimited);
+        assert!(e.oauth_error().is_some());
+        assert_eq!(
+            Error::internal("x")
+                .with_oauth_error(" \u{7f}")
+                .oauth_error(),
+            None
+        );
     }
 }

@@ -27,6 +27,7 @@ use crate::registry;
 thread_local! {
     static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
     static LAST_STATUS: Cell<i32> = const { Cell::new(0) };
+    static LAST_OAUTH_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
     /// The generation of the last token each provider handle served on this thread, so that
     /// `vault_invalidate` drops that token and not a newer one. Most recent last; bounded.
     static LAST_SERVED: RefCell<Vec<(u64, u64)>> = const { RefCell::new(Vec::new()) };
@@ -102,6 +103,11 @@ fn clear_error() {
             slot.take();
         }
     });
+    LAST_OAUTH_ERROR.with(|e| {
+        if let Ok(mut slot) = e.try_borrow_mut() {
+            slot.take();
+        }
+    });
 }
 
 fn set_error(e: &Error) {
@@ -110,6 +116,11 @@ fn set_error(e: &Error) {
     LAST_ERROR.with(|slot| {
         if let Ok(mut slot) = slot.try_borrow_mut() {
             *slot = CString::new(text).ok();
+        }
+    });
+    LAST_OAUTH_ERROR.with(|slot| {
+        if let Ok(mut slot) = slot.try_borrow_mut() {
+            *slot = e.oauth_error().and_then(|c| CString::new(c).ok());
         }
     });
 }
@@ -161,23 +172,26 @@ fn report(result: Result<(), Error>, err_buf: *mut c_char, err_len: usize) -> St
         Ok(()) => {
             clear_error();
             // SAFETY: the caller promises err_buf is NULL or err_len writable bytes.
-            unsafe { write_message(err_buf, err_len, "") };
+            unsafe { write_message(err_buf, err_len, "", "") };
             Status::Ok
         }
         Err(e) => {
             set_error(&e);
             // SAFETY: as above.
-            unsafe { write_message(err_buf, err_len, e.message()) };
+            unsafe { write_message(err_buf, err_len, e.message(), e.oauth_error().unwrap_or("")) };
             e.status()
         }
     }
 }
 
-/// Writes `msg` NUL-terminated into `buf`, truncated on a UTF-8 boundary. NULL/0 is a no-op.
+/// Writes `msg` NUL-terminated into `buf`, truncated on a UTF-8 boundary, then, when a byte is
+/// left after that NUL, the OAuth error code `code` as a second NUL-terminated string: the whole
+/// code if it fits, else (and after a truncated message) an empty string. So whenever
+/// `strlen(buf) + 1 < len`, a second string follows. NULL/0 is a no-op.
 ///
 /// # Safety
 /// `buf` must be NULL or point to `len` writable bytes.
-unsafe fn write_message(buf: *mut c_char, len: usize, msg: &str) {
+unsafe fn write_message(buf: *mut c_char, len: usize, msg: &str, code: &str) {
     if buf.is_null() || len == 0 {
         return;
     }
@@ -189,6 +203,18 @@ unsafe fn write_message(buf: *mut c_char, len: usize, msg: &str) {
     unsafe {
         ptr::copy_nonoverlapping(msg.as_ptr(), buf as *mut u8, n);
         *buf.add(n) = 0;
+    }
+    let rest = len - n - 1;
+    if rest == 0 {
+        return;
+    }
+    let fits = n == msg.len() && !code.contains('\0') && code.len() < rest;
+    let m = if fits { code.len() } else { 0 };
+    // SAFETY: n + 1 + m < len bytes are writable, per the caller's promise.
+    unsafe {
+        let second = buf.add(n + 1);
+        ptr::copy_nonoverlapping(code.as_ptr(), second as *mut u8, m);
+        *second.add(m) = 0;
     }
 }
 
@@ -276,10 +302,23 @@ fn alloc_shape(t: &CachedToken, shape: Shape) -> Result<(*mut c_char, u64), Erro
     Ok((p as *mut c_char, t.generation))
 }
 
+/// Whether a token call may wait for the network.
+#[derive(Clone, Copy, PartialEq)]
+enum Wait {
+    /// On a miss, wait for (or run) the single in-flight fetch.
+    Yes,
+    /// On a miss, return the stored error during a cool-down, else `Status::WouldBlock`.
+    No,
+}
+
 /// Serves a token to `f`: from this thread's memo when it holds the current token; else the
 /// hit path under the registry's shared lock (which refills the memo); on a miss, the slow path
-/// on a reference of the provider with no registry lock held.
-fn serve<R>(handle: u64, f: impl Fn(&CachedToken) -> Result<R, Error>) -> Result<R, Error> {
+/// on a reference of the provider with no registry lock held (or, with `Wait::No`, no wait).
+fn serve<R>(
+    handle: u64,
+    wait: Wait,
+    f: impl Fn(&CachedToken) -> Result<R, Error>,
+) -> Result<R, Error> {
     if let Some(result) = memo_serve(handle, &f) {
         return result;
     }
@@ -302,13 +341,21 @@ fn serve<R>(handle: u64, f: impl Fn(&CachedToken) -> Result<R, Error>) -> Result
         }
         Some(None) => {
             let provider = registry::get(handle).ok_or_else(invalid_handle)?;
+            if wait == Wait::No {
+                return Err(provider.cooldown_error().unwrap_or_else(|| {
+                    Error::new(
+                        Status::WouldBlock,
+                        "no servable token is cached: the call would wait for the network",
+                    )
+                }));
+            }
             provider.serve_blocking(&f)?
         }
     }
 }
 
 fn get_alloc(handle: u64, shape: Shape) -> Result<*mut c_char, Error> {
-    let (p, generation) = serve(handle, |t| alloc_shape(t, shape))?;
+    let (p, generation) = serve(handle, Wait::Yes, |t| alloc_shape(t, shape))?;
     note_served(handle, generation);
     Ok(p)
 }
@@ -318,6 +365,7 @@ fn get_alloc(handle: u64, shape: Shape) -> Result<*mut c_char, Error> {
 unsafe fn get_into(
     handle: u64,
     shape: Shape,
+    wait: Wait,
     buf: *mut c_char,
     buf_len: usize,
     out_len: *mut usize,
@@ -328,7 +376,7 @@ unsafe fn get_into(
             "buf is NULL but buf_len is not 0",
         ));
     }
-    let generation = serve(handle, |t| {
+    let generation = serve(handle, wait, |t| {
         let n = shape_len(t, shape);
         if !out_len.is_null() {
             // SAFETY: out_len is writable per the caller's promise.
@@ -484,6 +532,21 @@ pub extern "C" fn vault_last_error() -> *const c_char {
     })
 }
 
+/// The RFC 6749 `error` code (`"invalid_client"`, `"invalid_scope"`, ...) the identity provider
+/// sent with this thread's last error, or NULL if the last call succeeded or its error carried
+/// no code. Visible ASCII, at most 64 bytes. Owned by the library, valid until the next
+/// credvault call on this thread. The status-returning calls put the same code into `err_buf`,
+/// after the message's NUL.
+#[no_mangle]
+pub extern "C" fn vault_last_oauth_error() -> *const c_char {
+    guard(ptr::null(), || {
+        LAST_OAUTH_ERROR.with(|e| match e.try_borrow() {
+            Ok(slot) => slot.as_ref().map_or(ptr::null(), |s| s.as_ptr()),
+            Err(_) => ptr::null(),
+        })
+    })
+}
+
 /// This thread's last status (0 if the last call succeeded).
 #[no_mangle]
 pub extern "C" fn vault_last_status() -> Status {
@@ -511,6 +574,7 @@ fn status_from_i32(n: i32) -> Option<Status> {
         BufferTooSmall,
         OauthError,
         DiscoveryFailed,
+        WouldBlock,
         Internal,
     ]
     .into_iter()
@@ -537,6 +601,7 @@ pub extern "C" fn vault_status_name(status: i32) -> *const c_char {
             Some(Status::BufferTooSmall) => c"VAULT_STATUS_BUFFER_TOO_SMALL",
             Some(Status::OauthError) => c"VAULT_STATUS_OAUTH_ERROR",
             Some(Status::DiscoveryFailed) => c"VAULT_STATUS_DISCOVERY_FAILED",
+            Some(Status::WouldBlock) => c"VAULT_STATUS_WOULD_BLOCK",
             Some(Status::Internal) => c"VAULT_STATUS_INTERNAL",
             None => c"VAULT_STATUS_UNKNOWN",
         };
@@ -665,7 +730,7 @@ pub unsafe extern "C" fn vault_get_token_into(
 ) -> Status {
     guard(Status::Internal, || {
         // SAFETY: pointer contracts are the caller's, passed through.
-        let result = unsafe { get_into(provider, Shape::Token, buf, buf_len, out_len) };
+        let result = unsafe { get_into(provider, Shape::Token, Wait::Yes, buf, buf_len, out_len) };
         report(result, err_buf, err_len)
     })
 }
@@ -685,7 +750,69 @@ pub unsafe extern "C" fn vault_get_authorization_into(
 ) -> Status {
     guard(Status::Internal, || {
         // SAFETY: pointer contracts are the caller's, passed through.
-        let result = unsafe { get_into(provider, Shape::Authorization, buf, buf_len, out_len) };
+        let result = unsafe {
+            get_into(
+                provider,
+                Shape::Authorization,
+                Wait::Yes,
+                buf,
+                buf_len,
+                out_len,
+            )
+        };
+        report(result, err_buf, err_len)
+    })
+}
+
+/// As `vault_get_token_into`, but never waits and never fetches on the caller's thread: a
+/// servable cached token is written (past its refresh point a background refresh may start, as
+/// on any hit); otherwise `VAULT_STATUS_WOULD_BLOCK` (no servable token is cached; call
+/// `vault_get_token_into` on a worker thread). During a cool-down after a failed fetch it
+/// returns the stored error, which is known without waiting. For event loops (asyncio, Go).
+///
+/// # Safety
+/// as for `vault_get_token_into`.
+#[no_mangle]
+pub unsafe extern "C" fn vault_try_get_token_into(
+    provider: u64,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+    err_buf: *mut c_char,
+    err_len: usize,
+) -> Status {
+    guard(Status::Internal, || {
+        // SAFETY: pointer contracts are the caller's, passed through.
+        let result = unsafe { get_into(provider, Shape::Token, Wait::No, buf, buf_len, out_len) };
+        report(result, err_buf, err_len)
+    })
+}
+
+/// As `vault_try_get_token_into`, for the `Authorization` value `"<token_type> <token>"`.
+///
+/// # Safety
+/// as for `vault_get_token_into`.
+#[no_mangle]
+pub unsafe extern "C" fn vault_try_get_authorization_into(
+    provider: u64,
+    buf: *mut c_char,
+    buf_len: usize,
+    out_len: *mut usize,
+    err_buf: *mut c_char,
+    err_len: usize,
+) -> Status {
+    guard(Status::Internal, || {
+        // SAFETY: pointer contracts are the caller's, passed through.
+        let result = unsafe {
+            get_into(
+                provider,
+                Shape::Authorization,
+                Wait::No,
+                buf,
+                buf_len,
+                out_len,
+            )
+        };
         report(result, err_buf, err_len)
     })
 }
@@ -813,7 +940,7 @@ mod tests {
         for len in 0..=msg.len() + 2 {
             let mut buf = vec![0x55 as c_char; len + 1];
             // SAFETY: buf has len (+1 guard) writable bytes.
-            unsafe { write_message(buf.as_mut_ptr(), len, msg) };
+            unsafe { write_message(buf.as_mut_ptr(), len, msg, "") };
             assert_eq!(buf[len], 0x55, "wrote past the buffer");
             if len == 0 {
                 continue;
@@ -825,7 +952,37 @@ mod tests {
             );
         }
         // SAFETY: NULL is allowed.
-        unsafe { write_message(ptr::null_mut(), 10, msg) };
+        unsafe { write_message(ptr::null_mut(), 10, msg, "") };
+    }
+
+    /// The OAuth code follows the message's NUL when it fits; an empty second string when it
+    /// does not or the message was truncated; nothing when no byte is left.
+    #[test]
+    fn oauth_code_follows_the_message() {
+        let (msg, code) = ("refused", "invalid_client");
+        let second = |buf: &[c_char]| {
+            let n = err_text(buf).len();
+            err_text(&buf[n + 1..])
+        };
+        let mut buf = [0x55 as c_char; 64];
+        // SAFETY: buf has 64 writable bytes.
+        unsafe { write_message(buf.as_mut_ptr(), 64, msg, code) };
+        assert_eq!((err_text(&buf), second(&buf)), (msg.into(), code.into()));
+        for len in msg.len() + 2..msg.len() + code.len() + 2 {
+            let mut buf = vec![0x55 as c_char; len + 1];
+            // SAFETY: buf has len (+1 guard) writable bytes.
+            unsafe { write_message(buf.as_mut_ptr(), len, msg, code) };
+            assert_eq!((err_text(&buf), second(&buf)), (msg.into(), String::new()));
+            assert_eq!(buf[len], 0x55, "wrote past the buffer");
+        }
+        let mut buf = [0x55 as c_char; 9];
+        // SAFETY: buf has 9 writable bytes.
+        unsafe { write_message(buf.as_mut_ptr(), 8, msg, code) };
+        assert_eq!((err_text(&buf), buf[8]), (msg.into(), 0x55));
+        let mut buf = [0x55 as c_char; 6];
+        // SAFETY: buf has 6 writable bytes.
+        unsafe { write_message(buf.as_mut_ptr(), 5, msg, code) };
+        assert_eq!((err_text(&buf), buf[5]), ("refu".into(), 0x55));
     }
 
     #[test]

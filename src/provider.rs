@@ -136,6 +136,11 @@ impl Provider {
         Ok(f(&token))
     }
 
+    /// During a cool-down after a failed fetch, the stored error (known without waiting).
+    pub(crate) fn cooldown_error(&self) -> Option<Error> {
+        self.inner.cache.cooldown_error()
+    }
+
     /// Runs `f` on a servable token: from the cache when there is one, else after a fetch.
     pub(crate) fn with_token<R>(&self, f: impl FnOnce(&CachedToken) -> R) -> Result<R> {
         let mut f = Some(f);

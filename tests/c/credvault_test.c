@@ -745,6 +745,7 @@ static void test_status_names(const void *arg)
         {VAULT_STATUS_BUFFER_TOO_SMALL, "VAULT_STATUS_BUFFER_TOO_SMALL"},
         {VAULT_STATUS_OAUTH_ERROR, "VAULT_STATUS_OAUTH_ERROR"},
         {VAULT_STATUS_DISCOVERY_FAILED, "VAULT_STATUS_DISCOVERY_FAILED"},
+        {VAULT_STATUS_WOULD_BLOCK, "VAULT_STATUS_WOULD_BLOCK"},
         {VAULT_STATUS_INTERNAL, "VAULT_STATUS_INTERNAL"},
     };
     /* The numbers are ABI: fixed forever. */
@@ -755,13 +756,13 @@ static void test_status_names(const void *arg)
           VAULT_STATUS_SCOPE_REJECTED == 9 && VAULT_STATUS_RATE_LIMITED == 10 &&
           VAULT_STATUS_MALFORMED_RESPONSE == 11 && VAULT_STATUS_BUFFER_TOO_SMALL == 12 &&
           VAULT_STATUS_OAUTH_ERROR == 13 && VAULT_STATUS_DISCOVERY_FAILED == 14 &&
-          VAULT_STATUS_INTERNAL == 99);
+          VAULT_STATUS_WOULD_BLOCK == 15 && VAULT_STATUS_INTERNAL == 99);
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         const char *n = vault_status_name(all[i].code);
         if (!CHECK(n != NULL && strcmp(n, all[i].name) == 0))
             diag("code %d is named %s", all[i].code, n ? n : "(null)");
     }
-    static const int unknown[] = {-1, 15, 42, 98, 100, INT32_MIN, INT32_MAX};
+    static const int unknown[] = {-1, 16, 42, 98, 100, INT32_MIN, INT32_MAX};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         const char *n = vault_status_name(unknown[i]);
         CHECK(n != NULL && strcmp(n, "VAULT_STATUS_UNKNOWN") == 0);
@@ -1782,6 +1783,134 @@ static void test_transient_retried(const void *arg)
     CHECK_STATUS(vault_provider_free(h), VAULT_STATUS_OK);
 }
 
+/* The string after the message's NUL in a status call's err_buf (the OAuth error code), or NULL
+ * when the buffer had no room for it. */
+static const char *second_string(const char *err, size_t err_len)
+{
+    size_t n = strnlen(err, err_len);
+    return n + 1 < err_len ? err + n + 1 : NULL;
+}
+
+static void test_try_get(const void *arg)
+{
+    (void)arg;
+    char id[64];
+    if (!add_vgs_client(id, sizeof id, "try", NULL))
+        return;
+    uint64_t h = provider_from(k_vgs_config, id, TEST_SECRET);
+    if (h == 0)
+        return;
+    char buf[8192], err[1024];
+    size_t len = 99;
+
+    /* Empty cache: WOULD_BLOCK at once, and no token request reached the idp. */
+    memset(err, 'Z', sizeof err);
+    CHECK_STATUS(vault_try_get_token_into(h, buf, sizeof buf, &len, err, sizeof err),
+                 VAULT_STATUS_WOULD_BLOCK);
+    CHECK(err[0] != '\0' && memchr(err, '\0', sizeof err) != NULL);
+    CHECK_LAST(VAULT_STATUS_WOULD_BLOCK);
+    CHECK(vault_last_oauth_error() == NULL);
+    CHECK_STATUS(vault_try_get_authorization_into(h, buf, sizeof buf, &len, err, sizeof err),
+                 VAULT_STATUS_WOULD_BLOCK);
+    CHECK_LL(requests_by(id), 0);
+
+    /* A cached token: the try calls answer with it, without a new request. */
+    char *ref = vault_get_token(h);
+    if (!CHECK(ref != NULL)) {
+        diag_last("vault_get_token");
+        vault_provider_free(h);
+        return;
+    }
+    memset(buf, 'Z', sizeof buf);
+    CHECK_STATUS(vault_try_get_token_into(h, buf, sizeof buf, &len, err, sizeof err),
+                 VAULT_STATUS_OK);
+    CHECK(same(buf, ref));
+    CHECK_LL(len, strlen(ref));
+    CHECK(err[0] == '\0');
+    CHECK_LAST(VAULT_STATUS_OK);
+    memset(buf, 'Z', sizeof buf);
+    CHECK_STATUS(vault_try_get_authorization_into(h, buf, sizeof buf, &len, err, sizeof err),
+                 VAULT_STATUS_OK);
+    CHECK(strncmp(buf, "Bearer ", 7) == 0 && same(buf + 7, ref));
+    /* Too small a buffer is reported as by the blocking call. */
+    char small[4];
+    CHECK_STATUS(vault_try_get_token_into(h, small, sizeof small, &len, err, sizeof err),
+                 VAULT_STATUS_BUFFER_TOO_SMALL);
+    CHECK_LL(len, strlen(ref));
+    CHECK_LL(requests_by(id), 1);
+    vault_token_free(ref);
+    wipe(buf, sizeof buf);
+
+    /* A refused fetch starts a cool-down: the try calls return the stored error (with its
+     * OAuth code) at once. */
+    CHECK_STATUS(vault_invalidate(h), VAULT_STATUS_OK);
+    CHECK(admin_fault("{\"path\":\"" VGS_PATH "\",\"kind\":\"status\",\"status\":400,"
+                      "\"body\":\"{\\\"error\\\":\\\"invalid_grant\\\"}\",\"count\":1}"));
+    char *t = vault_get_token(h);
+    CHECK(t == NULL);
+    CHECK_LAST(VAULT_STATUS_OAUTH_ERROR);
+    memset(err, 'Z', sizeof err);
+    CHECK_STATUS(vault_try_get_token_into(h, buf, sizeof buf, &len, err, sizeof err),
+                 VAULT_STATUS_OAUTH_ERROR);
+    CHECK(strstr(err, "cooling down") != NULL);
+    const char *code = second_string(err, sizeof err);
+    CHECK(code != NULL && strcmp(code, "invalid_grant") == 0);
+    CHECK_STATUS(vault_try_get_authorization_into(h, buf, sizeof buf, &len, err, sizeof err),
+                 VAULT_STATUS_OAUTH_ERROR);
+    CHECK_LL(requests_by(id), 2);
+    CHECK(admin_clear_faults());
+
+    /* Bad arguments and handles are reported as by the blocking calls. */
+    CHECK_STATUS(vault_try_get_token_into(h, NULL, 16, &len, NULL, 0),
+                 VAULT_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(vault_provider_free(h), VAULT_STATUS_OK);
+    CHECK_STATUS(vault_try_get_token_into(h, buf, sizeof buf, &len, err, sizeof err),
+                 VAULT_STATUS_INVALID_HANDLE);
+}
+
+static void test_oauth_error_code(const void *arg)
+{
+    (void)arg;
+    const struct dialect *d = &k_dialects[4]; /* vgs: a Keycloak-style invalid_client */
+    uint64_t h = provider_from(d->config, d->client_id, "wrong-Secret-7Qx2");
+    if (h == 0)
+        return;
+    char buf[64], err[1024];
+    memset(err, 'Z', sizeof err);
+    CHECK_STATUS(vault_get_token_into(h, buf, sizeof buf, NULL, err, sizeof err),
+                 VAULT_STATUS_CREDENTIALS_REJECTED);
+    CHECK(contains_no_secret(err));
+    const char *code = second_string(err, sizeof err);
+    if (!CHECK(code != NULL && strcmp(code, "invalid_client") == 0))
+        diag("message %s; code %s", shown(err), code ? code : "(no room)");
+    const char *last = vault_last_oauth_error();
+    CHECK(last != NULL && strcmp(last, "invalid_client") == 0);
+    size_t n = strlen(err);
+    /* The cool-down's stored error keeps the code. */
+    memset(err, 'Z', sizeof err);
+    CHECK_STATUS(vault_try_get_token_into(h, buf, sizeof buf, NULL, err, sizeof err),
+                 VAULT_STATUS_CREDENTIALS_REJECTED);
+    code = second_string(err, sizeof err);
+    CHECK(code != NULL && strcmp(code, "invalid_client") == 0);
+    /* The same refusal again (the cool-down ended) into a buffer the message just fits: no
+     * room for the code, nothing written after the message's NUL. */
+    CHECK_STATUS(vault_invalidate(h), VAULT_STATUS_OK);
+    char tight[1024];
+    memset(tight, 'Z', sizeof tight);
+    CHECK_STATUS(vault_get_token_into(h, buf, sizeof buf, NULL, tight, n + 1),
+                 VAULT_STATUS_CREDENTIALS_REJECTED);
+    CHECK(strlen(tight) == n && tight[n + 1] == 'Z');
+    /* Success clears it; an error without a code has an empty second string. */
+    CHECK_STATUS(vault_provider_free(h), VAULT_STATUS_OK);
+    CHECK(vault_last_oauth_error() == NULL);
+    memset(err, 'Z', sizeof err);
+    CHECK_STATUS(vault_get_token_into(h, buf, sizeof buf, NULL, err, sizeof err),
+                 VAULT_STATUS_INVALID_HANDLE);
+    code = second_string(err, sizeof err);
+    CHECK(code != NULL && *code == '\0');
+    CHECK(vault_last_oauth_error() == NULL);
+}
+
 static void test_malformed_and_cooldown(const void *arg)
 {
     (void)arg;
@@ -1978,6 +2107,10 @@ int main(void)
     run_test("429 past the deadline -> RATE_LIMITED, slow answer -> TIMEOUT",
              test_rate_limited_and_timeout, NULL, NULL);
     run_test("refresh ahead of expiry in the background", test_background_refresh, NULL, NULL);
+    run_test("vault_try_*_into: a hit answers, an empty cache WOULD_BLOCK, cool-down's error",
+             test_try_get, NULL, NULL);
+    run_test("invalid_client: the OAuth code after the message, vault_last_oauth_error",
+             test_oauth_error_code, NULL, NULL);
 
     stop_idp();
     if (g_todo_failed)
