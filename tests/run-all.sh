@@ -49,6 +49,9 @@ gcc -std=c11 -Wall -Wextra -Werror -I include target/c-tests/quickstart.c \
   target/release/libcredvault.a -lpthread -ldl -lm -o target/c-tests/quickstart-static
 echo "quick start ok"
 
+step "C/C++ packaging, the C++ wrapper and the examples (install tree, pkg-config, CMake, ctest)"
+bash tests/cpp/run.sh
+
 step "demo end to end"
 cargo run --release --quiet --bin credvault -- demo >/dev/null
 echo "demo ok"
