@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every test credvault has, in every language it has: the README's test command.
-# Needs only what a fresh machine has (Rust, a C/C++ compiler, valgrind); downloads only crates.
+# Needs only what a fresh machine has (Rust, a C/C++ compiler, valgrind, Node, a Java 21+ JDK);
+# downloads only crates, Keycloak (Maven Central) and oidc-provider (npm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +28,9 @@ step "Rust unit and integration tests"
 cargo test -- --test-threads=4
 cargo build --release --benches
 cargo test --no-default-features --features cli --test alloc_check
+
+step "interop: against Keycloak and oidc-provider (installed into target/interop-cache)"
+bash tests/interop/run.sh
 
 step "Miri: the unit tests of the unsafe code"
 bash tests/miri.sh
