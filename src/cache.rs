@@ -14,16 +14,23 @@
 //! C ABI's per-thread memo serves from a kept `Arc<CachedToken>` without this lock, checked
 //! against the cache's [`Watch`].
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use parking_lot::{Condvar, Mutex, RwLock};
 
 use crate::config::RefreshPolicy;
 use crate::endpoint::{Backoff, Fetched, Plan};
 use crate::error::{Error, Result};
 use crate::secret::{random_fraction, Sealed};
+use crate::sync::{Condvar, Mutex, RwLock, Side};
+
+/// Cached tokens alive (in a cache, a fetch result, or a thread's memo).
+static TOKENS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many cached tokens are alive (for `census`).
+pub(crate) fn count() -> usize {
+    TOKENS.load(Ordering::SeqCst)
+}
 
 /// A cached token and its schedule.
 #[derive(Debug)]
@@ -44,7 +51,7 @@ pub struct CachedToken {
 
 impl Drop for CachedToken {
     fn drop(&mut self) {
-        crate::census::TOKENS.fetch_sub(1, Ordering::SeqCst);
+        TOKENS.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -308,9 +315,7 @@ impl Cache {
             // Another fetch is in flight: wait for it and take its result.
             let seen = flight.completed;
             while flight.completed == seen {
-                if self.done.wait_until(&mut flight, give_up).timed_out()
-                    && flight.completed == seen
-                {
+                if self.done.wait_until(&mut flight, give_up) && flight.completed == seen {
                     return Err(Error::new(
                         crate::Status::Timeout,
                         "timed out waiting for the token fetch in flight",
@@ -463,7 +468,7 @@ impl Cache {
                 .saturating_duration_since(f.requested_at)
                 .mul_f64(0.9);
         let refresh_at = (f.requested_at + life.mul_f64(share)).min(latest);
-        crate::census::TOKENS.fetch_add(1, Ordering::SeqCst);
+        TOKENS.fetch_add(1, Ordering::SeqCst);
         CachedToken {
             token: f.token,
             token_type: f.token_type,
@@ -504,26 +509,29 @@ impl Cache {
 
     /// Takes the cache's locks before fork() (see `fork`).
     pub(crate) fn fork_hold(&self) {
-        crate::fork::hold(&self.flight);
-        crate::fork::hold_write(&self.state);
+        self.flight.fork_hold();
+        self.state.fork_hold();
     }
 
-    /// Releases them after fork(); in the child, forgets the fetch in flight (its thread is gone).
+    /// Releases them after fork(). In the child, where the locks and the condition variable are
+    /// replaced, also forgets the fetch in flight (its thread is gone); a parent's waiter that
+    /// would still be listed somewhere does not exist there either.
     ///
     /// # Safety
-    /// Only after `fork_hold` on this thread.
-    pub(crate) unsafe fn fork_release(&self, child: bool) {
-        if child {
-            self.running.store(false, Ordering::Release);
-            // SAFETY: the flight lock is held by this thread (fork_hold).
-            let flight = unsafe { &mut *self.flight.data_ptr() };
-            flight.completed = flight.completed.wrapping_add(1);
-            flight.last = None;
-        }
-        // SAFETY: both were taken by fork_hold on this thread.
+    /// Only after `fork_hold` on this thread, once.
+    pub(crate) unsafe fn fork_release(&self, side: Side) {
+        // SAFETY: both locks were taken by fork_hold on this thread; in the child it is the only
+        // thread, so nothing waits on `done`.
         unsafe {
-            crate::fork::release_write(&self.state);
-            crate::fork::release(&self.flight);
+            if side == Side::Child {
+                self.running.store(false, Ordering::Release);
+                let flight = self.flight.held_mut();
+                flight.completed = flight.completed.wrapping_add(1);
+                flight.last = None;
+                self.done.fork_reset();
+            }
+            self.state.fork_release(side);
+            self.flight.fork_release(side);
         }
     }
 
@@ -545,19 +553,20 @@ impl Cache {
 mod tests {
     use super::*;
 
-    /// The locks taken before fork() are released after it, in the parent and in the child, and
-    /// the child forgets the fetch in flight (Miri checks the forced unlocks).
+    /// The locks taken before fork() are released after it in the parent and replaced in the
+    /// child, and the child forgets the fetch in flight (Miri checks the lock handling).
     #[test]
     fn fork_hold_and_release() {
         let cache = Cache::new(RefreshPolicy::default());
-        for child in [false, true] {
+        for side in [Side::Parent, Side::Child] {
+            let child = side == Side::Child;
             cache.running.store(true, Ordering::Release);
             let before = cache.flight.lock().completed;
             cache.fork_hold();
             assert!(cache.state.try_read().is_none(), "state held for writing");
             assert!(cache.flight.try_lock().is_none(), "flight held");
             // SAFETY: fork_hold ran on this thread just before.
-            unsafe { cache.fork_release(child) };
+            unsafe { cache.fork_release(side) };
             assert!(cache.state.try_write().is_some());
             let flight = cache.flight.try_lock().expect("flight released");
             assert_eq!(flight.completed != before, child);

@@ -22,7 +22,6 @@
 
 use std::collections::BTreeMap;
 
-use parking_lot::Mutex;
 use ring::hmac;
 use ring::rand::SystemRandom;
 use serde_json::Value;
@@ -32,6 +31,7 @@ use crate::error::{clean, Error, Result};
 use crate::provider::Provider;
 use crate::registry;
 use crate::secret::WipedValue;
+use crate::sync::{Mutex, Side};
 
 /// The largest configuration file read.
 const MAX_FILE: u64 = 1 << 20;
@@ -50,6 +50,21 @@ struct Loaded {
 }
 
 static LOADED: Mutex<Option<Loaded>> = Mutex::new(None);
+
+/// Takes the lock of the file in service before fork() (see `fork`: it is held around registry
+/// calls, so it comes before the registry in the lock order).
+pub(crate) fn fork_hold() {
+    LOADED.fork_hold();
+}
+
+/// Releases it after fork() (in the child: replaces it).
+///
+/// # Safety
+/// Only after `fork_hold` on this thread, once.
+pub(crate) unsafe fn fork_release(side: Side) {
+    // SAFETY: per the contract.
+    unsafe { LOADED.fork_release(side) };
+}
 
 /// The key of the fingerprints, made on first use.
 static FINGERPRINT_KEY: once_cell::sync::Lazy<Option<hmac::Key>> =

@@ -5,13 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use serde_json::Value;
 
 use crate::config::check_url;
 use crate::endpoint::{Client, Failed};
 use crate::error::clean;
 use crate::error::{Error, Status};
+use crate::sync::{Mutex, Side};
 
 #[derive(Debug)]
 pub struct Discovery {
@@ -29,15 +29,16 @@ impl Discovery {
         }
     }
 
+    /// Takes the cache's lock before fork() (see `fork`).
     pub(crate) fn fork_hold(&self) {
-        crate::fork::hold(&self.cached);
+        self.cached.fork_hold();
     }
 
     /// # Safety
-    /// Only after `fork_hold` on this thread.
-    pub(crate) unsafe fn fork_release(&self) {
+    /// Only after `fork_hold` on this thread, once.
+    pub(crate) unsafe fn fork_release(&self, side: Side) {
         // SAFETY: per the contract.
-        unsafe { crate::fork::release(&self.cached) };
+        unsafe { self.cached.fork_release(side) };
     }
 
     /// The two metadata URLs to try, in order.

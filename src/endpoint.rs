@@ -67,12 +67,12 @@ impl From<Error> for Failed {
 
 /// The HTTP side of one provider.
 pub struct Client {
-    /// The agent of the fetch under way and the fork epoch it was made in. Connections are
-    /// reused within one fetch (discovery, retries) and closed after it: a pooled connection would
-    /// keep the last response, token included, in ureq's and rustls' buffers for as long as it
-    /// idles, and a token endpoint is called once per token lifetime anyway. A child of fork()
-    /// never touches its parent's agent.
-    agent: parking_lot::Mutex<(u64, Option<ureq::Agent>)>,
+    /// The agent of the fetch under way. Connections are reused within one fetch (discovery,
+    /// retries) and closed after it: a pooled connection would keep the last response, token
+    /// included, in ureq's and rustls' buffers for as long as it idles, and a token endpoint is
+    /// called once per token lifetime anyway. A child of fork() never touches its parent's
+    /// agent (see `fork_release`).
+    agent: crate::sync::Mutex<Option<ureq::Agent>>,
     timeout: Duration,
     tls: ureq::tls::TlsConfig,
     proxy: Option<ureq::Proxy>,
@@ -132,7 +132,7 @@ impl Client {
             }
         };
         Ok(Client {
-            agent: parking_lot::Mutex::new((crate::fork::epoch(), None)),
+            agent: crate::sync::Mutex::new(None),
             timeout: cfg.timeout,
             tls,
             proxy,
@@ -156,33 +156,36 @@ impl Client {
 
     /// The agent of this fetch (made on first use in this process).
     fn agent(&self) -> ureq::Agent {
-        let mut slot = self.agent.lock();
-        let epoch = crate::fork::epoch();
-        if slot.0 != epoch {
-            // Dropping the parent's agent could write to connections the parent still uses.
-            std::mem::forget(slot.1.take());
-            slot.0 = epoch;
-        }
-        slot.1.get_or_insert_with(|| self.build_agent()).clone()
+        self.agent
+            .lock()
+            .get_or_insert_with(|| self.build_agent())
+            .clone()
     }
 
     /// Ends a fetch: closes its connections; their buffers are wiped as they are freed.
     pub fn end_fetch(&self) {
-        let mut slot = self.agent.lock();
-        if slot.0 == crate::fork::epoch() {
-            slot.1 = None;
-        }
+        *self.agent.lock() = None;
     }
 
+    /// Takes the agent slot's lock before fork() (see `fork`).
     pub(crate) fn fork_hold(&self) {
-        crate::fork::hold(&self.agent);
+        self.agent.fork_hold();
     }
 
+    /// Releases it after fork(). In the child, the parent's agent (a fetch was under way) is
+    /// forgotten, never dropped: dropping it could write to connections the parent still uses.
+    /// The child's next fetch builds an agent of its own.
+    ///
     /// # Safety
-    /// Only after `fork_hold` on this thread.
-    pub(crate) unsafe fn fork_release(&self) {
-        // SAFETY: per the contract.
-        unsafe { crate::fork::release(&self.agent) };
+    /// Only after `fork_hold` on this thread, once.
+    pub(crate) unsafe fn fork_release(&self, side: crate::sync::Side) {
+        // SAFETY: per the contract: held by this thread, released once.
+        unsafe {
+            if side == crate::sync::Side::Child {
+                std::mem::forget(self.agent.held_mut().take());
+            }
+            self.agent.fork_release(side);
+        }
     }
 
     /// Sends one token request to `url` and parses the answer.

@@ -1,122 +1,109 @@
-//! fork() safety.
+//! The fork() coordinator: the `pthread_atfork` handlers, and the one global lock order.
 //!
 //! A child of fork() has the parent's memory but only the thread that forked: a lock held by
-//! another thread at that moment would stay held forever, a background refresh in flight would
-//! never finish, and pooled connections would be shared with the parent. So, through
-//! `pthread_atfork`:
-//! - before the fork, the forking thread takes every lock of the library (in the same order as
-//!   every other code path: provider list, registry, then each provider's locks, then the key),
-//!   so that nothing is half-updated when the memory is copied;
-//! - after it, parent and child release them; the child also forgets fetches in flight (their
-//!   threads do not exist there) and bumps the fork epoch, so that each provider builds a fresh
-//!   HTTP agent instead of using the parent's connections.
+//! another thread at that moment would stay held forever, a fetch in flight would never finish,
+//! a thread waiting on a lock or a condition variable does not exist, and pooled connections
+//! would be shared with the parent. So:
+//! - before the fork (`prepare`), the forking thread takes every lock of the library in the
+//!   global order below, so that nothing is half-updated when the memory is copied;
+//! - in the parent (`parent`), it releases them as any lock is released;
+//! - in the child (`child`), every one of those locks and condition variables is *replaced* by a
+//!   fresh one (never unlocked, never notified; see `sync`), each module resets what belonged to
+//!   the parent's threads (a fetch in flight, the HTTP agent), and the sealing key is retired:
+//!   the child seals under a key of its own from its first seal on, and locks the parent's key
+//!   pages in memory again (memory locks are not inherited).
 //!
-//! Cached tokens stay: they are still valid and a bearer token may be used by any process. The
-//! child seals new values under a key of its own (see `secret`).
+//! This module sits above everything it orders; none of those modules calls it. They expose
+//! `fork_hold` / `fork_release(Side)` (built on `sync`'s locks) and this module calls them.
+//!
+//! # The global lock order
+//!
+//! Every lock of the library, outermost first. Any code path that holds two of them at once takes
+//! them in this order, so `prepare` cannot deadlock against a running call:
+//!
+//! 1. `FORKING` (this module): one fork at a time goes through the handlers;
+//! 2. the configuration file in service (`configfile`);
+//! 3. the list of live providers (`provider`);
+//! 4. the handle table (`registry`), held for writing;
+//! 5. each live provider, in list order: its cache's `flight`, then its `state` (for writing),
+//!    then its discovery cache, then its HTTP agent slot;
+//! 6. the sealing key slot (`secret`).
+//!
+//! The nestings that exist: the configuration file then the handle table (`configfile::apply`
+//! registers, replaces and frees providers under it); the handle table then a cache's state
+//! (`registry::with` runs the hit path and invalidation under it); `flight` then `state`
+//! (`Cache::get_blocking`). Sealing takes the key slot with no other lock held, and nothing else
+//! nests.
+//!
+//! Cached tokens stay usable in the child: they are still valid and a bearer token may be used by
+//! any process. The hit path pays nothing for any of this.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Once, Weak};
+use crate::configfile;
+use crate::provider;
+use crate::registry;
+use crate::secret;
+use crate::sync::{Mutex, Side};
 
-use parking_lot::{Mutex, RwLock};
+/// Held first by `prepare`; keeps the providers held across the fork alive until it is over.
+static FORKING: Mutex<Option<provider::Held>> = Mutex::new(None);
 
-/// Something that holds locks and must be brought across a fork.
-pub(crate) trait ForkSafe: Send + Sync {
-    /// Takes every lock (called before fork).
-    fn fork_hold(&self);
-    /// Releases them; in the child also resets per-process state.
-    ///
-    /// # Safety
-    /// Only after `fork_hold` on this thread, once.
-    unsafe fn fork_release(&self, child: bool);
+/// Installs the handlers (once per process; later calls do nothing). Runs when the library is
+/// loaded (see `INSTALL_AT_LOAD`), and again from the entry points that create state, for the
+/// case of a static link that left the load-time constructor out.
+pub(crate) fn install() {
+    #[cfg(not(miri))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        ONCE.call_once(|| {
+            // SAFETY: the handlers are plain functions that live as long as the library.
+            unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
+        });
+    }
 }
 
-static EPOCH: AtomicU64 = AtomicU64::new(0);
-static LIVE: Mutex<Vec<Weak<dyn ForkSafe>>> = Mutex::new(Vec::new());
-/// The objects held across the current fork, kept alive until it is over.
-static HELD: Mutex<Vec<Arc<dyn ForkSafe>>> = Mutex::new(Vec::new());
-static INSTALL: Once = Once::new();
-
-/// How many forks this process descends through: changes in a child.
-pub(crate) fn epoch() -> u64 {
-    EPOCH.load(Ordering::Acquire)
+extern "C" fn install_at_load() {
+    install();
 }
 
-/// How many registered objects are alive.
-pub(crate) fn live() -> usize {
-    LIVE.lock().iter().filter(|w| w.strong_count() > 0).count()
-}
-
-/// Registers an object to bring across forks (and installs the handlers once).
-pub(crate) fn register(obj: Weak<dyn ForkSafe>) {
-    INSTALL.call_once(|| {
-        // SAFETY: the handlers are plain functions that live for the whole process.
-        unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
-    });
-    let mut live = LIVE.lock();
-    live.retain(|w| w.strong_count() > 0);
-    live.push(obj);
-}
-
-/// Takes `m` and leaves it locked (released by [`release`]).
-pub(crate) fn hold<T>(m: &Mutex<T>) {
-    std::mem::forget(m.lock());
-}
-
-/// # Safety
-/// `m` must have been locked by [`hold`] on this thread and not released since.
-pub(crate) unsafe fn release<T>(m: &Mutex<T>) {
-    // SAFETY: per the contract, the lock is held with no live guard.
-    unsafe { m.force_unlock() };
-}
-
-/// Takes `l` for writing and leaves it locked (released by [`release_write`]).
-pub(crate) fn hold_write<T>(l: &RwLock<T>) {
-    std::mem::forget(l.write());
-}
-
-/// # Safety
-/// `l` must have been write-locked by [`hold_write`] on this thread and not released since.
-pub(crate) unsafe fn release_write<T>(l: &RwLock<T>) {
-    // SAFETY: per the contract, the lock is held for writing with no live guard.
-    unsafe { l.force_unlock_write() };
-}
+/// Installs the handlers when the library is loaded, before any lock or key exists: a process
+/// may fork after sealing a configuration and before making its first provider.
+#[cfg(all(any(target_os = "linux", target_os = "android"), not(miri)))]
+#[used]
+#[link_section = ".init_array"]
+static INSTALL_AT_LOAD: extern "C" fn() = install_at_load;
 
 extern "C" fn prepare() {
-    hold(&LIVE);
-    // SAFETY: LIVE is held by this thread; reading it through the data pointer is exclusive.
-    let live = unsafe { &*LIVE.data_ptr() };
-    let objs: Vec<Arc<dyn ForkSafe>> = live.iter().filter_map(Weak::upgrade).collect();
-    crate::registry::fork_hold();
-    for o in &objs {
-        o.fork_hold();
-    }
-    crate::secret::fork_hold();
-    *HELD.lock() = objs;
-    hold(&HELD);
+    FORKING.fork_hold();
+    configfile::fork_hold();
+    let providers = provider::fork_hold_list();
+    registry::fork_hold();
+    providers.fork_hold_each();
+    secret::fork_hold();
+    // SAFETY: FORKING is held by this thread (just above).
+    unsafe { *FORKING.held_mut() = Some(providers) };
 }
 
-fn finish(child: bool) {
-    // SAFETY: `prepare` ran on this thread just before fork() and took these locks.
+fn finish(side: Side) {
+    // SAFETY: `prepare` ran on this thread just before fork() and took every lock named here, in
+    // this order; they are released (or, in the child, replaced) in the reverse order, once.
     unsafe {
-        let objs = std::mem::take(&mut *HELD.data_ptr());
-        release(&HELD);
-        if child {
-            EPOCH.fetch_add(1, Ordering::AcqRel);
+        let providers = FORKING.held_mut().take();
+        secret::fork_release(side);
+        if let Some(p) = &providers {
+            p.fork_release_each(side);
         }
-        crate::secret::fork_release();
-        for o in objs.iter().rev() {
-            o.fork_release(child);
-        }
-        crate::registry::fork_release();
-        release(&LIVE);
-        drop(objs);
+        registry::fork_release(side);
+        provider::fork_release_list(side);
+        configfile::fork_release(side);
+        drop(providers);
+        FORKING.fork_release(side);
     }
 }
 
 extern "C" fn parent() {
-    finish(false);
+    finish(Side::Parent);
 }
 
 extern "C" fn child() {
-    finish(true);
+    finish(Side::Child);
 }

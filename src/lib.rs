@@ -26,22 +26,18 @@ mod fork;
 #[doc(hidden)]
 pub mod fuzzing;
 
-/// Counts of live objects, for the tests that check nothing leaks (`tests/stress.rs`).
+/// Counts of live objects, for the tests that check nothing leaks (`tests/stress.rs`). Each is
+/// counted by the module where those objects live.
 #[doc(hidden)]
 pub mod census {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    pub(crate) static TOKENS: AtomicUsize = AtomicUsize::new(0);
-
-    /// Providers alive (created and not yet dropped by their last user): the fork hooks'
-    /// registry of providers already tracks them.
+    /// Providers alive (created and not yet dropped by their last user).
     pub fn providers() -> usize {
-        crate::fork::live()
+        crate::provider::count()
     }
 
     /// Cached tokens alive (in a cache, a fetch result, or a thread's memo).
     pub fn tokens() -> usize {
-        TOKENS.load(Ordering::SeqCst)
+        crate::cache::count()
     }
 }
 mod memlock;
@@ -49,6 +45,7 @@ pub mod provider;
 mod registry;
 pub mod secret;
 mod sources;
+mod sync;
 
 pub use config::Config;
 pub use error::{Error, Result, Status};

@@ -6,12 +6,15 @@
 //! unmapped when dropped.
 
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// One value in a locked, non-dumpable mapping of its own.
 pub struct LockedBox<T> {
     ptr: NonNull<T>,
     len: usize,
-    locked: bool,
+    /// Whether the pages are locked now: a child of fork() inherits no memory lock until
+    /// [`LockedBox::relock`].
+    locked: AtomicBool,
 }
 
 // SAFETY: LockedBox owns its T exclusively, like Box<T>.
@@ -73,6 +76,23 @@ unsafe fn protect(_: *mut libc::c_void, _: usize) -> bool {
     false
 }
 
+/// Locks a mapping of ours again; returns whether `mlock` succeeded.
+///
+/// # Safety
+/// `p..p+len` must be a mapping of ours.
+unsafe fn lock_again(p: *mut libc::c_void, len: usize) -> bool {
+    #[cfg(not(miri))]
+    {
+        // SAFETY: per the contract.
+        unsafe { libc::mlock(p, len) == 0 }
+    }
+    #[cfg(miri)]
+    {
+        let _ = (p, len);
+        false
+    }
+}
+
 /// Wipes and unmaps a mapping made by `map_locked`.
 ///
 /// # Safety
@@ -97,12 +117,26 @@ impl<T> LockedBox<T> {
         let ptr = p.cast::<T>();
         // SAFETY: the mapping is page-aligned, large enough and exclusively ours.
         unsafe { ptr.as_ptr().write(value) };
-        Some(LockedBox { ptr, len, locked })
+        Some(LockedBox {
+            ptr,
+            len,
+            locked: AtomicBool::new(locked),
+        })
     }
 
     /// Whether the mapping is locked in RAM (false when `RLIMIT_MEMLOCK` refused).
     pub fn is_locked(&self) -> bool {
-        self.locked
+        self.locked.load(Ordering::Acquire)
+    }
+
+    /// Locks the mapping in RAM again, as a child of fork() must (memory locks are not
+    /// inherited); returns whether `mlock` succeeded, which [`LockedBox::is_locked`] reports
+    /// from then on.
+    pub fn relock(&self) -> bool {
+        // SAFETY: the mapping is ours for the box's lifetime.
+        let locked = unsafe { lock_again(self.ptr.as_ptr().cast(), self.len) };
+        self.locked.store(locked, Ordering::Release);
+        locked
     }
 }
 
@@ -119,7 +153,11 @@ impl<T> Drop for LockedBox<T> {
         // SAFETY: the T is initialised and dropped once; the mapping is ours.
         unsafe {
             std::ptr::drop_in_place(self.ptr.as_ptr());
-            unmap(self.ptr.cast(), self.len, self.locked);
+            unmap(
+                self.ptr.cast(),
+                self.len,
+                self.locked.load(Ordering::Acquire),
+            );
         }
     }
 }

@@ -2,7 +2,8 @@
 //! This is the Rust API; the C ABI in `ffi` is a thin layer over it.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
@@ -12,6 +13,7 @@ use crate::config::{Config, EndpointSource};
 use crate::discovery::Discovery;
 use crate::endpoint::{with_retries, Client, Fetched, NotBefore, Plan};
 use crate::error::{Error, Result};
+use crate::sync::{Mutex, Side};
 
 struct Inner {
     config: Config,
@@ -20,6 +22,72 @@ struct Inner {
     cache: Cache,
     /// The token endpoint's last `Retry-After`, honoured across fetches.
     not_before: NotBefore,
+}
+
+/// Every provider made, for the fork handlers (entries of dropped ones are pruned on insert).
+static LIVE: Mutex<Vec<Weak<Inner>>> = Mutex::new(Vec::new());
+/// Providers alive: made and not yet dropped by their last user.
+static COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// How many providers are alive (for `census`).
+pub(crate) fn count() -> usize {
+    COUNT.load(Ordering::SeqCst)
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        COUNT.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// The providers alive at a fork, kept alive (and their locks held) until it is over.
+pub(crate) struct Held(Vec<Arc<Inner>>);
+
+/// Takes the list of providers before fork() and returns them (see `fork` for the order).
+pub(crate) fn fork_hold_list() -> Held {
+    LIVE.fork_hold();
+    // SAFETY: held by this thread just above.
+    let live = unsafe { LIVE.held_mut() };
+    Held(live.iter().filter_map(Weak::upgrade).collect())
+}
+
+/// Releases the list after fork() (in the child: replaces its lock).
+///
+/// # Safety
+/// Only after `fork_hold_list` on this thread, once.
+pub(crate) unsafe fn fork_release_list(side: Side) {
+    // SAFETY: per the contract.
+    unsafe { LIVE.fork_release(side) };
+}
+
+impl Held {
+    /// Takes each provider's locks: cache (flight, state), discovery, HTTP agent.
+    pub(crate) fn fork_hold_each(&self) {
+        for p in &self.0 {
+            p.cache.fork_hold();
+            if let Some(d) = &p.discovery {
+                d.fork_hold();
+            }
+            p.client.fork_hold();
+        }
+    }
+
+    /// Releases them (in the child: replaces them and resets what the parent's threads owned).
+    ///
+    /// # Safety
+    /// Only after `fork_hold_each` on this thread, once.
+    pub(crate) unsafe fn fork_release_each(&self, side: Side) {
+        for p in self.0.iter().rev() {
+            // SAFETY: per the contract, passed through.
+            unsafe {
+                p.client.fork_release(side);
+                if let Some(d) = &p.discovery {
+                    d.fork_release(side);
+                }
+                p.cache.fork_release(side);
+            }
+        }
+    }
 }
 
 /// A token provider. Cheap to clone (shared); thread-safe.
@@ -97,6 +165,7 @@ impl Provider {
             EndpointSource::TokenUrl(_) => None,
         };
         let cache = Cache::new(config.refresh);
+        COUNT.fetch_add(1, Ordering::SeqCst);
         let inner = Arc::new(Inner {
             config,
             client,
@@ -104,8 +173,10 @@ impl Provider {
             cache,
             not_before: NotBefore::default(),
         });
-        let weak: std::sync::Weak<dyn crate::fork::ForkSafe> = Arc::downgrade(&inner) as _;
-        crate::fork::register(weak);
+        let mut live = LIVE.lock();
+        live.retain(|w| w.strong_count() > 0);
+        live.push(Arc::downgrade(&inner));
+        drop(live);
         Ok(Provider { inner })
     }
 
@@ -210,27 +281,6 @@ impl Provider {
     /// remains servable.
     pub fn schedule(&self) -> Option<(u64, Duration, Duration)> {
         self.inner.cache.schedule_info()
-    }
-}
-
-impl crate::fork::ForkSafe for Inner {
-    fn fork_hold(&self) {
-        self.cache.fork_hold();
-        if let Some(d) = &self.discovery {
-            d.fork_hold();
-        }
-        self.client.fork_hold();
-    }
-
-    unsafe fn fork_release(&self, child: bool) {
-        // SAFETY: fork_hold ran on this thread (the contract passed through).
-        unsafe {
-            self.client.fork_release();
-            if let Some(d) = &self.discovery {
-                d.fork_release();
-            }
-            self.cache.fork_release(child);
-        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! freed, so a stale handle never reaches a later provider in the same slot; a slot whose
 //! generation would wrap is retired. Generations start at 1, so 0 is never a handle.
 
-use parking_lot::RwLock;
+use crate::sync::{RwLock, Side};
 
 use crate::provider::Provider;
 
@@ -107,16 +107,16 @@ pub fn replace(handle: u64, provider: Provider) -> Option<Provider> {
 
 /// Takes the registry lock before fork() (see `fork`).
 pub(crate) fn fork_hold() {
-    crate::fork::hold_write(&REGISTRY);
+    REGISTRY.fork_hold();
 }
 
-/// Releases it after fork().
+/// Releases it after fork() (in the child: replaces it).
 ///
 /// # Safety
-/// Only after `fork_hold` on this thread.
-pub(crate) unsafe fn fork_release() {
+/// Only after `fork_hold` on this thread, once.
+pub(crate) unsafe fn fork_release(side: Side) {
     // SAFETY: per the contract.
-    unsafe { crate::fork::release_write(&REGISTRY) };
+    unsafe { REGISTRY.fork_release(side) };
 }
 
 #[cfg(test)]

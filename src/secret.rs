@@ -5,21 +5,24 @@
 //! only inside [`Sealed::with_plaintext`] (a zeroizing buffer, wiped when the closure returns) or in a
 //! buffer the caller hands to [`Sealed::open_into`] and is responsible for.
 //!
-//! Nonces are a 64-bit counter under the key, so they never repeat under it. A process that forks
-//! would share key and counter with its parent, so sealing checks the process id and a child makes
-//! a key of its own before its first seal; values sealed before the fork still open under the
-//! parent's key, which every [`Sealed`] keeps a reference to.
+//! Nonces are a 64-bit counter under the key, so they never repeat under it. A child of fork()
+//! would share key and counter with its parent, so the fork handler of the child retires the
+//! parent's key (the child makes a key of its own on its first seal) and locks the pages of every
+//! inherited key in memory again; values sealed before the fork still open under the parent's
+//! key, which every [`Sealed`] keeps a reference to. The decision is made in the fork handler,
+//! not by comparing process ids: a child in a new PID namespace can have its parent's pid. (The
+//! pid check stays as a second line, for a process cloned without the fork handlers.)
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
-use parking_lot::Mutex;
 use ring::aead::{self, Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::{Error, Result};
+use crate::sync::{Mutex, Side};
 
 /// The AEAD tag length of AES-256-GCM.
 const TAG_LEN: usize = 16;
@@ -63,46 +66,81 @@ impl ProcessKey {
 /// The key in its locked, non-dumpable page.
 type KeyBox = crate::memlock::LockedBox<ProcessKey>;
 
-static CURRENT_KEY: Mutex<Option<Arc<KeyBox>>> = Mutex::new(None);
-
-/// Whether the current sealing key sits in memory locked against swapping: `Some(false)` when
-/// `RLIMIT_MEMLOCK` refused (the key is still excluded from core dumps), `None` before the first
-/// seal.
-pub fn key_memory_locked() -> Option<bool> {
-    CURRENT_KEY.lock().as_ref().map(|k| k.is_locked())
+/// The keys of this process.
+struct Keys {
+    /// The key that seals: `None` before the first seal, and in a child of fork() until its first.
+    current: Option<Arc<KeyBox>>,
+    /// Every key made here or inherited from a parent that may still open a value (entries of
+    /// dropped keys are pruned when a key is made).
+    all: Vec<Weak<KeyBox>>,
 }
 
-/// The key that seals in this process, made on first use and again after a fork.
-fn sealing_key() -> Result<Arc<KeyBox>> {
-    let mut slot = CURRENT_KEY.lock();
-    let pid = std::process::id();
-    match slot.as_ref() {
-        Some(key) if key.pid == pid && key.counter.load(Ordering::Relaxed) < u64::MAX => {
-            Ok(key.clone())
-        }
-        _ => {
-            let key = Arc::new(
-                KeyBox::new(ProcessKey::generate()?)
-                    .ok_or_else(|| Error::internal("could not map a page for the sealing key"))?,
-            );
-            *slot = Some(key.clone());
-            Ok(key)
-        }
+static KEYS: Mutex<Keys> = Mutex::new(Keys {
+    current: None,
+    all: Vec::new(),
+});
+
+/// Whether every sealing key still in use (the current one, and in a child of fork() the keys
+/// inherited from the parent, which open the values sealed before the fork) sits in memory locked
+/// against swapping: `Some(false)` when `RLIMIT_MEMLOCK` refused for one (the keys are still
+/// excluded from core dumps), `None` before the first seal.
+pub fn key_memory_locked() -> Option<bool> {
+    let keys = KEYS.lock();
+    let mut any = None;
+    for key in keys.all.iter().filter_map(Weak::upgrade) {
+        any = Some(any.unwrap_or(true) && key.is_locked());
     }
+    any
+}
+
+/// The key that seals in this process, made on first use, after a fork and when one is spent.
+fn sealing_key() -> Result<Arc<KeyBox>> {
+    let mut keys = KEYS.lock();
+    let pid = std::process::id();
+    if let Some(key) = keys
+        .current
+        .as_ref()
+        .filter(|k| k.pid == pid && k.counter.load(Ordering::Relaxed) < u64::MAX)
+    {
+        return Ok(key.clone());
+    }
+    let key = Arc::new(
+        KeyBox::new(ProcessKey::generate()?)
+            .ok_or_else(|| Error::internal("could not map a page for the sealing key"))?,
+    );
+    keys.all.retain(|w| w.strong_count() > 0);
+    keys.all.push(Arc::downgrade(&key));
+    keys.current = Some(key.clone());
+    Ok(key)
 }
 
 /// Takes the key slot's lock before fork() (see `fork`).
 pub(crate) fn fork_hold() {
-    crate::fork::hold(&CURRENT_KEY);
+    KEYS.fork_hold();
 }
 
-/// Releases it after fork(). The child makes its own key on its first seal (pid check).
+/// Releases it after fork(). In the child: retires the parent's key (the child's first seal makes
+/// a key of its own, so the two processes never seal under one key and counter) and locks the
+/// pages of every inherited key again (memory locks are not inherited).
 ///
 /// # Safety
-/// Only after `fork_hold` on this thread.
-pub(crate) unsafe fn fork_release() {
-    // SAFETY: per the contract.
-    unsafe { crate::fork::release(&CURRENT_KEY) };
+/// Only after `fork_hold` on this thread, once.
+pub(crate) unsafe fn fork_release(side: Side) {
+    // SAFETY: per the contract: held by this thread, released once.
+    unsafe {
+        if side == Side::Child {
+            retire_for_child(KEYS.held_mut());
+        }
+        KEYS.fork_release(side);
+    }
+}
+
+/// What the child's fork handler does to the keys.
+fn retire_for_child(keys: &mut Keys) {
+    keys.current = None;
+    for key in keys.all.iter().filter_map(Weak::upgrade) {
+        key.relock();
+    }
 }
 
 /// A secret held as AES-256-GCM ciphertext. `Debug` prints a redaction.
@@ -327,5 +365,24 @@ mod tests {
         let s = Sealed::seal(b"").unwrap();
         assert!(s.is_empty());
         assert_eq!(s.with_plaintext(|p| p.len()).unwrap(), 0);
+    }
+
+    /// The child's fork handler retires the key, whatever the process id says: the next seal
+    /// uses a new key (a child in a new PID namespace can have its parent's pid).
+    #[test]
+    #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
+    fn child_handler_retires_the_key() {
+        let before = Sealed::seal(b"before").unwrap();
+        // As the child's handler does it (same pid); the lock itself is not replaced here, as
+        // other tests of this process may be waiting on it.
+        retire_for_child(&mut KEYS.lock());
+        let after = Sealed::seal(b"after").unwrap();
+        assert!(
+            !Arc::ptr_eq(&before.key, &after.key),
+            "a new key after the fork"
+        );
+        assert_eq!(before.with_plaintext(|p| p.to_vec()).unwrap(), b"before");
+        assert_eq!(after.with_plaintext(|p| p.to_vec()).unwrap(), b"after");
+        assert!(key_memory_locked().is_some());
     }
 }

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the library's unit tests under Miri, which checks the unsafe code they reach for undefined
 # behaviour: the zeroizing allocator (every allocation of every test goes through it), the locked
-# mappings of `memlock`, the forced unlocks around fork(), and the C entry points' pointer and
-# buffer handling. Tests that seal a value are ignored under Miri (ring's AES-GCM is assembly,
+# mappings of `memlock`, the lock wrappers of `sync` (held, released and replaced around fork()),
+# and the C entry points' pointer and buffer handling. Tests that seal a value are ignored under Miri (ring's AES-GCM is assembly,
 # which Miri cannot run); those paths are covered by the C suite under valgrind and ASan+UBSan.
 #
 #   bash tests/miri.sh                 # installs the pinned nightly with miri if it is missing
