@@ -297,9 +297,10 @@ fn oauth_errors_map_to_statuses() {
 #[test]
 fn malformed_200_responses_say_what_was_wrong() {
     let idp = Idp::start();
+    // A 200 that is not a token is retried until the deadline: each fault stays until cleared.
     let p = provider(
         json!({"token_url": idp.url("/oauth/token"), "client_id": "demo-oauth-client",
-        "client_secret": "demo: secret+with%odd chars", "cooldown_ms": 0}),
+        "client_secret": "demo: secret+with%odd chars", "cooldown_ms": 0, "deadline_ms": 1000}),
     );
     for (kind, needle) in [
         ("malformed", "not valid JSON"),
@@ -308,15 +309,18 @@ fn malformed_200_responses_say_what_was_wrong() {
         ("no_token", "no access_token"),
         ("ctl_token", "could break an HTTP header"),
     ] {
-        idp.fault(json!({"path": "/oauth/token", "kind": kind}));
+        idp.clear_faults();
+        idp.fault(json!({"path": "/oauth/token", "kind": kind, "count": 0}));
         let e = err_of(&p);
         assert_eq!(e.status(), Status::MalformedResponse, "{kind}: {e}");
         assert!(e.message().contains(needle), "{kind}: {e}");
     }
-    idp.fault(json!({"path": "/oauth/token", "kind": "huge", "size": 2 << 20}));
+    idp.clear_faults();
+    idp.fault(json!({"path": "/oauth/token", "kind": "huge", "size": 2 << 20, "count": 0}));
     let e = err_of(&p);
     assert_eq!(e.status(), Status::MalformedResponse, "{e}");
     assert!(e.message().contains("1 MiB"), "{e}");
+    idp.clear_faults();
     // After the faults, the same provider works.
     p.token().unwrap();
 }
@@ -415,11 +419,14 @@ fn hostile_endpoints_hit_limits_not_the_host() {
     }
     idp.clear_faults();
     // 10 MiB: refused at the 1 MiB limit. 100000 nested arrays: refused, no stack overflow.
-    idp.fault(json!({"path": "/oauth/token", "kind": "huge"}));
+    // Both are retried like any 200 that is not a token: the faults stay until cleared.
+    idp.fault(json!({"path": "/oauth/token", "kind": "huge", "count": 0}));
     let e = err_of(&p);
     assert_eq!(e.status(), Status::MalformedResponse, "{e}");
-    idp.fault(json!({"path": "/oauth/token", "kind": "nested"}));
+    idp.clear_faults();
+    idp.fault(json!({"path": "/oauth/token", "kind": "nested", "count": 0}));
     let e = err_of(&p);
     assert_eq!(e.status(), Status::MalformedResponse, "{e}");
+    idp.clear_faults();
     p.token().expect("and the provider still works afterwards");
 }
