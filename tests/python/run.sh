@@ -30,13 +30,16 @@ echo "built $(basename "$WHEEL")"
 
 rm -rf "$TEST_VENV"
 python3 -m venv "$TEST_VENV"
-"$TEST_VENV/bin/pip" install "$WHEEL" pytest requests httpx authlib httpx-auth
+"$TEST_VENV/bin/pip" install "$WHEEL" pytest requests httpx authlib httpx-auth mypy types-requests
 
 LIB=$("$TEST_VENV/bin/python" -c 'import credvault; print(credvault.library_path())')
 case "$LIB" in "$ROOT/$TEST_VENV"/*) ;; *) echo "loaded $LIB, not the wheel's copy" >&2; exit 1 ;; esac
 if readelf -S "$LIB" | grep -q '\.debug_info'; then
   echo "the bundled library still has debug information" >&2; exit 1
 fi
+
+# The package is typed: its own sources pass mypy --strict.
+"$TEST_VENV/bin/python" -m mypy --strict --no-incremental bindings/python/src/credvault
 
 # No cargo, no rustc on the PATH, no CREDVAULT_LIB: the wheel alone.
 env -u CREDVAULT_LIB PATH="$ROOT/$TEST_VENV/bin:/usr/bin:/bin" CREDVAULT_BIN="$ROOT/target/release/credvault" \

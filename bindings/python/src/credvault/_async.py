@@ -66,9 +66,9 @@ class AsyncProvider:
         elif status != _p._WOULD_BLOCK:
             # A known error (a cool-down, a closed provider): raised with its message by the
             # non-blocking call (the blocking one could start a fetch on the loop's thread).
-            value = p._nonblocking(_p._try_tok_full)
-            if value is not None:
-                return value
+            text = p._nonblocking(_p._try_tok_full)
+            if text is not None:
+                return text
         return await asyncio.get_running_loop().run_in_executor(None, p._blocking, _p._get_tok)
 
     async def authorization(self) -> str:
@@ -81,9 +81,9 @@ class AsyncProvider:
             if value:
                 return value.decode()
         elif status != _p._WOULD_BLOCK:
-            value = p._nonblocking(_p._try_auth_full)
-            if value is not None:
-                return value
+            text = p._nonblocking(_p._try_auth_full)
+            if text is not None:
+                return text
         return await asyncio.get_running_loop().run_in_executor(None, p._blocking, _p._get_auth)
 
     async def token_into(self, buf: Union[bytearray, memoryview]) -> int:

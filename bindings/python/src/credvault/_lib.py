@@ -25,6 +25,7 @@ import ctypes
 import os
 from ctypes import POINTER, c_char, c_char_p, c_int32, c_size_t, c_uint64, c_void_p
 from pathlib import Path
+from typing import Any
 
 __all__ = ["lib", "fast", "path", "LibraryNotFoundError", "HAS_TRY", "check_fast_args"]
 
@@ -108,14 +109,14 @@ if HAS_TRY:
         _f.argtypes = None
 
 
-def check_fast_args(args: tuple) -> tuple:
+def check_fast_args(args: tuple[Any, ...]) -> tuple[Any, ...]:
     """Checks that pre-converted fast-path arguments have exactly the declared C types of
     ``vault_try_get_token_into`` (``None`` for a NULL pointer); returns them."""
     declared = _TRY[0][2]
     assert len(args) == len(declared)
     for a, t in zip(args, declared):
         if a is None:
-            assert issubclass(t, ctypes._Pointer), t  # type: ignore[attr-defined]
+            assert isinstance(t, type) and issubclass(t, ctypes._Pointer), t
         elif isinstance(a, ctypes.Array):
             assert t is _buf and a._type_ is c_char
         else:

@@ -30,15 +30,17 @@ _get_tok = _lib_.vault_get_token_into
 _get_auth = _lib_.vault_get_authorization_into
 _inval = _lib_.vault_invalidate
 _inval_tok = _lib_.vault_invalidate_token
+_try_tok: Any
+_try_auth: Any
 if _lib.HAS_TRY:
     _try_tok = _lib.fast.vault_try_get_token_into
     _try_auth = _lib.fast.vault_try_get_authorization_into
 else:  # pragma: no cover - a library without the non-blocking calls: always the blocking path
 
-    def _try_tok(*_: Any) -> int:
+    def _would_block(*_: Any) -> int:
         return _WOULD_BLOCK
 
-    _try_auth = _try_tok
+    _try_tok = _try_auth = _would_block
 
 # The non-blocking calls through the declared, GIL-releasing handle, for the error path.
 _try_tok_full = getattr(_lib_, "vault_try_get_token_into", None)
@@ -51,7 +53,7 @@ _ZERO = c_size_t(0)
 _memset = ctypes.memset
 
 
-def _raise_from(status: int, err: ctypes.Array) -> CredvaultError:
+def _raise_from(status: int, err: "ctypes.Array[ctypes.c_char]") -> CredvaultError:
     """The exception for a failed status-returning call: the message, then (after its NUL) the
     identity provider's OAuth ``error`` code, both written by the call into ``err``."""
     raw = err.raw

@@ -91,7 +91,7 @@ class CredvaultError(Exception):
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status}, message={self.message!r}, oauth_error={self.oauth_error!r})"
 
-    def __reduce__(self):  # picklable across multiprocessing
+    def __reduce__(self) -> tuple[type, tuple[str, int, Optional[str]]]:  # picklable (multiprocessing)
         return (type(self), (self.message, self.status, self.oauth_error))
 
 
@@ -189,7 +189,7 @@ class InternalError(CredvaultError):
 
 
 _BY_STATUS: dict[int, type[CredvaultError]] = {
-    cls.STATUS: cls  # type: ignore[misc]
+    cls.STATUS or 0: cls
     for cls in (
         InvalidArgument,
         ConfigError,

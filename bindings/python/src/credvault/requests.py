@@ -57,13 +57,13 @@ class VaultAuth(AuthBase):
             return response
         sent = request.headers.get("Authorization")
         if sent:
-            self.provider.invalidate(sent)
+            self.provider.invalidate(sent.decode() if isinstance(sent, bytes) else sent)
         pos = getattr(request, "_credvault_body_pos", None)
         if pos == -1:
             return response  # a body that cannot be sent twice
         if pos is not None:
             try:
-                request.body.seek(pos)  # type: ignore[union-attr]
+                request.body.seek(pos)  # type: ignore[union-attr,unused-ignore]
             except (AttributeError, OSError):
                 return response
         # As requests' own HTTPDigestAuth: consume and release the first response, send a copy.
@@ -72,7 +72,7 @@ class VaultAuth(AuthBase):
         retry = request.copy()
         setattr(retry, _RETRIED, True)
         retry.headers["Authorization"] = self.provider.authorization()
-        new = response.connection.send(retry, **kwargs)  # type: ignore[attr-defined]
+        new = response.connection.send(retry, **kwargs)  # type: ignore[attr-defined,unused-ignore]
         new.history.append(response)
         new.request = retry
         return new
