@@ -35,7 +35,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 IDP_BIN = os.environ.get("CREDVAULT_BIN", str(REPO / "target" / "release" / "credvault"))
-SECRET = "demo: secret+with%odd chars"
+# The VGS demo client: form-body or Basic auth, a plain secret, 300 s tokens.
+CLIENT_ID, SECRET = "demo-vgs-client", "demo-vgs-secret"
+TOKEN_PATH = "/vgs/auth/realms/vgs/protocol/openid-connect/token"
 
 
 def start_idp() -> tuple[subprocess.Popen, str]:
@@ -67,19 +69,22 @@ def main() -> None:
     import credvault
 
     proc, base = start_idp()
-    url = base + "/oauth/token"
+    url = base + TOKEN_PATH
     try:
         systems: dict[str, object] = {}
 
-        vault = credvault.Provider(token_url=url, client_id="demo-oauth-client", client_secret=SECRET)
+        vault = credvault.Provider(token_url=url, client_id=CLIENT_ID, client_secret=SECRET)
         vault.token()
         systems["credvault Provider.token()"] = vault.token
         systems["credvault Provider.authorization()"] = vault.authorization
 
         try:
+            import warnings
+
+            warnings.simplefilter("ignore")
             from authlib.integrations.httpx_client import OAuth2Client
 
-            client = OAuth2Client("demo-oauth-client", SECRET, token_endpoint=url, trust_env=False)
+            client = OAuth2Client(CLIENT_ID, SECRET, token_endpoint=url, trust_env=False)
             client.fetch_token(url, grant_type="client_credentials")
 
             def authlib_cached() -> str:
@@ -95,7 +100,7 @@ def main() -> None:
             import httpx
             import httpx_auth
 
-            auth = httpx_auth.OAuth2ClientCredentials(url, client_id="demo-oauth-client", client_secret=SECRET)
+            auth = httpx_auth.OAuth2ClientCredentials(url, client_id=CLIENT_ID, client_secret=SECRET)
             request = httpx.Request("GET", "http://127.0.0.1:9/")
 
             def httpx_auth_cached() -> str:

@@ -226,7 +226,7 @@ class Provider:
             status = call(self._h, buf, size, byref(n), err, _ERR_LEN)
             if status == _OK:
                 value = buf.value.decode()
-                _memset(buf, 0, size)
+                _memset(buf, 0, n.value)
                 return value
             if status == _BUFFER_TOO_SMALL and n.value + 1 > size:
                 size = n.value + 1
@@ -247,7 +247,7 @@ class Provider:
             status = call(self._h, buf, size, byref(n), err, _ERR_LEN)
             if status == _OK:
                 value = buf.value.decode()
-                _memset(buf, 0, size)
+                _memset(buf, 0, n.value)
                 return value
             if status == _WOULD_BLOCK:
                 return None
