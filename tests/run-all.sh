@@ -44,6 +44,9 @@ bash tests/c/run.sh
 step "C: no plaintext copy of the secret or the token in process memory (HTTP and HTTPS)"
 bash tests/c/memscan.sh
 
+step "Python: the wheel in a fresh venv, pytest against the local identity provider"
+bash tests/python/run.sh
+
 step "the README's C quick start compiles and links (shared and static)"
 mkdir -p target/c-tests
 awk '/^```c$/{f=1;next} /^```$/{f=0} f' README.md > target/c-tests/quickstart.c

@@ -45,4 +45,4 @@ fi
 env -u CREDVAULT_LIB PATH="$ROOT/$TEST_VENV/bin:/usr/bin:/bin" CREDVAULT_BIN="$ROOT/target/release/credvault" \
   "$TEST_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/python
 # The benchmark still runs (a few thousand iterations; figures come from a full run).
-"$TEST_VENV/bin/python" bindings/python/bench/bench_cached.py --quick >/dev/null
+"$TEST_VENV/bin/python" -W ignore bindings/python/bench/bench_cached.py --quick >/dev/null

@@ -116,9 +116,11 @@ def test_http_status_error_on_a_redirect(idp):
 
 
 def test_malformed_response_then_recovery(idp):
-    idp.fault({"path": "/oauth/token", "kind": "malformed"})
-    with credvault.Provider(oauth_config(idp, cooldown_ms=0)) as p:
+    # Every attempt of the fetch gets a malformed 200 (a single one would be retried).
+    idp.fault({"path": "/oauth/token", "kind": "malformed", "count": 0})
+    with credvault.Provider(oauth_config(idp, cooldown_ms=0, deadline_ms=1500)) as p:
         raises(credvault.MalformedResponse, p.token)
+        idp.clear_faults()
         remember(p.token())
 
 

@@ -44,11 +44,11 @@ class VaultAuth(AuthBase):
         body = r.body
         if body is not None and not isinstance(body, (bytes, str)):
             try:
-                pos = body.tell()  # type: ignore[union-attr]
+                pos = body.tell()  # type: ignore[union-attr,unused-ignore]
             except (AttributeError, OSError):
                 pos = -1  # not replayable
         setattr(r, "_credvault_body_pos", pos)
-        r.register_hook("response", self._on_response)
+        r.register_hook("response", self._on_response)  # type: ignore[no-untyped-call,unused-ignore]
         return r
 
     def _on_response(self, response: requests.Response, **kwargs: Any) -> requests.Response:
