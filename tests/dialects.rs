@@ -188,6 +188,32 @@ fn vgs_lowercase_token_type_and_ignored_refresh_token() {
 }
 
 #[test]
+fn vgs_switched_to_basic_sends_rfc6749_encoded_credentials() {
+    // VGS runs Keycloak, which URL-decodes Basic credentials (RFC 6749 section 2.3.1), as the
+    // idp's vgs dialect does: plain `id:secret` would turn this secret's `+` into a space.
+    let idp = Idp::start();
+    let secret = "vgs+secret/with=odd&chars%2B";
+    idp.add_client(
+        json!({"dialect": "vgs", "client_id": "vgs-basic-client", "client_secret": secret}),
+    );
+    let p = provider(
+        json!({"preset": "vgs", "token_url": idp.url("/vgs/auth/realms/vgs/protocol/openid-connect/token"),
+        "auth_method": "client_secret_basic", "client_id": "vgs-basic-client", "client_secret": secret}),
+    );
+    fetch_and_cache(&idp, &p);
+    let last = idp.last_request();
+    assert_eq!(last["auth_scheme"], "basic", "{last}");
+    assert_eq!(last["auth_encoding_ok"], true, "{last}");
+    // An explicit basic_encoding still wins: plain is what Keycloak refuses.
+    let plain = provider(
+        json!({"preset": "vgs", "token_url": idp.url("/vgs/auth/realms/vgs/protocol/openid-connect/token"),
+        "auth_method": "client_secret_basic", "basic_encoding": "plain",
+        "client_id": "vgs-basic-client", "client_secret": secret}),
+    );
+    assert_eq!(err_of(&plain).status(), Status::CredentialsRejected);
+}
+
+#[test]
 fn rfc6749_basic_encoding_survives_odd_characters() {
     let idp = Idp::start();
     let p = provider(

@@ -339,6 +339,28 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
+    fn basic_encoding_follows_what_each_provider_documents() {
+        // Apiture and Vipps document plain Basic; Vitesse (IdentityServer) and VGS (Keycloak)
+        // URL-decode it (RFC 6749), so switching those to Basic must encode by default.
+        for (name, want) in [
+            ("vitesse-staging", BasicEncoding::Rfc6749),
+            ("vitesse-uk", BasicEncoding::Rfc6749),
+            ("vitesse-us", BasicEncoding::Rfc6749),
+            ("vgs", BasicEncoding::Rfc6749),
+            ("apiture", BasicEncoding::Plain),
+            ("vipps-partner", BasicEncoding::Plain),
+            ("vipps", BasicEncoding::Plain),
+        ] {
+            let json = serde_json::json!({"preset": name, "auth_method": "client_secret_basic",
+                "client_id": "client-1", "client_secret": "s+c/r=t&1",
+                "headers": {"Ocp-Apim-Subscription-Key": "k"}});
+            let c = Config::from_json(&json.to_string()).unwrap();
+            assert_eq!(c.basic_encoding, want, "{name}");
+        }
+    }
+
+    #[test]
     fn preset_rules() {
         let m = err(r#"{"preset":"vitesse-uk","client_id":"abc","client_secret":"secret-1"}"#);
         assert!(m.contains("client_id") && m.contains("6 to 100"), "{m}");

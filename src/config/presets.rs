@@ -30,6 +30,7 @@ const fn preset(
     token_url: Option<&'static str>,
     issuer: Option<&'static str>,
     auth_method: AuthMethod,
+    basic_encoding: BasicEncoding,
     scope: Option<&'static str>,
     rules: Rules,
 ) -> Preset {
@@ -38,22 +39,29 @@ const fn preset(
         token_url,
         issuer,
         auth_method,
-        // Providers that take Basic document plain `base64(id:secret)`.
-        basic_encoding: BasicEncoding::Plain,
+        basic_encoding,
         scope,
         rules,
     }
 }
 
 use AuthMethod::{ClientSecretBasic as Basic, ClientSecretPost as Post, Headers};
+use BasicEncoding::{Plain, Rfc6749};
 
 /// The known providers, from their public documentation (see PROVIDERS.md).
+///
+/// The Basic encoding is what each server does with a Basic header, which matters when the
+/// preset's auth method is Basic or a user switches to `client_secret_basic`: Apiture and Vipps
+/// document plain `base64(id:secret)`; Vitesse runs IdentityServer and VGS runs Keycloak, which
+/// URL-decode both halves as RFC 6749 section 2.3.1 says, so plain Basic would break a secret
+/// with `+`, `%` or `&` in it there.
 pub(super) const PRESETS: &[Preset] = &[
     preset(
         "vitesse-staging",
         Some("https://staging-identity.vitessepsp.com/connect/token"),
         None,
         Post,
+        Rfc6749,
         Some("API"),
         Rules::Vitesse,
     ),
@@ -62,6 +70,7 @@ pub(super) const PRESETS: &[Preset] = &[
         Some("https://identity.vitessepsp.com/connect/token"),
         None,
         Post,
+        Rfc6749,
         Some("API"),
         Rules::Vitesse,
     ),
@@ -70,6 +79,7 @@ pub(super) const PRESETS: &[Preset] = &[
         Some("https://identity.us.vitesse.io/connect/token"),
         None,
         Post,
+        Rfc6749,
         Some("API"),
         Rules::Vitesse,
     ),
@@ -78,6 +88,7 @@ pub(super) const PRESETS: &[Preset] = &[
         None,
         Some("https://auth.apiture.com/oidc/"),
         Basic,
+        Plain,
         None,
         Rules::None,
     ),
@@ -86,6 +97,7 @@ pub(super) const PRESETS: &[Preset] = &[
         None,
         Some("https://cat-oidc.apiture-comm-preprod.com/oidc/"),
         Basic,
+        Plain,
         None,
         Rules::None,
     ),
@@ -94,6 +106,7 @@ pub(super) const PRESETS: &[Preset] = &[
         None,
         Some("https://cat2-oidc.apiture-comm-preprod.com/oidc/"),
         Basic,
+        Plain,
         None,
         Rules::None,
     ),
@@ -102,6 +115,7 @@ pub(super) const PRESETS: &[Preset] = &[
         Some("https://apitest.vipps.no/accesstoken/get"),
         None,
         Headers,
+        Plain,
         None,
         Rules::Vipps,
     ),
@@ -110,6 +124,7 @@ pub(super) const PRESETS: &[Preset] = &[
         Some("https://api.vipps.no/accesstoken/get"),
         None,
         Headers,
+        Plain,
         None,
         Rules::Vipps,
     ),
@@ -118,6 +133,7 @@ pub(super) const PRESETS: &[Preset] = &[
         Some("https://apitest.vipps.no/miami/v1/token"),
         None,
         Basic,
+        Plain,
         None,
         Rules::None,
     ),
@@ -126,6 +142,7 @@ pub(super) const PRESETS: &[Preset] = &[
         Some("https://api.vipps.no/miami/v1/token"),
         None,
         Basic,
+        Plain,
         None,
         Rules::None,
     ),
@@ -134,6 +151,7 @@ pub(super) const PRESETS: &[Preset] = &[
         Some("https://auth.verygoodsecurity.com/auth/realms/vgs/protocol/openid-connect/token"),
         None,
         Post,
+        Rfc6749,
         None,
         Rules::None,
     ),

@@ -349,7 +349,8 @@ enum Method {
         plain_too: bool,
     },
     Post,
-    /// Basic if present, else the body (Keycloak).
+    /// Basic if present (RFC 6749-decoded, as Keycloak does: plain `id:secret` with `+`, `%` or
+    /// `&` in it does not match), else the body (Keycloak).
     Either,
     /// Basic (RFC 6749-decoded) or the body, but not both (generic RFC 6749).
     Strict,
@@ -406,7 +407,7 @@ fn authenticate(
                         "more than one client authentication method",
                     ));
                 }
-                from_basic(true)
+                from_basic(false)
             } else {
                 from_body()
             }

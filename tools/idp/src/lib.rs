@@ -52,7 +52,7 @@
 //! | apiture | `GET /apiture/oidc/.well-known/openid-configuration`, `POST /apiture/oidc/token` | Basic (plain `id:secret`, or RFC 6749-encoded) |
 //! | vipps | `POST /vipps/accesstoken/get` | headers `client_id`, `client_secret`, `Ocp-Apim-Subscription-Key` |
 //! | vipps-partner | `POST /vipps/miami/v1/token` | Basic (plain or RFC 6749-encoded) |
-//! | vgs | `POST /vgs/auth/realms/vgs/protocol/openid-connect/token` | form body, or Basic |
+//! | vgs | `POST /vgs/auth/realms/vgs/protocol/openid-connect/token` | form body, or RFC 6749-encoded Basic (Keycloak URL-decodes) |
 //! | oauth | `POST /oauth/token`, `/oauth/token-expires-on`, `/oauth/token-no-expiry`, `/oauth/token-no-type` | RFC 6749 Basic (form-encoded halves) or form body, not both |
 //! | oauth (RFC 8414 issuer `http://HOST/rfc8414`, `https://` with TLS) | `GET /.well-known/oauth-authorization-server/rfc8414`, `POST /rfc8414/token` (`/rfc8414/.well-known/openid-configuration` is 404) | as oauth |
 //!
