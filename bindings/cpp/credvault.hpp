@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <cstring>
 #include <new>
+#include <optional>
 #include <ostream>
 #include <stdexcept>
 #include <string>
@@ -85,6 +86,7 @@ static_assert(static_cast<std::int32_t>(Status::credentials_rejected) ==
               VAULT_STATUS_CREDENTIALS_REJECTED);
 static_assert(static_cast<std::int32_t>(Status::buffer_too_small) == VAULT_STATUS_BUFFER_TOO_SMALL);
 static_assert(static_cast<std::int32_t>(Status::discovery_failed) == VAULT_STATUS_DISCOVERY_FAILED);
+static_assert(static_cast<std::int32_t>(Status::would_block) == VAULT_STATUS_WOULD_BLOCK);
 static_assert(static_cast<std::int32_t>(Status::internal) == VAULT_STATUS_INTERNAL);
 
 /// "VAULT_STATUS_TIMEOUT", ... (static strings from the library).
@@ -297,6 +299,9 @@ class Provider {
     /// to pass it to the library is wiped; the caller should wipe its own.
     static Status from_json(std::string_view json, Provider &out, ErrorInfo &err) noexcept
     {
+        if (json.size() > max_text) {
+            return fail(err, Status::invalid_argument, "the configuration is too long");
+        }
         SecretString text;
         if (!text.reserve_exactly(json.size() + 1)) {
             return out_of_memory(err);
@@ -322,6 +327,10 @@ class Provider {
                             "settings_json must be a JSON object ({...})");
             }
             extra = trim(extra.substr(1, extra.size() - 2));
+        }
+        if (preset.size() > max_text || client_id.size() > max_text ||
+            client_secret.size() > max_text || extra.size() > max_text) {
+            return fail(err, Status::invalid_argument, "an argument is too long");
         }
         static constexpr char k_preset[] = "{\"preset\":";
         static constexpr char k_id[] = ",\"client_id\":";
@@ -367,6 +376,19 @@ class Provider {
     Status authorization(SecretString &out, ErrorInfo &err) const noexcept
     {
         return get(vault_get_authorization_into, out, err);
+    }
+
+    /// Never waits: the cached token if one is servable (Status::ok), else Status::would_block
+    /// (then call token() on a worker thread), or the stored error during a failure cool-down.
+    Status try_token(SecretString &out, ErrorInfo &err) const noexcept
+    {
+        return get(vault_try_get_token_into, out, err);
+    }
+
+    /// As try_token(), for the Authorization value.
+    Status try_authorization(SecretString &out, ErrorInfo &err) const noexcept
+    {
+        return get(vault_try_get_authorization_into, out, err);
     }
 
     /// After the API answered 401: drops the token this thread last received from this provider,
@@ -428,6 +450,14 @@ class Provider {
         return s;
     }
 
+    /// Never waits: the cached token, or std::nullopt when getting one would have to wait for
+    /// the network (Status::would_block); throws on any other failure.
+    std::optional<SecretString> try_token() const { return try_get(&Provider::try_token); }
+    std::optional<SecretString> try_authorization() const
+    {
+        return try_get(&Provider::try_authorization);
+    }
+
     void invalidate() const
     {
         ErrorInfo err;
@@ -442,6 +472,9 @@ class Provider {
 #endif
 
   private:
+    /// Longest text accepted (keeps every size computation far from overflow).
+    static constexpr std::size_t max_text = std::size_t(1) << 26;
+
     using into_fn = vault_status (*)(std::uint64_t, char *, std::size_t, std::size_t *, char *,
                                      std::size_t);
 
@@ -451,6 +484,19 @@ class Provider {
         if (status != Status::ok) {
             throw Error(err);
         }
+    }
+
+    std::optional<SecretString> try_get(Status (Provider::*fn)(SecretString &, ErrorInfo &)
+                                            const noexcept) const
+    {
+        SecretString s;
+        ErrorInfo err;
+        Status status = (this->*fn)(s, err);
+        if (status == Status::would_block) {
+            return std::nullopt;
+        }
+        check(status, err);
+        return std::optional<SecretString>(std::move(s));
     }
 #endif
 

@@ -136,3 +136,23 @@ pkg-config --exists --print-errors credvault
 echo "pkg-config: $(pkg-config --modversion credvault): $(pkg-config --cflags --libs credvault)"
 printf 'installed: %s (%s bytes; %s bytes before stripping)\n' "libcredvault.so.0.1.0" \
     "$(stat -c %s "$L/libcredvault.so.0.1.0")" "$(stat -c %s "$LIB/libcredvault.so")"
+
+step "C++ tests: a fresh CMake build against the installed package, run with ctest"
+BUILD="$OUT/build"
+rm -rf "$BUILD"
+generator=()
+command -v ninja >/dev/null && generator=(-G Ninja)
+cmake -S tests/cpp -B "$BUILD" "${generator[@]}" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_PREFIX_PATH="$PREFIX" -DCREDVAULT_BIN="$LIB/credvault" \
+    -DCREDVAULT_SOURCE_DIR="$ROOT" >"$OUT/cmake-configure.log" || {
+    cat "$OUT/cmake-configure.log" >&2
+    exit 1
+}
+cmake --build "$BUILD" -j 2
+# The binaries load the installed library, not the one in target/release.
+ldd "$BUILD/cpp_suite" | grep "libcredvault.so.0 => $PREFIX/lib/libcredvault.so.0" >/dev/null || {
+    echo "cpp_suite does not load the installed libcredvault.so.0:" >&2
+    ldd "$BUILD/cpp_suite" | grep credvault >&2 || true
+    exit 1
+}
+ctest --test-dir "$BUILD" --output-on-failure -j 2
