@@ -9,9 +9,12 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use credvault::config::AuthMethod;
+use credvault::ffi::{
+    vault_get_token_into, vault_provider_free, vault_provider_new, vault_try_get_token_into,
+};
 use credvault::Status;
 use serde_json::{json, Value};
+use zeroize::Zeroizing;
 
 use crate::wire::Recorder;
 use crate::*;
@@ -380,9 +383,14 @@ fn keycloak_unknown_realm() {
         "client_id": "cv-nowhere",
         "client_secret": reserved_secret(),
     }));
+    // Not an RFC 6749 error code, but an `error` member all the same: credvault reports it as an
+    // OAuth error with the HTTP status, and does not retry (a realm does not appear by retrying).
     let e = token_err(&p);
-    assert!(e.message().contains("404"), "{}", e.message());
-    assert_ne!(e.status(), Status::Ok);
+    assert_error(&e, Status::OauthError, "Realm does not exist");
+    assert!(e.message().contains("HTTP 404"), "{}", e.message());
+    let seen = rec.take("/realms/no-such-realm/protocol/openid-connect/token");
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].status, 404, "{seen:?}");
     // Discovery of that realm's issuer.
     let p = provider(json!({
         "issuer": format!("{}/realms/no-such-realm", rec.base()),
@@ -391,39 +399,90 @@ fn keycloak_unknown_realm() {
     }));
     let e = token_err(&p);
     assert_eq!(e.status(), Status::DiscoveryFailed, "{}", e.message());
+    assert!(
+        rec.take("/realms/no-such-realm/protocol/openid-connect/token")
+            .is_empty(),
+        "no token request without metadata"
+    );
+}
+
+/// One call of the C ABI's `vault_get_token_into` (blocking) or `vault_try_get_token_into`
+/// (never waits, never fetches on this thread): the token, or the status and message.
+fn c_token(handle: u64, blocking: bool) -> Result<Zeroizing<String>, (Status, String)> {
+    let mut buf = Zeroizing::new(vec![0u8; 16 * 1024]);
+    let mut err = vec![0u8; 1024];
+    let mut len = 0usize;
+    let call = if blocking {
+        vault_get_token_into
+    } else {
+        vault_try_get_token_into
+    };
+    // SAFETY: the buffers are valid for the lengths passed and outlive the call.
+    let status = unsafe {
+        call(
+            handle,
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            &mut len,
+            err.as_mut_ptr().cast(),
+            err.len(),
+        )
+    };
+    if status == Status::Ok {
+        Ok(Zeroizing::new(
+            String::from_utf8(buf[..len].to_vec()).unwrap(),
+        ))
+    } else {
+        let end = err.iter().position(|&b| b == 0).unwrap_or(0);
+        Err((status, String::from_utf8_lossy(&err[..end]).into_owned()))
+    }
 }
 
 #[test]
 #[ignore = "needs the interop servers: bash tests/interop/run.sh"]
 fn keycloak_refresh_ahead_of_expiry() {
-    // Keycloak issues 20-second tokens to this client; credvault refreshes at half the lifetime
-    // it was told (no jitter), in the background, while callers keep getting the valid token.
+    // Keycloak issues 20-second tokens to this client; credvault is told to refresh at half the
+    // lifetime Keycloak states (no jitter). After the first token, the test only calls
+    // `vault_try_get_token_into`, which never fetches on the caller's thread and answers
+    // WOULD_BLOCK when no servable token is cached: so a new token showing up proves a
+    // background refresh, and never seeing WOULD_BLOCK proves it came before the old token
+    // stopped being servable. Keycloak's clock then confirms it was issued before the old one
+    // expired.
     const LIFESPAN: u64 = 20;
     let kc = kc();
     let rec = Recorder::start(&kc.base);
     let secret = kc.client("cv-refresh", LIFESPAN as u32, false);
-    let p = provider(json!({
+    let config = json!({
         "token_url": token_url(&rec),
         "client_id": "cv-refresh",
         "client_secret": secret,
         "refresh_ratio": 0.5,
         "refresh_jitter": 0.0,
-    }));
-    let first = token_ok(&p);
-    assert_eq!(first.generation(), 1);
-    let a1 = introspect_via(&rec, first.secret());
+        "proxy": "none",
+    });
+    let mut config = Zeroizing::new(config.to_string().into_bytes());
+    config.push(0);
+    // SAFETY: a NUL-terminated string that outlives the call.
+    let handle = unsafe { vault_provider_new(config.as_ptr().cast()) };
+    assert_ne!(handle, 0, "vault_provider_new refused the config");
+
+    let first =
+        c_token(handle, true).unwrap_or_else(|(s, m)| panic!("first token: {}: {m}", s.name()));
+    let a1 = introspect_via(&rec, &first);
     assert_keycloak_active_for(&a1, "cv-refresh");
     let (iat1, exp1) = (a1["iat"].as_u64().unwrap(), a1["exp"].as_u64().unwrap());
     assert_eq!(exp1 - iat1, LIFESPAN, "Keycloak's own lifetime: {a1}");
-    let (_, _, servable) = p.schedule().expect("a cached token");
-    assert!(servable <= Duration::from_secs(LIFESPAN), "{servable:?}");
 
-    // Call until the refreshed token is served (bounded: 4 lifetimes).
+    // Bounded: four lifetimes (the refresh is due after half of one).
     let until = Instant::now() + Duration::from_secs(4 * LIFESPAN);
     let second = loop {
-        let t = token_ok(&p);
-        if t.generation() != first.generation() {
-            break t;
+        match c_token(handle, false) {
+            Ok(t) if *t != *first => break t,
+            Ok(_) => {}
+            Err((s, m)) => panic!(
+                "vault_try_get_token_into: {}: {m} (the old token stopped being servable before a refresh replaced it)",
+                s.name()
+            ),
         }
         assert!(
             Instant::now() < until,
@@ -431,22 +490,16 @@ fn keycloak_refresh_ahead_of_expiry() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
-    assert_eq!(second.generation(), 2);
-    let a2 = introspect_via(&rec, second.secret());
+    let a2 = introspect_via(&rec, &second);
     assert_keycloak_active_for(&a2, "cv-refresh");
     let iat2 = a2["iat"].as_u64().unwrap();
-    // By Keycloak's clock, the new token was issued before the old one expired.
     assert!(
         iat2 < exp1,
         "refreshed at {iat2}, old token expired at {exp1}"
     );
-    assert!(
-        first.secret() != second.secret(),
-        "the refresh brought a new token"
-    );
-    // One request per token: the refresh was a single background fetch.
+    // One request per token: the refresh was a single fetch.
     let seen = rec.take(TOKEN_PATH);
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert!(seen.iter().all(|r| r.status == 200), "{seen:?}");
-    assert_eq!(p.config().auth_method, AuthMethod::ClientSecretBasic);
+    assert_eq!(vault_provider_free(handle), 0);
 }
