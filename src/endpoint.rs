@@ -507,16 +507,8 @@ fn handle_token_response(
     let (_, mut body) = response.into_parts();
     let bytes = read_body(&mut body)?;
     if status == StatusCode::OK {
-        // A 200 whose body is not a token is what gateways and WAFs send while the service
-        // behind them is down (a maintenance page): retried like a 5xx within the deadline.
-        return parse_token(cfg, &bytes, &content_type, requested_at).map_err(|error| {
-            let retry = if error.status() == Status::MalformedResponse {
-                Retry::Backoff
-            } else {
-                Retry::Never
-            };
-            Failed { error, retry }
-        });
+        // A 200 that is not a token (a maintenance page) is retried; see parse_token_response.
+        return parse_token_response(cfg, &bytes, &content_type, requested_at);
     }
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         // The HTTP status decides retrying; an OAuth error body only adds detail.
@@ -603,12 +595,47 @@ fn token_char_ok(b: u8) -> bool {
 /// Longest access token accepted.
 pub const MAX_TOKEN: usize = 64 * 1024;
 
+/// Longest lifetime believed (ten years): larger values are capped, not refused.
+const MAX_LIFETIME_S: f64 = 10.0 * 365.0 * 86_400.0;
+
+/// Parses a 200 response of the token endpoint.
 pub(crate) fn parse_token(
     cfg: &Config,
     body: &[u8],
     content_type: &str,
     requested_at: Instant,
 ) -> Result<Fetched> {
+    parse_token_response(cfg, body, content_type, requested_at).map_err(|f| f.error)
+}
+
+/// As [`parse_token`], saying whether a retry could help: a body that is not a token is what
+/// gateways and WAFs send while the service behind them is down (a maintenance page), so it is
+/// retried like a 5xx within the deadline; a token of a type credvault cannot use is not.
+fn parse_token_response(
+    cfg: &Config,
+    body: &[u8],
+    content_type: &str,
+    requested_at: Instant,
+) -> Result<Fetched, Failed> {
+    let retry = |error| Failed {
+        error,
+        retry: Retry::Backoff,
+    };
+    let tree = token_json(body, content_type).map_err(retry)?;
+    let v = &tree.0;
+    let token = access_token(v).map_err(retry)?;
+    let token_type = token_type(v, token)?;
+    let lifetime = token_lifetime(cfg, v).map_err(retry)?;
+    Ok(Fetched {
+        token: Sealed::seal(token.as_bytes())?,
+        token_type,
+        lifetime,
+        requested_at,
+    })
+}
+
+/// The body as a JSON object (wiped when dropped: it holds the token).
+fn token_json(body: &[u8], content_type: &str) -> Result<WipedValue> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     match first {
         None => return Err(Error::malformed("token response (HTTP 200) has an empty body")),
@@ -620,15 +647,18 @@ pub(crate) fn parse_token(
             )))
         }
     }
-    let tree = WipedValue(serde_json::from_slice(body).map_err(|e| {
+    Ok(WipedValue(serde_json::from_slice(body).map_err(|e| {
         Error::malformed(format!(
             "token response (HTTP 200) is not valid JSON ({:?} error at line {}, column {})",
             e.classify(),
             e.line(),
             e.column()
         ))
-    })?);
-    let v = &tree.0;
+    })?))
+}
+
+/// `access_token`: a non-empty string of visible ASCII, at most [`MAX_TOKEN`] bytes.
+fn access_token(v: &Value) -> Result<&str> {
     let token = match v.get("access_token") {
         None | Some(Value::Null) => {
             let err = v.get("error").and_then(Value::as_str).map(|e| clean(e, 64));
@@ -657,32 +687,46 @@ pub(crate) fn parse_token(
             "token response: access_token contains spaces, control or non-ASCII characters, which could break an HTTP header",
         ));
     }
-    let token_type = match v.get("token_type") {
-        None | Some(Value::Null) => "Bearer".to_string(),
-        Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => "Bearer".to_string(),
+    Ok(token)
+}
+
+/// `token_type`: Bearer (any case, or absent) is the only type credvault can use. A DPoP-bound
+/// token (RFC 9449) needs a fresh signed proof with every request, and a MAC token a signature
+/// of each request; sent as `DPoP <token>` or `MAC <token>` without them, a resource server
+/// refuses the call with an error far from its cause. So any other type is refused here, by
+/// name when it is a short scheme name (never when it would show the token).
+fn token_type(v: &Value, token: &str) -> Result<String> {
+    match v.get("token_type") {
+        None | Some(Value::Null) => Ok("Bearer".to_string()),
+        Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => Ok("Bearer".to_string()),
         Some(Value::String(t))
             if !t.is_empty()
                 && t.len() <= 32
+                && !token.contains(t.as_str())
                 && t.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-._~+".contains(&b)) =>
         {
-            t.clone()
+            Err(Error::malformed(format!(
+                "token response: token_type {t} is not supported (credvault sends Bearer tokens only, RFC 6750; register the client for Bearer tokens, not DPoP or MAC)"
+            )))
         }
-        Some(_) => {
-            return Err(Error::malformed(
-                "token response: token_type is not a valid scheme name",
-            ))
-        }
-    };
+        Some(_) => Err(Error::malformed(
+            "token response: token_type is not Bearer (and not a valid scheme name)",
+        )),
+    }
+}
+
+/// The token's lifetime: `expires_in`, else `expires_on` (Azure), else the configured default.
+fn token_lifetime(cfg: &Config, v: &Value) -> Result<Duration> {
     let lifetime = match number_field(v, "expires_in")? {
-        Some(secs) => Duration::from_secs_f64(secs.min(10.0 * 365.0 * 86_400.0)),
+        Some(secs) => Duration::from_secs_f64(secs.min(MAX_LIFETIME_S)),
         None => match number_field(v, "expires_on")? {
             Some(on) => {
                 let now = SystemTime::now()
                     .duration_since(UNIX_EPOCH)
                     .unwrap_or_default()
                     .as_secs_f64();
-                Duration::from_secs_f64((on - now).clamp(0.0, 10.0 * 365.0 * 86_400.0))
+                Duration::from_secs_f64((on - now).clamp(0.0, MAX_LIFETIME_S))
             }
             None => cfg.refresh.default_lifetime,
         },
@@ -692,12 +736,7 @@ pub(crate) fn parse_token(
             "token response: the token has already expired (expires_in 0 or expires_on in the past)",
         ));
     }
-    Ok(Fetched {
-        token: Sealed::seal(token.as_bytes())?,
-        token_type,
-        lifetime,
-        requested_at,
-    })
+    Ok(lifetime)
 }
 
 /// The waits between the attempts of one fetch: the ceiling starts at `base` and doubles up to

@@ -352,6 +352,45 @@ fn malformed_200_responses_say_what_was_wrong() {
 }
 
 #[test]
+fn token_types_other_than_bearer_are_refused_not_sent() {
+    // A DPoP- or MAC-bound token cannot be used without a per-request proof credvault does not
+    // make: refused with a clear message, at once (a retry would get the same), and never served.
+    let idp = Idp::start();
+    let p = provider(
+        json!({"token_url": idp.url("/oauth/token"), "client_id": "demo-oauth-client",
+        "client_secret": "demo: secret+with%odd chars", "cooldown_ms": 0}),
+    );
+    for kind in ["DPoP", "mac", "N_A"] {
+        idp.clear_faults();
+        idp.reset();
+        let body = json!({"access_token": "opaque-token-value-1234", "token_type": kind,
+            "expires_in": 300});
+        idp.fault(json!({"path": "/oauth/token", "status": 200, "count": 0,
+            "content_type": "application/json", "body": body.to_string()}));
+        let e = err_of(&p);
+        assert_eq!(e.status(), Status::MalformedResponse, "{kind}: {e}");
+        assert!(
+            e.message()
+                .contains(&format!("token_type {kind} is not supported"))
+                && e.message().contains("Bearer"),
+            "{kind}: {e}"
+        );
+        assert!(!e.message().contains("opaque-token-value-1234"), "{e}");
+        assert_eq!(idp.token_requests(), 1, "{kind}: not retried");
+    }
+    idp.clear_faults();
+    // Bearer in any case is Bearer.
+    let body = json!({"access_token": "opaque-token-value-1234", "token_type": "BEARER"});
+    idp.fault(
+        json!({"path": "/oauth/token", "status": 200, "content_type": "application/json",
+        "body": body.to_string()}),
+    );
+    let t = p.token().expect("bearer in capitals");
+    assert_eq!(t.token_type(), "Bearer");
+    assert_eq!(*t.authorization(), "Bearer opaque-token-value-1234");
+}
+
+#[test]
 fn redirects_are_not_followed() {
     let idp = Idp::start();
     let other = Idp::start();
