@@ -265,6 +265,40 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "rcgen's signing is assembly, which Miri cannot run")]
+    fn client_key_file_path_is_cleaned_and_bounded() {
+        // A valid certificate, and a key path whose file exists but holds no key: the path in
+        // the message goes through `clean` (no control characters, at most 200 characters).
+        let dir = std::env::temp_dir().join(format!("credvault-key-{}", std::process::id()));
+        let deep = dir
+            .join("x\r\nInjected: yes")
+            .join("d".repeat(100))
+            .join("e".repeat(100));
+        std::fs::create_dir_all(&deep).unwrap();
+        let cert = dir.join("cert.pem");
+        let pair = rcgen::KeyPair::generate().unwrap();
+        let params = rcgen::CertificateParams::new(vec!["localhost".into()]).unwrap();
+        std::fs::write(&cert, params.self_signed(&pair).unwrap().pem()).unwrap();
+        let key = deep.join("key.pem");
+        std::fs::write(&key, "not a key").unwrap();
+        let m = err(
+            &serde_json::json!({"token_url":"https://x/t","client_id":"abc",
+            "client_secret":"s","client_cert_file": cert, "client_key_file": key})
+            .to_string(),
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(!m.contains('\r') && !m.contains('\n'), "{m:?}");
+        assert!(m.contains("x  Injected: yes/ddd"), "{m}");
+        assert!(
+            !m.contains("key.pem"),
+            "the path is cut at 200 characters: {m}"
+        );
+        assert!(m.starts_with("client_key_file: "), "{m}");
+        assert!(m.ends_with("… holds no PEM private key"), "{m}");
+        assert!(m.chars().count() < 260, "{m}");
+    }
+
+    #[test]
     fn errors_name_field_never_value() {
         let m = err(
             r#"{"token_url":"https://x/t","client_id":"abc","client_secret":"topsecretvalue","timeout_ms":"topsecretvalue"}"#,

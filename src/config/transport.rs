@@ -125,7 +125,8 @@ fn read_client_cert(obj: &mut Map<String, Value>) -> Result<Option<ureq::tls::Cl
             let chain = pem_certs("client_cert_file", &cert)?;
             let pem = read_pem("client_key_file", &key)?;
             let key = ureq::tls::PrivateKey::from_pem(&pem).map_err(|_| {
-                Error::config(format!("client_key_file: {key} holds no PEM private key"))
+                let shown = clean(&key, 200);
+                Error::config(format!("client_key_file: {shown} holds no PEM private key"))
             })?;
             Ok(Some(ureq::tls::ClientCert::new_with_certs(&chain, key)))
         }
