@@ -84,6 +84,23 @@ impl std::fmt::Debug for Client {
     }
 }
 
+/// Whether a request to `url` may go through a proxy (the `proxy` key's or the environment's):
+/// only `https://` to a host that is not loopback. A plain `http://` request would show the
+/// proxy the credentials in clear (config allows it only for loopback anyway), and a loopback
+/// target reached through a proxy lands on the proxy host's loopback, not ours. So neither is
+/// ever proxied, whatever the environment, `proxy` or `no_proxy` say.
+fn may_use_proxy(url: &str) -> bool {
+    match url.parse::<ureq::http::Uri>() {
+        Ok(uri) => {
+            uri.scheme_str() == Some("https")
+                && uri
+                    .host()
+                    .is_some_and(|h| !crate::config::is_loopback_host(h))
+        }
+        Err(_) => false,
+    }
+}
+
 const USER_AGENT: &str = concat!("credvault/", env!("CARGO_PKG_VERSION"));
 
 impl Client {
@@ -224,7 +241,11 @@ impl Client {
             let value = open_string(value)?;
             req = req.header(name.as_str(), value.as_str());
         }
-        let req = req.config().timeout_global(Some(timeout)).build();
+        let mut config = req.config().timeout_global(Some(timeout));
+        if !may_use_proxy(url) {
+            config = config.proxy(None);
+        }
+        let req = config.build();
         let requested_at = Instant::now();
         let response = if body.is_empty() {
             req.send_empty()
@@ -238,15 +259,16 @@ impl Client {
 
     /// GETs a JSON document (discovery metadata). 404 yields `Ok(None)`.
     pub fn get_json(&self, url: &str, timeout: Duration) -> Result<Option<WipedValue>, Failed> {
-        let response = self
+        let mut config = self
             .agent()
             .get(url)
             .header("Accept", "application/json")
             .config()
-            .timeout_global(Some(timeout))
-            .build()
-            .call()
-            .map_err(transport_error)?;
+            .timeout_global(Some(timeout));
+        if !may_use_proxy(url) {
+            config = config.proxy(None);
+        }
+        let response = config.build().call().map_err(transport_error)?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
@@ -868,6 +890,29 @@ pub fn with_retries<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_https_to_other_hosts_may_use_a_proxy() {
+        for url in [
+            "https://idp.example/t",
+            "https://10.0.0.1:8443/t",
+            "https://[2001:db8::1]/t",
+        ] {
+            assert!(may_use_proxy(url), "{url}");
+        }
+        for url in [
+            "http://idp.example/t",
+            "http://127.0.0.1:8080/t",
+            "https://127.0.0.1/t",
+            "https://127.10.20.30/t",
+            "https://localhost:8443/t",
+            "https://LOCALHOST/t",
+            "https://[::1]:8443/t",
+            "not a url",
+        ] {
+            assert!(!may_use_proxy(url), "{url}");
+        }
+    }
 
     #[test]
     fn form_encoding_matches_rfc6749_appendix_b() {

@@ -1,17 +1,25 @@
-//! `HTTPS_PROXY`/`HTTP_PROXY` and `NO_PROXY` from the environment are honoured by default.
+//! Issue 9 item 3: the environment's proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, lower case
+//! too) never carries a request to a loopback target, nor any plain `http://` request: the
+//! proxy would see the credentials in clear, and the connection would land on the proxy host's
+//! loopback, not ours. Nor does an explicit `proxy` key. (That the environment's proxy is used for
+//! `https://` to other hosts is ureq's, checked with the `proxy` key in tests/tls.rs.)
 //! Its own test binary, so that setting the environment touches no other test.
 
 mod common;
 
 #[test]
-fn environment_proxy_and_no_proxy() {
+fn loopback_and_plain_http_never_go_through_a_proxy() {
     let idp = common::Idp::start();
     let proxy = common::ConnectProxy::start();
-    let cfg =
-        serde_json::json!({"token_url": idp.url("/oauth/token"), "client_id": "demo-oauth-client",
-        "client_secret": "demo: secret+with%odd chars"})
-        .to_string();
-    for var in [
+    let cfg = |extra: serde_json::Value| {
+        let mut c = serde_json::json!({"token_url": idp.url("/oauth/token"),
+            "client_id": "demo-oauth-client", "client_secret": "demo: secret+with%odd chars"});
+        for (k, v) in extra.as_object().unwrap() {
+            c[k] = v.clone();
+        }
+        c.to_string()
+    };
+    let vars = [
         "HTTPS_PROXY",
         "https_proxy",
         "HTTP_PROXY",
@@ -20,22 +28,46 @@ fn environment_proxy_and_no_proxy() {
         "all_proxy",
         "NO_PROXY",
         "no_proxy",
-    ] {
+    ];
+    for var in vars {
         std::env::remove_var(var);
     }
-    std::env::set_var("HTTP_PROXY", proxy.url());
+    // Each variable ureq reads, alone, with no NO_PROXY: never used for http://127.0.0.1.
+    for var in &vars[..6] {
+        std::env::set_var(var, proxy.url());
+        credvault::Provider::new(&cfg(serde_json::json!({})))
+            .unwrap()
+            .token()
+            .unwrap_or_else(|e| panic!("{var}: {e}"));
+        assert_eq!(
+            proxy.tunnels(),
+            0,
+            "{var}: the environment's proxy was used"
+        );
+        std::env::remove_var(var);
+    }
+    // The same with `localhost` and `[::1]`-style names of loopback, and with the `proxy` key.
     std::env::set_var("HTTPS_PROXY", proxy.url());
-    credvault::Provider::new(&cfg).unwrap().token().unwrap();
-    assert_eq!(proxy.tunnels(), 1, "the environment's proxy was used");
-    std::env::set_var("NO_PROXY", "127.0.0.1,localhost");
-    credvault::Provider::new(&cfg).unwrap().token().unwrap();
-    assert_eq!(proxy.tunnels(), 1, "NO_PROXY bypassed it");
-    std::env::remove_var("NO_PROXY");
-    let off = cfg.replace('}', r#","proxy":"none"}"#);
-    credvault::Provider::new(&off).unwrap().token().unwrap();
+    std::env::set_var("HTTP_PROXY", proxy.url());
+    let localhost = idp.url("/oauth/token").replace("127.0.0.1", "localhost");
+    credvault::Provider::new(&cfg(serde_json::json!({"token_url": localhost})))
+        .unwrap()
+        .token()
+        .unwrap();
+    assert_eq!(proxy.tunnels(), 0, "localhost went through the proxy");
+    credvault::Provider::new(&cfg(serde_json::json!({"proxy": proxy.url()})))
+        .unwrap()
+        .token()
+        .unwrap();
     assert_eq!(
         proxy.tunnels(),
-        1,
-        "\"proxy\": \"none\" ignores the environment"
+        0,
+        "the proxy key carried a plain http:// request"
     );
+    // `"proxy": "none"` still works.
+    credvault::Provider::new(&cfg(serde_json::json!({"proxy": "none"})))
+        .unwrap()
+        .token()
+        .unwrap();
+    assert_eq!(proxy.tunnels(), 0);
 }
