@@ -413,6 +413,33 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
+    fn every_vipps_system_header_is_at_most_30_characters() {
+        // Issue 18 item 4: the README says Vipps-System-* headers, not four names.
+        let cfg = |name: &str, len: usize| {
+            serde_json::json!({"preset": "vipps-test", "client_id": "c", "client_secret": "s",
+                "headers": {"Ocp-Apim-Subscription-Key": "k", name: "x".repeat(len)}})
+            .to_string()
+        };
+        for name in [
+            "Vipps-System-Name",
+            "Vipps-System-Plugin-Version",
+            "Vipps-System-Extra",
+            "vipps-system-anything",
+        ] {
+            Config::from_json(&cfg(name, 30)).unwrap();
+            let m = err(&cfg(name, 31));
+            assert!(
+                m.starts_with(&format!("headers.{name}:")) && m.contains("30"),
+                "{m}"
+            );
+        }
+        // Other headers are not bound by it, nor is a header merely named like the prefix.
+        Config::from_json(&cfg("X-Vipps-System-Name", 31)).unwrap();
+        Config::from_json(&cfg("Vipps-System", 31)).unwrap();
+    }
+
+    #[test]
     fn headers_and_scope_rules() {
         let m = err(
             r#"{"token_url":"https://x/t","client_id":"c","client_secret":"s","headers":{"Authorization":"x"}}"#,

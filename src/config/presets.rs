@@ -212,15 +212,16 @@ fn check_vipps(preset: &str, headers: &[(String, SecretString)]) -> Result<()> {
             )));
         }
     }
-    for name in [
-        "Vipps-System-Name",
-        "Vipps-System-Version",
-        "Vipps-System-Plugin-Name",
-        "Vipps-System-Plugin-Version",
-    ] {
-        if header(name).is_some_and(|v| v.chars().count() > 30) {
+    // Every Vipps-System-* header (Name, Version, Plugin-Name, Plugin-Version and any other).
+    let system = headers.iter().filter(|(n, _)| {
+        n.len() > 13
+            && n.get(..13)
+                .is_some_and(|p| p.eq_ignore_ascii_case("vipps-system-"))
+    });
+    for (name, value) in system {
+        if value.expose().chars().count() > 30 {
             return Err(Error::config(format!(
-                "headers.{name}: preset {preset} allows at most 30 characters"
+                "headers.{name}: preset {preset} allows at most 30 characters in Vipps-System-* headers"
             )));
         }
     }
