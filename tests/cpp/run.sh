@@ -14,7 +14,8 @@
 #
 #   bash tests/cpp/run.sh            # from anywhere; CXX/CC pick the compilers for step 5
 #
-# Installs clang, googletest and pkg-config with apt-get when they are missing.
+# Installs clang, googletest, pkg-config and libcurl's development files with apt-get when they
+# are missing.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -32,6 +33,9 @@ command -v clang++ >/dev/null || need+=(clang)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 command -v cmake >/dev/null || need+=(cmake)
 [[ -f /usr/include/gtest/gtest.h ]] || need+=(googletest libgtest-dev)
+# The examples use libcurl when its development files are there (else a plain socket).
+[[ -f /usr/include/x86_64-linux-gnu/curl/curl.h || -f /usr/include/curl/curl.h ]] ||
+    need+=(libcurl4-openssl-dev)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
     sudo_=()
