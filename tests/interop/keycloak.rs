@@ -126,7 +126,7 @@ fn kc() -> &'static Keycloak {
         };
         kc.admin_post(
             "",
-            json!({ "realm": REALM, "enabled": true, "accessTokenLifespan": 300 }),
+            json!({ "realm": REALM, "enabled": true, "accessTokenLifespan": 60 }),
         );
         kc.admin_post(
             &format!("/{REALM}/client-scopes"),
@@ -210,7 +210,7 @@ fn check_wire(rec: &Recorder, client_id: &str, secret: &str, method: &str, http:
 fn keycloak_vgs_preset() {
     let kc = kc();
     let rec = Recorder::start(&kc.base);
-    let secret = kc.client("cv-vgs-preset", 300, false);
+    let secret = kc.client("cv-vgs-preset", 60, false);
     let p = provider(json!({
         "preset": "vgs",
         "token_url": token_url(&rec),
@@ -233,7 +233,7 @@ fn keycloak_vgs_preset() {
 fn keycloak_issuer_discovery() {
     let kc = kc();
     let rec = Recorder::start(&kc.base);
-    let secret = kc.client("cv-discovery", 300, false);
+    let secret = kc.client("cv-discovery", 60, false);
     let p = provider(json!({
         "issuer": format!("{}/realms/{REALM}", rec.base()),
         "client_id": "cv-discovery",
@@ -252,7 +252,7 @@ fn keycloak_issuer_discovery() {
 fn keycloak_client_secret_basic_with_reserved_characters() {
     let kc = kc();
     let rec = Recorder::start(&kc.base);
-    let secret = kc.client("cv-basic", 300, false);
+    let secret = kc.client("cv-basic", 60, false);
     let p = provider(json!({
         "token_url": token_url(&rec),
         "client_id": "cv-basic",
@@ -271,7 +271,7 @@ fn keycloak_refuses_plain_basic_with_reserved_characters() {
     // secret no longer matches. This is why the VGS preset must not use the plain encoding.
     let kc = kc();
     let rec = Recorder::start(&kc.base);
-    let secret = kc.client("cv-basic-plain", 300, false);
+    let secret = kc.client("cv-basic-plain", 60, false);
     let p = provider(json!({
         "token_url": token_url(&rec),
         "client_id": "cv-basic-plain",
@@ -297,7 +297,7 @@ fn keycloak_refuses_plain_basic_with_reserved_characters() {
 fn keycloak_client_secret_post_with_reserved_characters() {
     let kc = kc();
     let rec = Recorder::start(&kc.base);
-    let secret = kc.client("cv-post", 300, false);
+    let secret = kc.client("cv-post", 60, false);
     let p = provider(json!({
         "token_url": token_url(&rec),
         "client_id": "cv-post",
@@ -314,7 +314,7 @@ fn keycloak_client_secret_post_with_reserved_characters() {
 fn keycloak_scope_granted_and_refused() {
     let kc = kc();
     let rec = Recorder::start(&kc.base);
-    let secret = kc.client("cv-scoped", 300, true);
+    let secret = kc.client("cv-scoped", 60, true);
     let p = provider(json!({
         "token_url": token_url(&rec),
         "client_id": "cv-scoped",
@@ -329,7 +329,7 @@ fn keycloak_scope_granted_and_refused() {
     assert!(scopes(&answer).contains("payments"), "{answer}");
 
     // A client that was not given the scope.
-    let other = kc.client("cv-unscoped", 300, false);
+    let other = kc.client("cv-unscoped", 60, false);
     for method in ["client_secret_basic", "client_secret_post"] {
         let p = provider(json!({
             "token_url": token_url(&rec),
@@ -351,7 +351,7 @@ fn keycloak_scope_granted_and_refused() {
 fn keycloak_wrong_secret() {
     let kc = kc();
     let rec = Recorder::start(&kc.base);
-    let _ = kc.client("cv-wrong", 300, false);
+    let _ = kc.client("cv-wrong", 60, false);
     for method in ["client_secret_basic", "client_secret_post"] {
         let p = provider(json!({
             "token_url": token_url(&rec),

@@ -152,9 +152,11 @@ run_keycloak() {
     echo "Keycloak $KEYCLOAK_VERSION downloaded in $(since "$t")"
   fi
   if [[ ! -f "$home/.unpacked" ]]; then
+    t="$(now)"
     rm -rf "$home"
     tar -xzf "$tarball" -C "$CACHE"
     touch "$home/.unpacked"
+    echo "Keycloak unpacked in $(since "$t")"
   fi
 
   local port mgmt
