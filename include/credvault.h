@@ -228,6 +228,20 @@ vault_status vault_invalidate_token(uint64_t provider,
                                     char *err_buf,
                                     size_t err_len);
 
+// How long `token` stays servable, in milliseconds: written to `*out_ms` when `token` is the
+// provider's cached token (the time until the library stops serving it: its expiry less the
+// safety margin), 0 when it is not (replaced by a refresh, invalidated, or nothing cached).
+// Never waits and never fetches. For bindings that hand the token to a cache of their own with
+// an expiry (Go's `golang.org/x/oauth2`).
+//
+// # Safety
+// `token` must be NULL or a NUL-terminated string; `out_ms` NULL or writable; `err_buf` NULL or `err_len` writable bytes.
+vault_status vault_token_remaining_ms(uint64_t provider,
+                                      const char *token,
+                                      uint64_t *out_ms,
+                                      char *err_buf,
+                                      size_t err_len);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

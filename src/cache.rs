@@ -507,6 +507,14 @@ impl Cache {
         self.invalidate(Some(generation))
     }
 
+    /// How long `token` stays servable, if it is the cached token (for bindings that hand the
+    /// token to a cache of their own, with an expiry). Never waits on a fetch.
+    pub fn serve_left(&self, token: &[u8]) -> Option<Duration> {
+        let state = self.state.read();
+        let t = state.token.as_ref().filter(|t| t.token.equals(token))?;
+        Some(t.serve_until.saturating_duration_since(Instant::now()))
+    }
+
     /// Takes the cache's locks before fork() (see `fork`).
     pub(crate) fn fork_hold(&self) {
         self.flight.fork_hold();

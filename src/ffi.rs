@@ -852,6 +852,49 @@ pub unsafe extern "C" fn vault_invalidate_token(
     })
 }
 
+/// How long `token` stays servable, in milliseconds: written to `*out_ms` when `token` is the
+/// provider's cached token (the time until the library stops serving it: its expiry less the
+/// safety margin), 0 when it is not (replaced by a refresh, invalidated, or nothing cached).
+/// Never waits and never fetches. For bindings that hand the token to a cache of their own with
+/// an expiry (Go's `golang.org/x/oauth2`).
+///
+/// # Safety
+/// `token` must be NULL or a NUL-terminated string; `out_ms` NULL or writable; `err_buf` NULL or `err_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn vault_token_remaining_ms(
+    provider: u64,
+    token: *const c_char,
+    out_ms: *mut u64,
+    err_buf: *mut c_char,
+    err_len: usize,
+) -> Status {
+    guard(Status::Internal, || {
+        let result = (|| {
+            if out_ms.is_null() {
+                return Err(Error::new(Status::InvalidArgument, "out_ms is NULL"));
+            }
+            // SAFETY: checked non-NULL; writable per the caller's promise.
+            unsafe { *out_ms = 0 };
+            if token.is_null() {
+                return Err(Error::new(Status::InvalidArgument, "token is NULL"));
+            }
+            // SAFETY: non-NULL, NUL-terminated per the caller's promise.
+            let token = unsafe { CStr::from_ptr(token) }.to_bytes();
+            let p = registry::get(provider).ok_or_else(invalid_handle)?;
+            // Not UTF-8: not a token the library handed out.
+            let left = std::str::from_utf8(token)
+                .ok()
+                .and_then(|t| p.token_serve_left(t))
+                .unwrap_or_default();
+            let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+            // SAFETY: as above.
+            unsafe { *out_ms = ms };
+            Ok(())
+        })();
+        report(result, err_buf, err_len)
+    })
+}
+
 /// The C entry points' argument checks and buffer handling, in Rust, so that Miri can check the
 /// unsafe code on these paths (`bash tests/miri.sh`); the C suite covers the same calls from C
 /// under valgrind and the sanitizers. Nothing here seals a value: ring's AES-GCM is assembly,
@@ -880,6 +923,29 @@ mod tests {
             let bad_utf8 = [b'{' as c_char, 0xff_u8 as c_char, 0];
             assert_eq!(vault_provider_new(bad_utf8.as_ptr()), 0);
             assert_eq!(vault_last_status(), Status::InvalidArgument);
+        }
+    }
+
+    #[test]
+    fn token_remaining_checks_its_pointers() {
+        let mut err = [0 as c_char; 128];
+        let mut ms = 7u64;
+        // SAFETY: NULL and NUL-terminated strings, writable out pointers, as the contract allows.
+        unsafe {
+            let st = vault_token_remaining_ms(
+                1,
+                c"t".as_ptr(),
+                ptr::null_mut(),
+                err.as_mut_ptr(),
+                err.len(),
+            );
+            assert_eq!(st, Status::InvalidArgument);
+            let st = vault_token_remaining_ms(1, ptr::null(), &mut ms, err.as_mut_ptr(), err.len());
+            assert_eq!(st, Status::InvalidArgument);
+            assert_eq!(ms, 0);
+            assert!(err_text(&err).contains("token"));
+            let st = vault_token_remaining_ms(0, c"t".as_ptr(), &mut ms, ptr::null_mut(), 0);
+            assert_eq!(st, Status::InvalidHandle);
         }
     }
 

@@ -277,6 +277,12 @@ impl Provider {
         self.inner.cache.invalidate_token(token.as_bytes())
     }
 
+    /// How long `token` stays servable (until its expiry less the safety margin) if it is the
+    /// cached token; `None` if it is not (replaced, dropped, nothing cached). Never fetches.
+    pub fn token_serve_left(&self, token: &str) -> Option<Duration> {
+        self.inner.cache.serve_left(token.as_bytes())
+    }
+
     /// For diagnostics: the current token's generation, time to its refresh point, time it
     /// remains servable.
     pub fn schedule(&self) -> Option<(u64, Duration, Duration)> {

@@ -1379,6 +1379,48 @@ static void test_invalidate_token(const void *arg)
     CHECK_STATUS(vault_provider_free(h), VAULT_STATUS_OK);
 }
 
+static void test_token_remaining(const void *arg)
+{
+    (void)arg;
+    uint64_t h = provider_from(k_vgs_config, "demo-vgs-client", "demo-vgs-secret");
+    if (h == 0)
+        return;
+    char err[256];
+    uint64_t ms = 1;
+    /* Nothing cached yet: 0, and no fetch. */
+    CHECK_STATUS(vault_token_remaining_ms(h, "anything", &ms, err, sizeof err), VAULT_STATUS_OK);
+    CHECK_LL((long long)ms, 0);
+    char *t1 = vault_get_token(h);
+    if (!CHECK(t1 != NULL)) {
+        vault_provider_free(h);
+        return;
+    }
+    /* VGS tokens live 300 s and are served until 30 s before expiry. */
+    CHECK_STATUS(vault_token_remaining_ms(h, t1, &ms, err, sizeof err), VAULT_STATUS_OK);
+    CHECK(ms > 200000 && ms <= 270000);
+    CHECK(err[0] == '\0');
+    CHECK_STATUS(vault_token_remaining_ms(h, "not-the-token", &ms, err, sizeof err), VAULT_STATUS_OK);
+    CHECK_LL((long long)ms, 0);
+    ms = 1;
+    CHECK_STATUS(vault_token_remaining_ms(h, "\xff\xfe", &ms, NULL, 0), VAULT_STATUS_OK);
+    CHECK_LL((long long)ms, 0);
+    /* A replaced token: 0; the new one: its lifetime. */
+    CHECK_STATUS(vault_invalidate_token(h, t1, err, sizeof err), VAULT_STATUS_OK);
+    char *t2 = vault_get_token(h);
+    CHECK(t2 != NULL && !same(t1, t2));
+    CHECK_STATUS(vault_token_remaining_ms(h, t1, &ms, err, sizeof err), VAULT_STATUS_OK);
+    CHECK_LL((long long)ms, 0);
+    CHECK_STATUS(vault_token_remaining_ms(h, t2, &ms, err, sizeof err), VAULT_STATUS_OK);
+    CHECK(ms > 200000);
+    /* Bad arguments and handles. */
+    CHECK_STATUS(vault_token_remaining_ms(h, NULL, &ms, err, sizeof err), VAULT_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(vault_token_remaining_ms(h, t2, NULL, err, sizeof err), VAULT_STATUS_INVALID_ARGUMENT);
+    vault_token_free(t1);
+    vault_token_free(t2);
+    CHECK_STATUS(vault_provider_free(h), VAULT_STATUS_OK);
+    CHECK_STATUS(vault_token_remaining_ms(h, "x", &ms, err, sizeof err), VAULT_STATUS_INVALID_HANDLE);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Tests: lifetimes of handles and strings                                                     */
 
@@ -2086,6 +2128,8 @@ int main(void)
     run_test("NULL out pointers -> INVALID_ARGUMENT", test_null_out_pointers, NULL, NULL);
     run_test("vault_invalidate_token drops only the given token", test_invalidate_token, NULL,
              NULL);
+    run_test("vault_token_remaining_ms: the lifetime left of the cached token only", test_token_remaining,
+             NULL, NULL);
     run_test("a large (10923-byte) token through every form",
              test_large_token, NULL, NULL);
     run_test("vault_provider_free while a fetch is in flight: the call completes",
