@@ -212,11 +212,8 @@ func (p *Provider) invalidate(token string, named bool) error {
 		if strings.IndexByte(token, 0) >= 0 {
 			return Error{Status: StatusInvalidArgument, Message: "token contains a NUL byte"}
 		}
-		ctok = C.CString(token) // malloc'd copy, wiped below
-		defer func() {
-			C.cv_wipe(unsafe.Pointer(ctok), C.size_t(len(token)+1))
-			C.free(unsafe.Pointer(ctok))
-		}()
+		ctok = C.CString(token) // malloc'd copy, wiped and freed below
+		defer wipeFree(unsafe.Pointer(ctok), len(token)+1)
 	}
 	var eb [errLen]byte
 	st := Status(C.vault_invalidate_token(C.uint64_t(h), ctok, (*C.char)(unsafe.Pointer(&eb[0])), errLen))
@@ -225,6 +222,12 @@ func (p *Provider) invalidate(token string, named bool) error {
 		return p.errorAfter(st, eb[:])
 	}
 	return nil
+}
+
+// wipeFree wipes n bytes of C memory at p and frees it.
+func wipeFree(p unsafe.Pointer, n int) {
+	C.cv_wipe(p, C.size_t(n))
+	C.free(p)
 }
 
 // errorAfter turns a failed call's status into an Error, reporting ErrClosed when the handle

@@ -487,6 +487,12 @@ func TestInvalidateDropsOnlyTheTokenHandedOut(t *testing.T) {
 	if t2 == t1 || theIdp.IssuedTo(t, "go-inv") != 2 {
 		t.Fatal("Invalidate did not drop the token")
 	}
+	if left, err := p.Remaining(t1); left != 0 || err != nil {
+		t.Fatalf("Remaining of a replaced token: %v %v, want 0", left, err)
+	}
+	if left, err := p.Remaining(t2); left < 50*time.Minute || left > time.Hour || err != nil {
+		t.Fatalf("Remaining of the cached 1-hour token: %v %v", left, err)
+	}
 	// The old token again: t2 stays cached.
 	if err := p.InvalidateToken(t1); err != nil {
 		t.Fatal(err)
