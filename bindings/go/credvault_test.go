@@ -18,10 +18,6 @@ var theIdp *idptest.Idp
 
 func TestMain(m *testing.M) { idptest.Main(m, &theIdp) }
 
-// oauthCodeLanded: the library sends the OAuth error code after the message in err_buf (the
-// OWNERS contract, landing with the boundary work). Until then OAuthError is always "".
-const oauthCodeLanded = false
-
 const oauthSecret = "demo: secret+with%odd chars"
 
 func mustProvider(t *testing.T, cfg credvault.Config) *credvault.Provider {
@@ -193,7 +189,7 @@ func TestTypedErrors(t *testing.T) {
 		if e.Status != status || e.Message == "" {
 			t.Fatalf("status %v message %q, want %v and a message", e.Status, e.Message, status)
 		}
-		if oauthCodeLanded && e.OAuthError != oauthCode {
+		if e.OAuthError != oauthCode {
 			t.Fatalf("OAuthError %q, want %q (%v)", e.OAuthError, oauthCode, err)
 		}
 		if strings.Contains(err.Error(), oauthSecret) || strings.Contains(err.Error(), "wrong-secret-value") {
@@ -258,7 +254,7 @@ func TestTypedErrors(t *testing.T) {
 		theIdp.Fault(t, map[string]any{"path": "/oauth/token", "status": 429, "retry_after": "120", "count": 0})
 		defer theIdp.Reset(t)
 		_, err := oauth(nil).Token()
-		check(t, err, credvault.ErrRateLimited, credvault.StatusRateLimited, "")
+		check(t, err, credvault.ErrRateLimited, credvault.StatusRateLimited, "temporarily_unavailable")
 	})
 	t.Run("malformed response", func(t *testing.T) {
 		theIdp.Fault(t, map[string]any{"path": "/oauth/token", "kind": "no_token", "count": 0})
@@ -544,5 +540,31 @@ func TestInvalidateLeavesATokenNotYetHandedOut(t *testing.T) {
 	}
 	if t2 == t1 || theIdp.IssuedTo(t, "go-inv2") != 2 {
 		t.Fatalf("Invalidate dropped the refreshed token (%d issued)", theIdp.IssuedTo(t, "go-inv2"))
+	}
+}
+
+func TestCachedHitStartsNoGoroutine(t *testing.T) {
+	theIdp.Reset(t)
+	p := mustProvider(t, credvault.Config{TokenURL: theIdp.URL("/oauth/token"),
+		ClientID: "demo-oauth-client", ClientSecret: oauthSecret})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	before := credvault.FetchGoroutinesForTest()
+	if _, err := p.TokenContext(ctx); err != nil { // nothing cached: the fetch runs on a goroutine
+		t.Fatal(err)
+	}
+	if credvault.FetchGoroutinesForTest() != before+1 {
+		t.Fatal("the fetch did not run on its own goroutine")
+	}
+	for range 100 {
+		if _, err := p.TokenContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.AuthorizationContext(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := credvault.FetchGoroutinesForTest() - before; n != 1 {
+		t.Fatalf("%d goroutines for 1 fetch and 200 cached hits", n)
 	}
 }

@@ -9,3 +9,6 @@ var CgoNoop = cgoNoop
 func GetIntoOnly(p *Provider) Status { return p.getIntoOnly() }
 
 func PoolGetPut() { scratchPool.Put(scratchPool.Get()) }
+
+// FetchGoroutinesForTest is the number of goroutines TokenContext/AuthorizationContext started.
+func FetchGoroutinesForTest() int64 { return fetchGoroutines.Load() }
