@@ -54,6 +54,15 @@ gcc -std=c11 -Wall -Wextra -Werror -I include target/c-tests/quickstart.c \
   -L target/release -lcredvault -Wl,-rpath,"$PWD/target/release" -o target/c-tests/quickstart
 gcc -std=c11 -Wall -Wextra -Werror -I include target/c-tests/quickstart.c \
   target/release/libcredvault.a -lpthread -ldl -lm -o target/c-tests/quickstart-static
+# It must fail (non-zero, a status on stderr) when the token fetch fails: its https:// fetch is
+# sent to a proxy on a closed loopback port, so nothing leaves the machine (about 8 s: the
+# default deadline of a fetch that keeps failing to connect; the static build is the same code).
+if env -u ALL_PROXY -u all_proxy -u NO_PROXY -u no_proxy HTTPS_PROXY=http://127.0.0.1:9 \
+    target/c-tests/quickstart 2>target/c-tests/quickstart.err; then
+  echo "the quick start returned 0 although its token fetch failed" >&2
+  exit 1
+fi
+grep -q '^VAULT_STATUS_' target/c-tests/quickstart.err || { cat target/c-tests/quickstart.err >&2; exit 1; }
 echo "quick start ok"
 
 step "C/C++ packaging, the C++ wrapper and the examples (install tree, pkg-config, CMake, ctest)"
