@@ -242,6 +242,72 @@ vault_status vault_token_remaining_ms(uint64_t provider,
                                       char *err_buf,
                                       size_t err_len);
 
+// Loads a configuration file of named providers (`{"providers": {"name": {...}}}`, secrets as
+// values or as `{"env": "VAR"}` / `{"file": "/path"}` references; README "Configuration files")
+// and registers every provider; `vault_provider_by_name` gives their handles. All or nothing: if
+// any provider is invalid, none is registered and the message names it. If a file is already
+// loaded, this is `vault_reload_config` from the new path. Returns 0 on success.
+//
+// # Safety
+// `path` must be NULL or a NUL-terminated string.
+vault_status vault_load_config(const char *path);
+
+// Reads the loaded configuration file again, with the secrets it refers to, and applies what
+// changed: an unchanged provider keeps its handle and cached token; a changed one (a rotated
+// secret) keeps its handle, drops its token and uses the new settings on its next fetch; a
+// removed one is freed (`VAULT_STATUS_INVALID_HANDLE` from then on); a new one is registered. A
+// file that fails to parse or validate changes nothing; the status and `vault_last_error` say
+// why. Calls in other threads meanwhile see the old provider or the new one, whole.
+vault_status vault_reload_config(void);
+
+// The handle of the provider `name` of the loaded configuration file; 0 if there is none.
+//
+// # Safety
+// `name` must be NULL or a NUL-terminated string.
+uint64_t vault_provider_by_name(const char *name);
+
+// The provider's statistics as a JSON object: `provider` (its name in the configuration file,
+// else `handle:N`), `tokens_fetched`, `cache_hits`, `background_refreshes`,
+// `background_refresh_failures`, `retries`, `failures` (by status name), `last_error`
+// (`status`, `message`, `at_unix_ms`), `last_fetch_unix_ms`, `token_remaining_s`, `cooldown`
+// (`active`, `remaining_ms`). Never a secret or a token. Release with `vault_string_free`; NULL
+// on failure (`VAULT_STATUS_INVALID_HANDLE`).
+char *vault_stats_json(uint64_t provider);
+
+// The statistics of every registered provider: `{"providers": [{"handle": N, ...}, ...]}`,
+// each as `vault_stats_json` gives it. Release with `vault_string_free`.
+char *vault_stats_all_json(void);
+
+// The counters of every registered provider in the Prometheus text exposition format (0.0.4),
+// labelled by provider name, for the host's metrics endpoint. Release with `vault_string_free`.
+char *vault_metrics_prometheus(void);
+
+// Wipes and frees a string returned by `vault_stats_json`, `vault_stats_all_json` or
+// `vault_metrics_prometheus` (the same as `vault_token_free`). NULL is a no-op.
+//
+// # Safety
+// `s` must be NULL or a string returned by this library and not yet freed.
+void vault_string_free(char *s);
+
+// Installs `callback` to receive the library's structured events at `min_level` and above
+// (10 debug, 20 info, 30 warning, 40 error: Python's `logging` numbers): fetch started and
+// finished with latency, retry with reason, refresh failed while still serving, cool-down
+// entered and ended, configuration (re)loaded. Each event is a NUL-terminated JSON object
+// (`level`, `event`, `provider`, and the event's fields), valid only during the call, with no
+// secret or token in it. Events are delivered on the thread that caused them with no library
+// lock held; the callback may call the library (a call that would wait for a fetch returns an
+// error instead, and events raised meanwhile on that thread are dropped). NULL removes the
+// callback. The default is no callback: nothing is logged.
+//
+// # Safety
+// `callback` must be NULL or a function that can be called from any thread with `userdata`
+// until it is replaced.
+vault_status vault_set_log_callback(void (*callback)(void *userdata,
+                                                     int32_t level,
+                                                     const char *event_json),
+                                    int32_t min_level,
+                                    void *userdata);
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif  // __cplusplus

@@ -543,6 +543,17 @@ impl Cache {
         }
     }
 
+    /// How long the current cool-down (after a failed fetch) still lasts, if one is on.
+    pub fn cooldown_left(&self) -> Option<Duration> {
+        let state = self.state.read();
+        let now = Instant::now();
+        state
+            .failure
+            .as_ref()
+            .map(|(_, until)| until.saturating_duration_since(now))
+            .filter(|d| !d.is_zero())
+    }
+
     /// The current token's schedule, for diagnostics: (generation, refresh in, serve for).
     pub fn schedule_info(&self) -> Option<(u64, Duration, Duration)> {
         let state = self.state.read();

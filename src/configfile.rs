@@ -124,6 +124,7 @@ fn read(path: &str) -> Result<BTreeMap<String, Candidate>> {
     for (name, cfg) in providers.iter_mut() {
         check_name(name)?;
         let candidate = candidate(cfg).map_err(|e| e.context(&format!("provider {name}")))?;
+        candidate.provider.set_label(name);
         out.insert(name.clone(), candidate);
     }
     Ok(out)
@@ -174,8 +175,11 @@ fn same(a: &hmac::Tag, b: &hmac::Tag) -> bool {
 /// Registers every provider of the file at `path` and makes it the file that [`reload`] reads.
 /// If a file is already loaded, this is a reload from the new path.
 pub fn load(path: &str) -> Result<Changes> {
-    let candidates = read(path)?;
-    apply(path, candidates)
+    report(
+        "config_loaded",
+        path,
+        read(path).and_then(|c| apply(path, c)),
+    )
 }
 
 /// Reads the loaded file again, with its references, and applies what changed.
@@ -190,8 +194,35 @@ pub fn reload() -> Result<Changes> {
                 "no configuration file is loaded",
             )
         })?;
-    let candidates = read(&path)?;
-    apply(&path, candidates)
+    report(
+        "config_reloaded",
+        &path,
+        read(&path).and_then(|c| apply(&path, c)),
+    )
+}
+
+/// Tells the log hook what a load or reload did (no lock held here).
+fn report(event: &str, path: &str, result: Result<Changes>) -> Result<Changes> {
+    use crate::events::{emit, Level};
+    use serde_json::json;
+    match &result {
+        Ok(c) => emit(
+            Level::Info,
+            event,
+            "",
+            json!({"path": clean(path, 200), "ok": true,
+            "added": c.added, "changed": c.changed, "unchanged": c.unchanged.len(),
+            "removed": c.removed}),
+        ),
+        Err(e) => emit(
+            Level::Error,
+            event,
+            "",
+            json!({"path": clean(path, 200), "ok": false,
+            "status": e.status().name(), "message": e.message()}),
+        ),
+    }
+    result
 }
 
 fn apply(path: &str, candidates: BTreeMap<String, Candidate>) -> Result<Changes> {

@@ -12,7 +12,7 @@
 //! library, valid until the next credvault call on the same thread (last error) or forever.
 
 use std::cell::{Cell, RefCell};
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_void, CStr, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
 use std::sync::Arc;
@@ -56,6 +56,8 @@ struct Memo {
     version: u64,
     watch: Arc<Watch>,
     token: Arc<CachedToken>,
+    /// The provider's counters: a memo hit is a cache hit.
+    counters: Arc<crate::stats::Counters>,
 }
 
 /// Serves `handle`'s token from this thread's memo, if it holds the current one and it is not
@@ -70,6 +72,7 @@ fn memo_serve<R>(
         if e.watch.version() != e.version || !e.token.quick() {
             return None;
         }
+        e.counters.hit();
         Some(f(&e.token))
     })
     .ok()
@@ -78,7 +81,13 @@ fn memo_serve<R>(
 
 /// Remembers `token` as `handle`'s current token on this thread; forgets the entries that are no
 /// longer current (replaced or dropped tokens, freed providers).
-fn memo_keep(handle: u64, version: u64, watch: Arc<Watch>, token: Arc<CachedToken>) {
+fn memo_keep(
+    handle: u64,
+    version: u64,
+    watch: Arc<Watch>,
+    token: Arc<CachedToken>,
+    counters: Arc<crate::stats::Counters>,
+) {
     let _ = MEMO.try_with(|m| {
         let Ok(mut memo) = m.try_borrow_mut() else {
             return;
@@ -92,6 +101,7 @@ fn memo_keep(handle: u64, version: u64, watch: Arc<Watch>, token: Arc<CachedToke
             version,
             watch,
             token,
+            counters,
         });
     });
 }
@@ -326,16 +336,16 @@ fn serve<R>(
         p.try_serve(|t, version| {
             let result = f(t);
             // Not worth keeping near the refresh point: the memo would not serve it.
-            let keep =
-                (result.is_ok() && t.quick()).then(|| (version, p.watch().clone(), t.clone()));
+            let keep = (result.is_ok() && t.quick())
+                .then(|| (version, p.watch().clone(), t.clone(), p.counters().clone()));
             (result, keep)
         })
     });
     match hit {
         None => Err(invalid_handle()),
         Some(Some((result, keep))) => {
-            if let Some((version, watch, token)) = keep {
-                memo_keep(handle, version, watch, token);
+            if let Some((version, watch, token, counters)) = keep {
+                memo_keep(handle, version, watch, token, counters);
             }
             result
         }
@@ -892,6 +902,193 @@ pub unsafe extern "C" fn vault_token_remaining_ms(
             Ok(())
         })();
         report(result, err_buf, err_len)
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Operating it: configuration files, statistics, metrics, the log callback.
+
+/// A malloc'd NUL-terminated copy of `s` (freed with `vault_string_free`).
+fn malloc_string(s: &str) -> Result<*mut c_char, Error> {
+    let bytes = s.replace('\0', " ");
+    // SAFETY: plain allocation; checked for NULL below.
+    let p = unsafe { libc::malloc(bytes.len() + 1) } as *mut u8;
+    if p.is_null() {
+        return Err(Error::internal("out of memory"));
+    }
+    // SAFETY: p has bytes.len() + 1 fresh bytes.
+    unsafe {
+        ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len());
+        *p.add(bytes.len()) = 0;
+    }
+    Ok(p as *mut c_char)
+}
+
+/// Returns `result`'s string, or NULL with the thread's last error set.
+fn string_or_null(result: Result<String, Error>) -> *mut c_char {
+    match result.and_then(|s| malloc_string(&s)) {
+        Ok(p) => {
+            clear_error();
+            p
+        }
+        Err(e) => {
+            set_error(&e);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// Loads a configuration file of named providers (`{"providers": {"name": {...}}}`, secrets as
+/// values or as `{"env": "VAR"}` / `{"file": "/path"}` references; README "Configuration files")
+/// and registers every provider; `vault_provider_by_name` gives their handles. All or nothing: if
+/// any provider is invalid, none is registered and the message names it. If a file is already
+/// loaded, this is `vault_reload_config` from the new path. Returns 0 on success.
+///
+/// # Safety
+/// `path` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn vault_load_config(path: *const c_char) -> Status {
+    guard(Status::Internal, || {
+        let result = (|| {
+            // SAFETY: NULL or NUL-terminated per the caller's promise.
+            let path = unsafe { arg_str(path, "path") }?;
+            crate::configfile::load(path).map(|_| ())
+        })();
+        report(result, ptr::null_mut(), 0)
+    })
+}
+
+/// Reads the loaded configuration file again, with the secrets it refers to, and applies what
+/// changed: an unchanged provider keeps its handle and cached token; a changed one (a rotated
+/// secret) keeps its handle, drops its token and uses the new settings on its next fetch; a
+/// removed one is freed (`VAULT_STATUS_INVALID_HANDLE` from then on); a new one is registered. A
+/// file that fails to parse or validate changes nothing; the status and `vault_last_error` say
+/// why. Calls in other threads meanwhile see the old provider or the new one, whole.
+#[no_mangle]
+pub extern "C" fn vault_reload_config() -> Status {
+    guard(Status::Internal, || {
+        report(crate::configfile::reload().map(|_| ()), ptr::null_mut(), 0)
+    })
+}
+
+/// The handle of the provider `name` of the loaded configuration file; 0 if there is none.
+///
+/// # Safety
+/// `name` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn vault_provider_by_name(name: *const c_char) -> u64 {
+    guard(0, || {
+        // SAFETY: NULL or NUL-terminated per the caller's promise.
+        let found = unsafe { arg_str(name, "name") }.and_then(|n| {
+            crate::configfile::by_name(n).ok_or_else(|| {
+                Error::new(
+                    Status::InvalidArgument,
+                    format!(
+                        "no provider named {} is loaded",
+                        crate::error::clean(n, 128)
+                    ),
+                )
+            })
+        });
+        match found {
+            Ok(h) => {
+                clear_error();
+                h
+            }
+            Err(e) => {
+                set_error(&e);
+                0
+            }
+        }
+    })
+}
+
+/// The provider's statistics as a JSON object: `provider` (its name in the configuration file,
+/// else `handle:N`), `tokens_fetched`, `cache_hits`, `background_refreshes`,
+/// `background_refresh_failures`, `retries`, `failures` (by status name), `last_error`
+/// (`status`, `message`, `at_unix_ms`), `last_fetch_unix_ms`, `token_remaining_s`, `cooldown`
+/// (`active`, `remaining_ms`). Never a secret or a token. Release with `vault_string_free`; NULL
+/// on failure (`VAULT_STATUS_INVALID_HANDLE`).
+#[no_mangle]
+pub extern "C" fn vault_stats_json(provider: u64) -> *mut c_char {
+    guard(ptr::null_mut(), || {
+        string_or_null(
+            registry::stats_of(provider)
+                .map(|s| s.to_json().to_string())
+                .ok_or_else(invalid_handle),
+        )
+    })
+}
+
+/// The statistics of every registered provider: `{"providers": [{"handle": N, ...}, ...]}`,
+/// each as `vault_stats_json` gives it. Release with `vault_string_free`.
+#[no_mangle]
+pub extern "C" fn vault_stats_all_json() -> *mut c_char {
+    guard(ptr::null_mut(), || {
+        let all: Vec<serde_json::Value> = registry::stats_all()
+            .into_iter()
+            .map(|(h, s)| {
+                let mut v = s.to_json();
+                v["handle"] = serde_json::json!(h);
+                v
+            })
+            .collect();
+        string_or_null(Ok(serde_json::json!({ "providers": all }).to_string()))
+    })
+}
+
+/// The counters of every registered provider in the Prometheus text exposition format (0.0.4),
+/// labelled by provider name, for the host's metrics endpoint. Release with `vault_string_free`.
+#[no_mangle]
+pub extern "C" fn vault_metrics_prometheus() -> *mut c_char {
+    guard(ptr::null_mut(), || {
+        let all: Vec<crate::stats::Stats> =
+            registry::stats_all().into_iter().map(|(_, s)| s).collect();
+        string_or_null(Ok(crate::stats::prometheus(&all)))
+    })
+}
+
+/// Wipes and frees a string returned by `vault_stats_json`, `vault_stats_all_json` or
+/// `vault_metrics_prometheus` (the same as `vault_token_free`). NULL is a no-op.
+///
+/// # Safety
+/// `s` must be NULL or a string returned by this library and not yet freed.
+#[no_mangle]
+pub unsafe extern "C" fn vault_string_free(s: *mut c_char) {
+    // SAFETY: the same contract as vault_token_free.
+    unsafe { vault_token_free(s) }
+}
+
+/// Installs `callback` to receive the library's structured events at `min_level` and above
+/// (10 debug, 20 info, 30 warning, 40 error: Python's `logging` numbers): fetch started and
+/// finished with latency, retry with reason, refresh failed while still serving, cool-down
+/// entered and ended, configuration (re)loaded. Each event is a NUL-terminated JSON object
+/// (`level`, `event`, `provider`, and the event's fields), valid only during the call, with no
+/// secret or token in it. Events are delivered on the thread that caused them with no library
+/// lock held; the callback may call the library (a call that would wait for a fetch returns an
+/// error instead, and events raised meanwhile on that thread are dropped). NULL removes the
+/// callback. The default is no callback: nothing is logged.
+///
+/// # Safety
+/// `callback` must be NULL or a function that can be called from any thread with `userdata`
+/// until it is replaced.
+#[no_mangle]
+pub unsafe extern "C" fn vault_set_log_callback(
+    callback: Option<
+        unsafe extern "C" fn(userdata: *mut c_void, level: i32, event_json: *const c_char),
+    >,
+    min_level: i32,
+    userdata: *mut c_void,
+) -> Status {
+    guard(Status::Internal, || {
+        let level = match min_level {
+            i32::MIN..=10 => crate::events::Level::Debug,
+            11..=20 => crate::events::Level::Info,
+            21..=30 => crate::events::Level::Warn,
+            _ => crate::events::Level::Error,
+        };
+        crate::events::set_callback(callback, level, userdata);
+        report(Ok(()), ptr::null_mut(), 0)
     })
 }
 

@@ -21,6 +21,7 @@ pub mod configfile;
 mod discovery;
 mod endpoint;
 pub mod error;
+pub mod events;
 pub mod ffi;
 mod fork;
 #[doc(hidden)]
@@ -45,6 +46,7 @@ pub mod provider;
 mod registry;
 pub mod secret;
 mod sources;
+pub mod stats;
 mod sync;
 
 pub use config::Config;

@@ -12,7 +12,9 @@ use crate::cache::{Cache, CachedToken, Hit, Watch};
 use crate::config::{Config, EndpointSource};
 use crate::discovery::Discovery;
 use crate::endpoint::{with_retries, Client, Fetched, NotBefore, Plan};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Status};
+use crate::events::{self, Level};
+use crate::stats::{Counters, Stats};
 use crate::sync::{Mutex, Side};
 
 struct Inner {
@@ -22,6 +24,9 @@ struct Inner {
     cache: Cache,
     /// The token endpoint's last `Retry-After`, honoured across fetches.
     not_before: NotBefore,
+    counters: Arc<Counters>,
+    /// The name shown in stats, metrics and events (the configuration file's name for it).
+    label: once_cell::sync::OnceCell<String>,
 }
 
 /// Every provider made, for the fork handlers (entries of dropped ones are pruned on insert).
@@ -69,6 +74,7 @@ impl Held {
                 d.fork_hold();
             }
             p.client.fork_hold();
+            p.counters.fork_hold();
         }
     }
 
@@ -80,6 +86,7 @@ impl Held {
         for p in self.0.iter().rev() {
             // SAFETY: per the contract, passed through.
             unsafe {
+                p.counters.fork_release(side);
                 p.client.fork_release(side);
                 if let Some(d) = &p.discovery {
                     d.fork_release(side);
@@ -172,6 +179,8 @@ impl Provider {
             discovery,
             cache,
             not_before: NotBefore::default(),
+            counters: Arc::default(),
+            label: once_cell::sync::OnceCell::new(),
         });
         let mut live = LIVE.lock();
         live.retain(|w| w.strong_count() > 0);
@@ -191,6 +200,7 @@ impl Provider {
     pub(crate) fn try_serve<R>(&self, f: impl FnOnce(&Arc<CachedToken>, u64) -> R) -> Option<R> {
         match self.inner.cache.try_hit(f) {
             Hit::Served { value, refresh } => {
+                self.inner.counters.hit();
                 if refresh {
                     self.spawn_refresh();
                 }
@@ -203,7 +213,21 @@ impl Provider {
     /// The slow path: waits for the single in-flight fetch (or runs it) and runs `f` on its token.
     pub(crate) fn serve_blocking<R>(&self, f: impl FnOnce(&CachedToken) -> R) -> Result<R> {
         let inner = &self.inner;
-        let token = inner.cache.get_blocking(|plan| inner.fetch(plan))?;
+        if events::in_hook() {
+            // The hook may run on the thread that is fetching: waiting here could wait forever.
+            return Err(Error::new(
+                Status::WouldBlock,
+                "called from the log callback with no servable token: a fetch cannot be waited for there",
+            ));
+        }
+        RAN_FETCH.with(|r| r.set(false));
+        let result = inner.cache.get_blocking(|plan| inner.fetch(plan, false));
+        if let Err(e) = &result {
+            if RAN_FETCH.with(|r| r.replace(false)) {
+                inner.cooldown_entered(e);
+            }
+        }
+        let token = result?;
         Ok(f(&token))
     }
 
@@ -228,7 +252,10 @@ impl Provider {
         let inner = self.inner.clone();
         let spawned = std::thread::Builder::new()
             .name("credvault-refresh".into())
-            .spawn(move || inner.cache.run_refresh(|plan| inner.fetch(plan)));
+            .spawn(move || {
+                inner.counters.refresh_started();
+                inner.cache.run_refresh(|plan| inner.fetch(plan, true));
+            });
         if spawned.is_err() {
             self.inner.cache.release_claim();
         }
@@ -263,13 +290,17 @@ impl Provider {
 
     /// Drops the cached token (any generation) and ends a cool-down. The next call fetches.
     pub fn invalidate(&self) -> bool {
-        self.inner.cache.invalidate(None)
+        let dropped = self.inner.cache.invalidate(None);
+        self.inner.cooldown_ended("invalidated");
+        dropped
     }
 
     /// Drops the cached token only if it is still the one of `generation`: many callers that saw
     /// the same 401 cause one new fetch, and an already replaced token is left alone.
     pub fn invalidate_generation(&self, generation: u64) -> bool {
-        self.inner.cache.invalidate(Some(generation))
+        let dropped = self.inner.cache.invalidate(Some(generation));
+        self.inner.cooldown_ended("invalidated");
+        dropped
     }
 
     /// Drops the cached token only if it equals `token`.
@@ -288,19 +319,170 @@ impl Provider {
     pub fn schedule(&self) -> Option<(u64, Duration, Duration)> {
         self.inner.cache.schedule_info()
     }
+
+    /// The provider's counters (the C ABI's memo counts its hits there).
+    pub(crate) fn counters(&self) -> &Arc<Counters> {
+        &self.inner.counters
+    }
+
+    /// Names the provider in stats, metrics and events (a configuration file does this).
+    pub(crate) fn set_label(&self, name: &str) {
+        let _ = self.inner.label.set(name.to_string());
+    }
+
+    /// The provider's statistics (see [`Stats`]), named `fallback` if it has no name of its own.
+    pub fn stats_named(&self, fallback: &str) -> Stats {
+        let inner = &self.inner;
+        Stats {
+            name: inner
+                .label
+                .get()
+                .cloned()
+                .unwrap_or_else(|| fallback.to_string()),
+            counters: inner.counters.snapshot(),
+            token_remaining_s: inner
+                .cache
+                .schedule_info()
+                .map(|(_, _, serve)| serve.as_secs_f64()),
+            cooldown_remaining_ms: inner.cache.cooldown_left().map(|d| d.as_millis() as u64),
+        }
+    }
+
+    /// The provider's statistics: counters and the state of its cache. Never a secret or token.
+    pub fn stats(&self) -> Stats {
+        self.stats_named("provider")
+    }
+}
+
+thread_local! {
+    /// Set when this thread ran a foreground fetch (it, not a waiter, reports the cool-down).
+    static RAN_FETCH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 impl Inner {
+    fn label(&self) -> String {
+        self.label
+            .get()
+            .cloned()
+            .unwrap_or_else(|| "provider".into())
+    }
+
     /// One fetch with retries inside the deadline: discover the endpoint if needed, request.
-    fn fetch(&self, plan: Plan) -> Result<Fetched> {
+    /// Counted, and reported to the log hook (no lock is held here).
+    fn fetch(&self, plan: Plan, background: bool) -> Result<Fetched> {
+        if !background {
+            let _ = RAN_FETCH.try_with(|r| r.set(true));
+            self.cooldown_ended("expired");
+        }
+        let kind = if background { "refresh" } else { "fetch" };
+        if events::enabled(Level::Debug) {
+            events::emit(
+                Level::Debug,
+                "fetch_started",
+                &self.label(),
+                serde_json::json!({"kind": kind}),
+            );
+        }
+        let started = Instant::now();
         let result = self.fetch_once(plan);
         self.client.end_fetch();
+        self.counters
+            .fetch_done(result.as_ref().map(|_| ()), background);
+        if events::enabled(Level::Info) {
+            let latency_ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0;
+            let (level, fields) = match &result {
+                Ok(f) => (
+                    Level::Info,
+                    serde_json::json!({"kind": kind, "ok": true,
+                    "latency_ms": latency_ms, "lifetime_s": f.lifetime.as_secs()}),
+                ),
+                Err(e) => (
+                    Level::Warn,
+                    serde_json::json!({"kind": kind, "ok": false,
+                    "latency_ms": latency_ms, "status": e.status().name(), "message": e.message()}),
+                ),
+            };
+            events::emit(level, "fetch_finished", &self.label(), fields);
+        }
+        if let Err(e) = &result {
+            let serving = self
+                .cache
+                .schedule_info()
+                .map(|(_, _, serve)| serve)
+                .filter(|d| !d.is_zero());
+            if let (true, Some(left)) = (background, serving) {
+                events::emit(
+                    Level::Warn,
+                    "refresh_failed",
+                    &self.label(),
+                    serde_json::json!({
+                    "status": e.status().name(), "message": e.message(),
+                    "still_serving_s": left.as_secs()}),
+                );
+            }
+        }
         result
+    }
+
+    fn cooldown_entered(&self, e: &Error) {
+        if let Some(left) = self.cache.cooldown_left() {
+            if !self.counters.set_cooling(true) {
+                events::emit(
+                    Level::Warn,
+                    "cooldown_entered",
+                    &self.label(),
+                    serde_json::json!({
+                    "cooldown_ms": left.as_millis() as u64, "status": e.status().name(),
+                    "message": e.message()}),
+                );
+            }
+        }
+    }
+
+    fn cooldown_ended(&self, reason: &str) {
+        if self.counters.set_cooling(false) {
+            events::emit(
+                Level::Info,
+                "cooldown_ended",
+                &self.label(),
+                serde_json::json!({"reason": reason}),
+            );
+        }
     }
 
     fn fetch_once(&self, plan: Plan) -> Result<Fetched> {
         let deadline = plan.deadline;
+        let mut attempts = 0u32;
+        let mut last: Option<(Status, String)> = None;
         with_retries(deadline, plan.backoff, &self.not_before, |remaining| {
+            attempts += 1;
+            if let Some((status, message)) = last.take() {
+                self.counters.retried();
+                events::emit(
+                    Level::Info,
+                    "retry",
+                    &self.label(),
+                    serde_json::json!({
+                    "attempt": attempts, "reason_status": status.name(), "reason": message,
+                    "remaining_ms": remaining.as_millis() as u64}),
+                );
+            }
+            let r = self.attempt(&deadline, remaining);
+            if let Err(f) = &r {
+                last = Some((f.error.status(), f.error.message().to_string()));
+            }
+            r
+        })
+    }
+
+    /// One token request (with discovery first if the endpoint is an issuer's).
+    fn attempt(
+        &self,
+        deadline: &Instant,
+        remaining: Duration,
+    ) -> std::result::Result<Fetched, crate::endpoint::Failed> {
+        let deadline = *deadline;
+        {
             let timeout = remaining.min(self.config.timeout);
             let url = match (&self.discovery, &self.config.endpoint) {
                 (Some(d), _) => d.token_endpoint(&self.client, timeout)?,
@@ -313,6 +495,6 @@ impl Inner {
                 .saturating_duration_since(Instant::now())
                 .min(self.config.timeout);
             self.client.request_token(&self.config, &url, timeout)
-        })
+        }
     }
 }

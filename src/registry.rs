@@ -87,6 +87,33 @@ pub fn remove(handle: u64) -> Option<Provider> {
     provider
 }
 
+/// Every live provider with its handle (for statistics over all of them).
+fn all() -> Vec<(u64, Provider)> {
+    let slab = REGISTRY.read();
+    slab.entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| {
+            e.provider
+                .as_ref()
+                .map(|p| (((e.generation as u64) << 32) | i as u64, p.clone()))
+        })
+        .collect()
+}
+
+/// The statistics of one registered provider (`vault_stats_json`); `None` for a dead handle.
+pub fn stats_of(handle: u64) -> Option<crate::stats::Stats> {
+    get(handle).map(|p| p.stats_named(&format!("handle:{handle}")))
+}
+
+/// The statistics of every registered provider, by handle.
+pub fn stats_all() -> Vec<(u64, crate::stats::Stats)> {
+    all()
+        .into_iter()
+        .map(|(h, p)| (h, p.stats_named(&format!("handle:{h}"))))
+        .collect()
+}
+
 /// Puts `provider` in the place of the provider of `handle`, which keeps its handle (a configuration
 /// reload with new settings). The old provider is retired, so no thread's memo serves its token
 /// again; calls already running on it finish with their own reference. Returns it, or `None` if

@@ -1,0 +1,150 @@
+//! The operator calls of the C ABI: vault_load_config, vault_provider_by_name,
+//! vault_reload_config, vault_stats_json, vault_stats_all_json, vault_metrics_prometheus and
+//! vault_set_log_callback, as a C host calls them (through the `extern "C"` functions).
+
+mod common;
+
+use std::ffi::{c_char, c_void, CStr, CString};
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Mutex;
+
+use common::Idp;
+use credvault::ffi::*;
+use credvault::Status;
+use serde_json::{json, Value};
+
+static EVENTS: Mutex<Vec<(i32, String)>> = Mutex::new(Vec::new());
+
+unsafe extern "C" fn record(userdata: *mut c_void, level: i32, event: *const c_char) {
+    assert_eq!(userdata as usize, 0xC0FFEE, "userdata passed through");
+    // SAFETY: the library passes a NUL-terminated string valid during the call.
+    let text = unsafe { CStr::from_ptr(event) }
+        .to_str()
+        .unwrap()
+        .to_string();
+    EVENTS.lock().unwrap().push((level, text));
+}
+
+fn take_string(p: *mut c_char) -> String {
+    assert!(!p.is_null());
+    // SAFETY: a string returned by the library, freed once.
+    unsafe {
+        let s = CStr::from_ptr(p).to_str().unwrap().to_string();
+        vault_string_free(p);
+        s
+    }
+}
+
+#[test]
+fn config_stats_metrics_and_log_callback_through_the_c_abi() {
+    let idp = Idp::start();
+    let dir = std::env::temp_dir().join(format!("credvault-opsffi-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret_path = dir.join("vgs.secret");
+    std::fs::write(&secret_path, "demo-vgs-secret\n").unwrap();
+    std::fs::set_permissions(&secret_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let cfg_path = dir.join("credvault.json");
+    let write_cfg = |extra: bool| {
+        let mut providers = json!({"vgs-eu": {"preset": "vgs",
+            "token_url": idp.url("/vgs/auth/realms/vgs/protocol/openid-connect/token"),
+            "client_id": "demo-vgs-client", "client_secret": {"file": secret_path}}});
+        if extra {
+            providers["partner"] = json!({"preset": "vipps-partner",
+                "token_url": idp.url("/vipps/miami/v1/token"),
+                "client_id": "demo-partner-client", "client_secret": "demo-partner-secret"});
+        }
+        std::fs::write(&cfg_path, json!({ "providers": providers }).to_string()).unwrap();
+    };
+    write_cfg(false);
+    let path = CString::new(cfg_path.to_str().unwrap()).unwrap();
+
+    // SAFETY: every pointer is NULL or valid, every string NUL-terminated.
+    unsafe {
+        assert_eq!(
+            vault_set_log_callback(Some(record), 20, 0xC0FFEE as *mut c_void),
+            Status::Ok
+        );
+        assert_eq!(vault_load_config(path.as_ptr()), Status::Ok);
+        let h = vault_provider_by_name(c"vgs-eu".as_ptr());
+        assert_ne!(h, 0);
+        assert_eq!(vault_provider_by_name(c"nope".as_ptr()), 0);
+        assert_eq!(vault_provider_by_name(std::ptr::null()), 0);
+        assert_eq!(vault_last_status(), Status::InvalidArgument);
+
+        for _ in 0..3 {
+            let t = vault_get_token(h);
+            assert!(!t.is_null());
+            vault_token_free(t);
+        }
+        let stats: Value = serde_json::from_str(&take_string(vault_stats_json(h))).unwrap();
+        assert_eq!(stats["provider"], "vgs-eu");
+        assert_eq!(stats["tokens_fetched"], 1);
+        assert_eq!(
+            stats["cache_hits"], 2,
+            "C ABI hits are counted, memo hits included"
+        );
+        assert!(stats["token_remaining_s"].as_f64().unwrap() > 0.0);
+        assert!(vault_stats_json(12345).is_null());
+        assert_eq!(vault_last_status(), Status::InvalidHandle);
+
+        write_cfg(true);
+        assert_eq!(vault_reload_config(), Status::Ok);
+        assert_eq!(
+            vault_provider_by_name(c"vgs-eu".as_ptr()),
+            h,
+            "unchanged: same handle"
+        );
+        assert_ne!(vault_provider_by_name(c"partner".as_ptr()), 0);
+        let all: Value = serde_json::from_str(&take_string(vault_stats_all_json())).unwrap();
+        let names: Vec<&str> = all["providers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["provider"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"vgs-eu") && names.contains(&"partner"),
+            "{names:?}"
+        );
+
+        let metrics = take_string(vault_metrics_prometheus());
+        assert!(
+            metrics.contains("credvault_tokens_fetched_total{provider=\"vgs-eu\"} 1"),
+            "{metrics}"
+        );
+
+        std::fs::write(&cfg_path, "{ broken").unwrap();
+        assert_eq!(vault_reload_config(), Status::InvalidConfig);
+        let msg = CStr::from_ptr(vault_last_error()).to_str().unwrap();
+        assert!(msg.contains("not valid JSON"), "{msg}");
+        assert_eq!(
+            vault_provider_by_name(c"vgs-eu".as_ptr()),
+            h,
+            "a broken file changes nothing"
+        );
+
+        assert_eq!(
+            vault_set_log_callback(None, 0, std::ptr::null_mut()),
+            Status::Ok
+        );
+    }
+    let events = EVENTS.lock().unwrap().clone();
+    let kinds: Vec<Value> = events
+        .iter()
+        .map(|(_, t)| serde_json::from_str::<Value>(t).unwrap())
+        .collect();
+    assert!(events.iter().all(|(l, _)| *l >= 20), "min level honoured");
+    assert!(kinds
+        .iter()
+        .any(|e| e["event"] == "fetch_finished" && e["provider"] == "vgs-eu"));
+    assert!(kinds
+        .iter()
+        .any(|e| e["event"] == "config_reloaded" && e["ok"] == false));
+    assert!(
+        !kinds.iter().any(|e| e["event"] == "fetch_started"),
+        "debug events filtered"
+    );
+    let all = format!("{events:?}");
+    assert!(!all.contains("demo-vgs-secret") && !all.contains("demo-partner-secret"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
