@@ -720,7 +720,7 @@ proptest! {
         prop_assert!(!p.is_null());
         // SAFETY: a static NUL-terminated string.
         let name = unsafe { CStr::from_ptr(p) }.to_str().unwrap();
-        let known = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 99].contains(&status);
+        let known = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 99].contains(&status);
         if known {
             prop_assert!(name.starts_with("VAULT_STATUS_") && name != "VAULT_STATUS_UNKNOWN", "{}", name);
         } else {
