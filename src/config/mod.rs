@@ -8,6 +8,7 @@
 mod fields;
 mod presets;
 mod schema;
+mod strict;
 mod transport;
 mod urls;
 
@@ -31,14 +32,7 @@ pub use urls::{check_url, is_loopback_host};
 impl Config {
     /// Parses and validates a provider configuration.
     pub fn from_json(json: &str) -> Result<Config> {
-        let mut tree = WipedValue(serde_json::from_str(json).map_err(|e| {
-            Error::config(format!(
-                "config is not valid JSON ({:?} error at line {}, column {})",
-                e.classify(),
-                e.line(),
-                e.column()
-            ))
-        })?);
+        let mut tree = WipedValue(parse_json(json)?);
         let obj = match &mut tree.0 {
             Value::Object(map) => map,
             _ => return Err(Error::config("config must be a JSON object")),
@@ -88,6 +82,33 @@ impl Config {
             refresh,
             transport,
         })
+    }
+}
+
+/// The JSON text as a value; an object naming a key twice is refused (see [`strict`]). Messages
+/// give the position, never serde's text (which quotes the input).
+fn parse_json(json: &str) -> Result<Value> {
+    match serde_json::from_str::<strict::Strict>(json) {
+        Ok(strict::Strict(v)) => Ok(v),
+        Err(e) if e.classify() == serde_json::error::Category::Data => {
+            // Our own message: the duplicated key's name (cleaned), then serde's position.
+            let msg = e.to_string();
+            let key = msg
+                .strip_prefix(strict::DUPLICATE)
+                .and_then(|rest| rest.split(" at line ").next())
+                .unwrap_or("?");
+            Err(Error::config(format!(
+                "config: key {key} is given twice (line {}, column {}); give each key once",
+                e.line(),
+                e.column()
+            )))
+        }
+        Err(e) => Err(Error::config(format!(
+            "config is not valid JSON ({:?} error at line {}, column {})",
+            e.classify(),
+            e.line(),
+            e.column()
+        ))),
     }
 }
 
@@ -296,6 +317,37 @@ mod tests {
         assert!(m.starts_with("client_key_file: "), "{m}");
         assert!(m.ends_with("… holds no PEM private key"), "{m}");
         assert!(m.chars().count() < 260, "{m}");
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
+    fn duplicated_keys_are_refused() {
+        // Issue 18 item 5: decided to refuse (serde_json would keep the last one silently).
+        let m = err(
+            r#"{"token_url":"https://x/t","client_id":"abc","client_secret":"first-secret-value","client_secret":"second-secret-value"}"#,
+        );
+        assert!(
+            m.starts_with("config: key `client_secret` is given twice (line 1, column"),
+            "{m}"
+        );
+        assert!(!m.contains("secret-value"), "{m}");
+        // In the headers object too (exact duplicates; differing case is refused later).
+        let m = err(
+            r#"{"token_url":"https://x/t","client_id":"abc","client_secret":"s","headers":{"X-A":"1","X-A":"2"}}"#,
+        );
+        assert!(m.contains("key `X-A` is given twice"), "{m}");
+        // Keys are case-sensitive: Client_ID is an unknown key, not a duplicate of client_id.
+        let m = err(
+            r#"{"token_url":"https://x/t","client_id":"abc","client_secret":"s","Client_ID":"abc"}"#,
+        );
+        assert!(m.starts_with("unknown key `Client_ID`"), "{m}");
+        // Numbers, arrays, nesting and null still parse as before.
+        let c = Config::from_json(
+            r#"{"token_url":"https://x/t","client_id":"abc","client_secret":"s","timeout_ms":2500,"refresh_ratio":0.5,"scope":null}"#,
+        )
+        .unwrap();
+        assert_eq!(c.timeout, std::time::Duration::from_millis(2500));
+        assert_eq!(c.refresh.refresh_ratio, 0.5);
     }
 
     #[test]
