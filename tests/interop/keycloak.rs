@@ -226,6 +226,19 @@ fn keycloak_vgs_preset() {
     let again = token_ok(&p);
     assert_eq!(again.generation(), t.generation());
     assert!(rec.take(TOKEN_PATH).is_empty());
+
+    // The preset with Basic instead: the preset's Basic encoding must be the one Keycloak
+    // decodes (RFC 6749 2.3.1), or this +/=& secret is refused.
+    let p = provider(json!({
+        "preset": "vgs",
+        "token_url": token_url(&rec),
+        "client_id": "cv-vgs-preset",
+        "client_secret": secret,
+        "auth_method": "client_secret_basic",
+    }));
+    let t = token_ok(&p);
+    check_wire(&rec, "cv-vgs-preset", &secret, "client_secret_basic", 200);
+    assert_keycloak_active_for(&introspect_via(&rec, t.secret()), "cv-vgs-preset");
 }
 
 #[test]
@@ -441,14 +454,14 @@ fn c_token(handle: u64, blocking: bool) -> Result<Zeroizing<String>, (Status, St
 #[test]
 #[ignore = "needs the interop servers: bash tests/interop/run.sh"]
 fn keycloak_refresh_ahead_of_expiry() {
-    // Keycloak issues 20-second tokens to this client; credvault is told to refresh at half the
+    // Keycloak issues 30-second tokens to this client; credvault is told to refresh at half the
     // lifetime Keycloak states (no jitter). After the first token, the test only calls
     // `vault_try_get_token_into`, which never fetches on the caller's thread and answers
     // WOULD_BLOCK when no servable token is cached: so a new token showing up proves a
     // background refresh, and never seeing WOULD_BLOCK proves it came before the old token
     // stopped being servable. Keycloak's clock then confirms it was issued before the old one
     // expired.
-    const LIFESPAN: u64 = 20;
+    const LIFESPAN: u64 = 30;
     let kc = kc();
     let rec = Recorder::start(&kc.base);
     let secret = kc.client("cv-refresh", LIFESPAN as u32, false);
