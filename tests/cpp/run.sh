@@ -141,6 +141,34 @@ echo "pkg-config: $(pkg-config --modversion credvault): $(pkg-config --cflags --
 printf 'installed: %s (%s bytes; %s bytes before stripping)\n' "libcredvault.so.0.1.0" \
     "$(stat -c %s "$L/libcredvault.so.0.1.0")" "$(stat -c %s "$LIB/libcredvault.so")"
 
+step "CMake package: COMPONENTS static, and version compatibility"
+PKG="$OUT/cmake-package"
+rm -rf "$PKG"
+mkdir -p "$PKG/src"
+cp "$OUT/header/twice.c" "$PKG/src/main.c"
+cat > "$PKG/src/CMakeLists.txt" <<'EOF'
+cmake_minimum_required(VERSION 3.16)
+project(credvault_package_check LANGUAGES C)
+find_package(credvault 0.1 CONFIG REQUIRED COMPONENTS static)
+find_package(credvault 1.0 CONFIG QUIET)
+if(credvault_FOUND)
+  message(FATAL_ERROR "credvault 0.1 accepted a request for version 1.0")
+endif()
+add_executable(check main.c)
+target_link_libraries(check PRIVATE credvault::credvault)
+EOF
+cmake -S "$PKG/src" -B "$PKG/build" -DCMAKE_PREFIX_PATH="$PREFIX" >"$PKG/configure.log" || {
+    cat "$PKG/configure.log" >&2
+    exit 1
+}
+cmake --build "$PKG/build" >/dev/null
+if readelf -d "$PKG/build/check" | grep 'NEEDED.*libcredvault' >/dev/null; then
+    echo "COMPONENTS static linked the shared library" >&2
+    exit 1
+fi
+"$PKG/build/check" || { echo "the statically linked check program failed" >&2; exit 1; }
+echo "ok (static through COMPONENTS; 1.0 refused)"
+
 step "C++ tests: a fresh CMake build against the installed package, run with ctest"
 BUILD="$OUT/build"
 rm -rf "$BUILD"

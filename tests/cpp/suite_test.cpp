@@ -335,3 +335,38 @@ TEST_F(Wrapper, SixteenThreadsOneProviderOneTokenRequest)
         credvault::detail::wipe(s.data(), s.size());
     }
 }
+
+TEST_F(Wrapper, SixteenThreadsReportingOne401CauseOneFetch)
+{
+    std::string id;
+    const Provider p = fresh(&id, "threads401");
+    constexpr int kThreads = 16;
+    SecretString first = p.token();
+    std::atomic<int> failures{0};
+    std::atomic<int> arrived{0};
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kThreads; ++i) {
+        threads.emplace_back([&] {
+            ErrorInfo err;
+            SecretString s;
+            // Each thread got the (cached) first token and the API refused it...
+            if (p.token(s, err) != Status::ok || s.reveal() != first.reveal()) {
+                failures.fetch_add(1);
+            }
+            arrived.fetch_add(1);
+            while (arrived.load() < kThreads) {
+                std::this_thread::yield();
+            }
+            // ...so each one invalidates the token it holds, and asks again.
+            if (p.invalidate(s, err) != Status::ok || p.token(s, err) != Status::ok ||
+                s.reveal() == first.reveal()) {
+                failures.fetch_add(1);
+            }
+        });
+    }
+    for (auto &t : threads) {
+        t.join();
+    }
+    EXPECT_EQ(failures.load(), 0);
+    EXPECT_EQ(Idp::get().tokens_issued(id), 2); // the first token and one replacement
+}
