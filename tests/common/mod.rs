@@ -11,6 +11,75 @@ use std::thread;
 
 use serde_json::Value;
 
+/// Every event the library reports while a test binary runs is checked against the secrets its
+/// identity providers know: each Idp installs a log hook (once per process) for the whole run of
+/// the refresh, error, dialect, TLS and other tests, and asserts when it is dropped that no event
+/// carried a secret or a token (issue 14: values that could carry one are removed at the source).
+/// A test that installs a hook of its own replaces this one.
+static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+/// Events seen, and events that held a secret or a token-shaped value.
+static SEEN: AtomicUsize = AtomicUsize::new(0);
+static LEAKED: AtomicUsize = AtomicUsize::new(0);
+
+/// The demo clients' secrets (see tools/idp).
+const DEMO_SECRETS: &[&str] = &[
+    "demo-vitesse-secret",
+    "demo-apiture-secret",
+    "demo-vipps-secret",
+    "demo-vipps-subscription-key",
+    "demo-partner-secret",
+    "demo-vgs-secret",
+    "demo: secret+with%odd chars",
+];
+
+/// Whether `event` holds a known secret or something shaped like an idp token (43 base64url
+/// characters in a row: the idp's tokens are 32 random bytes so encoded).
+fn holds_secret(event: &str) -> bool {
+    let secrets = SECRETS.lock().unwrap_or_else(|e| e.into_inner());
+    if DEMO_SECRETS
+        .iter()
+        .copied()
+        .chain(secrets.iter().map(String::as_str))
+        .any(|s| s.len() >= 6 && event.contains(s))
+    {
+        return true;
+    }
+    let mut run = 0;
+    event.chars().any(|c| {
+        run = if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            run + 1
+        } else {
+            0
+        };
+        run >= 43
+    })
+}
+
+fn watch_events() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        credvault::events::set_hook(
+            Some(Box::new(|_, event: &str| {
+                SEEN.fetch_add(1, Ordering::Relaxed);
+                if holds_secret(event) {
+                    LEAKED.fetch_add(1, Ordering::Relaxed);
+                }
+            })),
+            credvault::events::Level::Debug,
+        );
+    });
+}
+
+/// Panics if any event so far held a secret or a token; returns how many events were checked.
+pub fn assert_events_hold_no_secret() -> usize {
+    assert_eq!(
+        LEAKED.load(Ordering::Relaxed),
+        0,
+        "an event reported to the log hook held a secret or a token"
+    );
+    SEEN.load(Ordering::Relaxed)
+}
+
 /// A running `credvault idp`, killed when dropped (and exiting by itself if we die: its stdin
 /// is a pipe from us and it runs with `--exit-on-stdin-eof`).
 pub struct Idp {
@@ -34,6 +103,7 @@ impl Idp {
     /// Starts an idp; its admin API is reached trusting `ca_pem` (a PEM file) and presenting
     /// `client` (certificate and key PEM files) when given.
     pub fn start_tls(extra: &[&str], ca_pem: Option<&str>, client: Option<(&str, &str)>) -> Idp {
+        watch_events();
         let mut child = Command::new(env!("CARGO_BIN_EXE_credvault"))
             .arg("idp")
             .arg("--exit-on-stdin-eof")
@@ -113,6 +183,14 @@ impl Idp {
 
     /// Registers a client (see the idp's doc for the object).
     pub fn add_client(&self, client: Value) {
+        for key in ["client_secret", "subscription_key"] {
+            if let Some(s) = client[key].as_str() {
+                SECRETS
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(s.to_string());
+            }
+        }
         self.admin("POST", "/_idp/clients", Some(client));
     }
 
@@ -156,6 +234,9 @@ impl Drop for Idp {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if !thread::panicking() {
+            assert_events_hold_no_secret();
+        }
     }
 }
 
