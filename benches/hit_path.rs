@@ -17,6 +17,8 @@
 //!   median and quartiles of the per-round ratio to the floor. On a shared machine this ratio is
 //!   far steadier than one computed from two criterion groups measured seconds apart. It runs
 //!   with no filter or with the filter `paired` (`cargo bench --bench hit_path -- paired`).
+//!   It also times, interleaved the same way, an uncontended read lock and unlock of parking_lot's
+//!   `RwLock` and of std's (what `src/sync.rs` uses since issue 9.1).
 //!
 //! The token comes from a local `credvault idp` (generic `oauth` dialect, `POST /oauth/token`,
 //! client registered with `token_bytes: 768` so tokens are 1024 characters, lifetime 3600 s): it is
@@ -194,6 +196,17 @@ fn breakdown(c: &mut Criterion) {
     g.bench_function("rwlock_read_uncontended", |b| {
         b.iter(|| black_box(*black_box(&lock).read()))
     });
+    // The library's read lock since issue 9.1 (src/sync.rs): std's futex RwLock<()> with the data
+    // beside it; this is the same read and unlock.
+    let std_lock = std::sync::RwLock::new(());
+    g.bench_function("std_rwlock_read_uncontended", |b| {
+        b.iter(|| {
+            let g = black_box(&std_lock)
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            black_box(&g);
+        })
+    });
     // guard(): catch_unwind around a closure that does not panic.
     g.bench_function("catch_unwind", |b| {
         b.iter(|| std::panic::catch_unwind(|| black_box(1u32)).unwrap())
@@ -239,7 +252,13 @@ fn paired_ratio() {
         "vault_get_token+free",
         "vault_get_token_into",
         "vault_get_authorization+free",
+        "parking_lot RwLock read",
+        "std RwLock read (src/sync.rs)",
     ];
+    // The cache state's read lock before and after issue 9.1 (a memo miss and the Rust API take it).
+    let pl_lock = parking_lot::RwLock::new(0u64);
+    let std_lock = std::sync::RwLock::new(());
+    let std_data = 0u64;
     let mut block = |kind: usize| -> f64 {
         let t0 = Instant::now();
         for _ in 0..BLOCK {
@@ -259,7 +278,17 @@ fn paired_ratio() {
                             0,
                         ));
                     }
-                    _ => vault_token_free(black_box(vault_get_authorization(black_box(h)))),
+                    3 => vault_token_free(black_box(vault_get_authorization(black_box(h)))),
+                    4 => {
+                        black_box(*black_box(&pl_lock).read());
+                    }
+                    _ => {
+                        let g = black_box(&std_lock)
+                            .read()
+                            .unwrap_or_else(|e| e.into_inner());
+                        black_box(black_box(&std_data));
+                        drop(g);
+                    }
                 }
             }
         }

@@ -11,11 +11,13 @@ cargo build --release --quiet
 gcc -std=gnu11 -Wall -Wextra -Werror -O1 -I include tests/c/memscan.c \
   -L target/release -lcredvault -Wl,-rpath,"$root/target/release" -o "$out/memscan"
 
-secret="$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+# 31 random bytes: a 62-character secret, and 59-byte tokens: 79 characters. Both end in a long
+# partial AES block (14 and 15 bytes), for the stack residue measurement in memscan.c.
+secret="$(head -c 31 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 client="memscan-client"
 umask 077
 printf '%s' "$secret" > "$out/secret"
-printf '[{"dialect":"oauth","client_id":"%s","client_secret":"%s","token_bytes":48}]' "$client" "$secret" > "$out/clients.json"
+printf '[{"dialect":"oauth","client_id":"%s","client_secret":"%s","token_bytes":59}]' "$client" "$secret" > "$out/clients.json"
 unset secret
 
 run_idp() {  # starts the idp with extra args; sets idp_pid and idp_base
