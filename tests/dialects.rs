@@ -15,6 +15,21 @@ fn err_of(p: &Provider) -> credvault::Error {
     p.token().expect_err("expected the fetch to fail")
 }
 
+/// The error of a fetch against a fault that stays until cleared. Such a fetch is retried until
+/// its deadline, and when the deadline cuts the last attempt short its error is that attempt's
+/// `Timeout` rather than the fault's (endpoint::with_retries); so up to three fetches are made
+/// and the first that is not such a `Timeout` is returned.
+fn err_of_lasting_fault(p: &Provider) -> credvault::Error {
+    let mut e = err_of(p);
+    for _ in 0..2 {
+        if e.status() != Status::Timeout {
+            break;
+        }
+        e = err_of(p);
+    }
+    e
+}
+
 /// Gets a token twice (the second from cache) and checks the idp issued exactly one.
 fn fetch_and_cache(idp: &Idp, p: &Provider) -> String {
     let before = idp.tokens_issued();
@@ -85,6 +100,34 @@ fn apiture_discovery_and_basic_auth() {
     assert!(p.invalidate());
     p.token().unwrap();
     assert_eq!(idp.stats()["discovery_requests"], 1);
+}
+
+#[test]
+fn rfc8414_fallback_only_on_404() {
+    // Issue 18 item 5: any answer but 404 from openid-configuration is the answer (a 500 is
+    // retried, then reported); only a 404 sends discovery on to the RFC 8414 document.
+    let idp = Idp::start();
+    idp.fault(
+        json!({"path": "/rfc8414/.well-known/openid-configuration", "status": 500,
+        "count": 0}),
+    );
+    let p = provider(
+        json!({"issuer": idp.url("/rfc8414"), "client_id": "demo-oauth-client",
+        "client_secret": "demo: secret+with%odd chars", "deadline_ms": 1000, "cooldown_ms": 0}),
+    );
+    let e = err_of(&p);
+    assert!(e.message().contains("openid-configuration"), "{e}");
+    let stats = idp.stats();
+    let by_path = &stats["by_path"];
+    assert!(
+        by_path
+            .get("/.well-known/oauth-authorization-server/rfc8414")
+            .is_none(),
+        "no RFC 8414 request after a 500: {stats}"
+    );
+    assert_eq!(idp.tokens_issued(), 0);
+    idp.clear_faults();
+    fetch_and_cache(&idp, &p);
 }
 
 #[test]
@@ -337,13 +380,13 @@ fn malformed_200_responses_say_what_was_wrong() {
     ] {
         idp.clear_faults();
         idp.fault(json!({"path": "/oauth/token", "kind": kind, "count": 0}));
-        let e = err_of(&p);
+        let e = err_of_lasting_fault(&p);
         assert_eq!(e.status(), Status::MalformedResponse, "{kind}: {e}");
         assert!(e.message().contains(needle), "{kind}: {e}");
     }
     idp.clear_faults();
     idp.fault(json!({"path": "/oauth/token", "kind": "huge", "size": 2 << 20, "count": 0}));
-    let e = err_of(&p);
+    let e = err_of_lasting_fault(&p);
     assert_eq!(e.status(), Status::MalformedResponse, "{e}");
     assert!(e.message().contains("1 MiB"), "{e}");
     idp.clear_faults();
@@ -486,11 +529,11 @@ fn hostile_endpoints_hit_limits_not_the_host() {
     // 10 MiB: refused at the 1 MiB limit. 100000 nested arrays: refused, no stack overflow.
     // Both are retried like any 200 that is not a token: the faults stay until cleared.
     idp.fault(json!({"path": "/oauth/token", "kind": "huge", "count": 0}));
-    let e = err_of(&p);
+    let e = err_of_lasting_fault(&p);
     assert_eq!(e.status(), Status::MalformedResponse, "{e}");
     idp.clear_faults();
     idp.fault(json!({"path": "/oauth/token", "kind": "nested", "count": 0}));
-    let e = err_of(&p);
+    let e = err_of_lasting_fault(&p);
     assert_eq!(e.status(), Status::MalformedResponse, "{e}");
     idp.clear_faults();
     p.token().expect("and the provider still works afterwards");

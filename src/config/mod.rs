@@ -51,10 +51,7 @@ impl Config {
             .ok_or_else(|| Error::config("client_secret: required"))?;
         check_text("client_secret", client_secret.expose(), MAX_SECRET)?;
         let (auth_method, basic_encoding) = read_auth(obj, preset, &client_id)?;
-        let scope = match opt_str(obj, "scope")? {
-            Some(s) => Some(check_scope(&s)?),
-            None => preset.and_then(|p| p.scope).map(str::to_string),
-        };
+        let scope = read_scope(obj, preset, auth_method)?;
         let headers = read_headers(obj, auth_method)?;
         let timeout =
             Duration::from_millis(opt_u64(obj, "timeout_ms", 1, 120_000)?.unwrap_or(5_000));
@@ -205,6 +202,23 @@ fn read_auth(
         ));
     }
     Ok((auth_method, basic_encoding))
+}
+
+/// `scope`, else the preset's. With `auth_method` `headers` the request has no body, so no scope
+/// is sent: a `scope` given with it is refused rather than silently dropped.
+fn read_scope(
+    obj: &mut Map<String, Value>,
+    preset: Option<&'static Preset>,
+    auth_method: AuthMethod,
+) -> Result<Option<String>> {
+    match (opt_str(obj, "scope")?, auth_method) {
+        (Some(_), AuthMethod::Headers) => Err(Error::config(
+            "scope: cannot be sent with auth_method headers (that request has no body); remove scope or use client_secret_basic or client_secret_post",
+        )),
+        (Some(s), _) => Ok(Some(check_scope(&s)?)),
+        (None, AuthMethod::Headers) => Ok(None),
+        (None, _) => Ok(preset.and_then(|p| p.scope).map(str::to_string)),
+    }
 }
 
 /// The cache's timing keys, each defaulting to [`RefreshPolicy::default`].
@@ -382,6 +396,13 @@ mod tests {
         ] {
             assert!(check_url("token_url", ok).is_ok(), "{ok}");
         }
+        // The whole of 127.0.0.0/8 is loopback, and the message says so.
+        assert!(check_url("token_url", "http://127.10.20.30:8080/t").is_ok());
+        let m = check_url("token_url", "http://10.0.0.1/t")
+            .unwrap_err()
+            .message()
+            .to_string();
+        assert!(m.contains("(127.0.0.0/8, ::1, localhost)"), "{m}");
         for bad in [
             "http://example.com/t",
             "http://127.0.0.1.nip.io/t",
@@ -489,6 +510,88 @@ mod tests {
         // Other headers are not bound by it, nor is a header merely named like the prefix.
         Config::from_json(&cfg("X-Vipps-System-Name", 31)).unwrap();
         Config::from_json(&cfg("Vipps-System", 31)).unwrap();
+    }
+
+    /// Issue 18 item 5: the ranges and whole-number rule of every numeric key, as the README's
+    /// configuration section lists them.
+    #[test]
+    #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
+    fn numeric_keys_take_the_documented_ranges() {
+        let cfg = |key: &str, v: serde_json::Value| {
+            serde_json::json!({"token_url": "https://x/t", "client_id": "abc",
+                "client_secret": "s", key: v})
+            .to_string()
+        };
+        let whole: [(&str, u64, u64); 6] = [
+            ("timeout_ms", 1, 120_000),
+            ("deadline_ms", 1, 600_000),
+            ("expiry_margin_ms", 0, 3_600_000),
+            ("default_lifetime_s", 1, 86_400),
+            ("cooldown_ms", 0, 600_000),
+            ("discovery_ttl_s", 1, 604_800),
+        ];
+        for (key, min, max) in whole {
+            for ok in [min, max] {
+                Config::from_json(&cfg(key, ok.into())).unwrap();
+            }
+            let rule = format!("{key}: must be a whole number from {min} to {max}");
+            for bad in [
+                serde_json::json!(max + 1),
+                serde_json::json!(1.5),
+                serde_json::json!(-1),
+                serde_json::json!("10"),
+            ] {
+                assert_eq!(err(&cfg(key, bad.clone())), rule, "{key} {bad}");
+            }
+            if min > 0 {
+                assert_eq!(err(&cfg(key, (min - 1).into())), rule, "{key}");
+            }
+        }
+        for (key, min, max) in [("refresh_ratio", 0.1, 0.95), ("refresh_jitter", 0.0, 0.25)] {
+            for ok in [min, max] {
+                Config::from_json(&cfg(key, ok.into())).unwrap();
+            }
+            let rule = format!("{key}: must be a number from {min} to {max}");
+            for bad in [min - 0.01, max + 0.01] {
+                assert_eq!(err(&cfg(key, bad.into())), rule, "{key} {bad}");
+            }
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
+    fn scope_with_headers_auth_is_refused() {
+        // Issue 18 item 5: the headers request has no body, so a scope would be dropped silently.
+        let m = err(
+            r#"{"preset":"vipps-test","client_id":"c","client_secret":"s","scope":"API","headers":{"Ocp-Apim-Subscription-Key":"k"}}"#,
+        );
+        assert!(
+            m.starts_with("scope: cannot be sent with auth_method headers"),
+            "{m}"
+        );
+        // A preset's default scope is dropped when the user switches to headers (nothing sent).
+        let c = Config::from_json(
+            r#"{"preset":"vitesse-uk","auth_method":"headers","client_id":"client-1","client_secret":"secret-1"}"#,
+        )
+        .unwrap();
+        assert_eq!(c.scope, None);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
+    fn preset_rules_apply_after_a_url_override() {
+        // Issue 18 item 5: overriding the endpoint (a sandbox, a local test server) keeps the rules.
+        let m = err(
+            r#"{"preset":"vitesse-uk","token_url":"http://127.0.0.1:1/t","client_id":"abc","client_secret":"secret-1"}"#,
+        );
+        assert!(m.contains("client_id") && m.contains("6 to 100"), "{m}");
+        let m = err(
+            r#"{"preset":"vipps","token_url":"http://127.0.0.1:1/t","client_id":"c","client_secret":"s"}"#,
+        );
+        assert!(m.contains("Ocp-Apim-Subscription-Key"), "{m}");
+        // Merchant-Serial-Number is optional, and checked when present.
+        let ok = r#"{"preset":"vipps","token_url":"http://127.0.0.1:1/t","client_id":"c","client_secret":"s","headers":{"Ocp-Apim-Subscription-Key":"k"}}"#;
+        Config::from_json(ok).unwrap();
     }
 
     #[test]

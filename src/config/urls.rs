@@ -49,7 +49,7 @@ pub fn check_url(key: &str, url: &str) -> Result<String> {
         Some("http") if is_loopback_host(host) => {}
         Some("http") => {
             return Err(Error::config(format!(
-                "{key}: plain http:// is allowed only for loopback hosts (127.0.0.1, ::1, localhost); use https://"
+                "{key}: plain http:// is allowed only for loopback hosts (127.0.0.0/8, ::1, localhost); use https://"
             )))
         }
         _ => return Err(Error::config(format!("{key}: scheme must be https (or http for loopback)"))),
