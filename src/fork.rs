@@ -26,7 +26,7 @@
 //! 3. the list of live providers (`provider`);
 //! 4. the handle table (`registry`), held for writing;
 //! 5. each live provider, in list order: its cache's `flight`, then its `state` (for writing),
-//!    then its discovery cache, then its HTTP agent slot;
+//!    then its discovery cache, then its HTTP agent slot, then its counters' last error (`stats`);
 //! 6. the sealing key slot (`secret`).
 //!
 //! The nestings that exist: the configuration file then the handle table (`configfile::apply`
