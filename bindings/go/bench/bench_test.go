@@ -4,7 +4,9 @@
 //	cargo build --release
 //	cd bindings/go && go test ./bench -run '^$' -bench . -benchmem
 //
-// BenchmarkCachedToken: one Token() call with a token cached (ns/op). BenchmarkRefreshBoundary:
+// Clients: credvault (Provider.Token), x-oauth2 (clientcredentials.Config.TokenSource, shared),
+// credvault-oauth2src (oauth2src.TokenSource under oauth2.ReuseTokenSource, as oauth2.NewClient
+// uses it). BenchmarkCachedToken: one Token() call with a token cached (ns/op). BenchmarkRefreshBoundary:
 // the refresh-under-load scenario of benches/refresh_stall (token life 15 s, token endpoint
 // latency 300 ms, 8 goroutines calling for 20 s with 1 ms pauses), reported as custom metrics:
 // the slowest call, the calls over 10 ms and the token requests the idp counted. It ignores b.N
@@ -22,6 +24,7 @@ import (
 
 	credvault "github.com/credvault/credvault/bindings/go"
 	"github.com/credvault/credvault/bindings/go/internal/idptest"
+	"github.com/credvault/credvault/bindings/go/oauth2src"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 )
@@ -68,12 +71,31 @@ func xoauth2Client(b *testing.B) tokenFunc {
 	}
 }
 
+// The binding's TokenSource under x/oauth2's own cache, as oauth2.NewClient wraps it.
+func oauth2srcClient(b *testing.B) tokenFunc {
+	p, err := credvault.NewProvider(credvault.Config{TokenURL: theIdp.URL("/oauth/token"),
+		ClientID: clientID, ClientSecret: clientSecret})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = p.Close() })
+	ts := oauth2.ReuseTokenSource(nil, oauth2src.TokenSource(p))
+	return func() (string, error) {
+		t, err := ts.Token()
+		if err != nil {
+			return "", err
+		}
+		return t.AccessToken, nil
+	}
+}
+
 var clients = []struct {
 	name string
 	make func(*testing.B) tokenFunc
 }{
 	{"credvault", credvaultClient},
 	{"x-oauth2", xoauth2Client},
+	{"credvault-oauth2src", oauth2srcClient},
 }
 
 // prepare gives each client a fresh idp: counters and faults cleared, the client registered
