@@ -1,7 +1,9 @@
 package credvault_test
 
 import (
+	"sort"
 	"testing"
+	"time"
 
 	credvault "github.com/credvault/credvault/bindings/go"
 )
@@ -23,11 +25,41 @@ func BenchmarkHitBreakdown(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Run("token", func(b *testing.B) { // the whole call
+	b.Run("token", func(b *testing.B) { // the whole call: the hit writes into the string's memory
 		b.ReportAllocs()
 		for range b.N {
 			sinkS, _ = p.Token()
 		}
+	})
+	b.Run("token-full-call", func(b *testing.B) { // the path of a miss or an error, on a hit
+		b.ReportAllocs()
+		for range b.N {
+			sinkS, _ = credvault.TokenPooled(p)
+		}
+	})
+	// Interleaved rounds of Token() and of the full call, for a ratio the machine's noise does
+	// not swamp: the medians of the per-round ns/op and of the per-round ratio.
+	b.Run("paired-token-vs-full-call", func(b *testing.B) {
+		const rounds, calls = 101, 20000
+		var fast, full, ratio []float64
+		for range rounds {
+			t0 := time.Now()
+			for range calls {
+				sinkS, _ = p.Token()
+			}
+			t1 := time.Now()
+			for range calls {
+				sinkS, _ = credvault.TokenPooled(p)
+			}
+			t2 := time.Now()
+			a, c := float64(t1.Sub(t0))/calls, float64(t2.Sub(t1))/calls
+			fast, full, ratio = append(fast, a), append(full, c), append(ratio, a/c)
+		}
+		med := func(v []float64) float64 { sort.Float64s(v); return v[len(v)/2] }
+		b.ReportMetric(med(fast), "token-ns")
+		b.ReportMetric(med(full), "full-call-ns")
+		b.ReportMetric(med(ratio), "ratio")
+		b.ReportMetric(0, "ns/op")
 	})
 	b.Run("c-get-into", func(b *testing.B) { // pool, cgo call with the library's hit, wipe
 		for range b.N {

@@ -82,6 +82,8 @@ type Provider struct {
 	// The token this Provider last handed out (a string already given to a caller, so no extra
 	// copy of the token): what Invalidate drops.
 	last atomic.Pointer[string]
+	// The length of the last value of each shape: the size the fast path allocates.
+	hint [2]atomic.Int64
 }
 
 // fetchGoroutines counts the goroutines getContext started (read by the tests: a cached hit
@@ -172,10 +174,20 @@ func (p *Provider) Close() error {
 
 // Token returns the access token: from the cache when it holds a servable one (no network
 // wait), else after the single fetch in flight, which may take up to the configured deadline.
-func (p *Provider) Token() (string, error) { return p.get(shapeToken, true) }
+func (p *Provider) Token() (string, error) {
+	if v, ok := p.fast(shapeToken); ok {
+		return v, nil
+	}
+	return p.get(shapeToken, true)
+}
 
 // Authorization returns the Authorization header value, "<token_type> <token>".
-func (p *Provider) Authorization() (string, error) { return p.get(shapeAuthorization, true) }
+func (p *Provider) Authorization() (string, error) {
+	if v, ok := p.fast(shapeAuthorization); ok {
+		return v, nil
+	}
+	return p.get(shapeAuthorization, true)
+}
 
 // TokenContext is Token that returns when ctx ends, even while a fetch is in flight: the fetch
 // carries on (for the next caller) and its result is wiped if nobody takes it. A cached token is
@@ -282,6 +294,46 @@ func call(h uint64, sh shape, block bool, buf []byte, n *C.size_t, eb []byte) St
 	}
 }
 
+// fast is the cached hit: the non-blocking C call writes the value straight into the memory of
+// the string returned (sized from the last value's length), so there is no intermediate buffer
+// to wipe and no copy. It reports false for anything else (no servable token, a cool-down, an
+// error, a closed Provider), which the caller then handles with the full call and its error
+// buffer; the non-blocking call has no side effect that repeating it would double (at most it
+// starts the background refresh the full call would find running).
+func (p *Provider) fast(sh shape) (string, bool) {
+	h := p.handle.Load()
+	if h == 0 {
+		return "", false
+	}
+	size := int(p.hint[sh].Load()) + 1
+	for range 2 {
+		// One allocation: the value and its NUL, then (8-aligned) the length the call writes.
+		off := (size + 7) &^ 7
+		buf := make([]byte, off+8)
+		n := (*C.size_t)(unsafe.Pointer(&buf[off]))
+		out := (*C.char)(unsafe.Pointer(&buf[0]))
+		var st Status
+		if sh == shapeToken {
+			st = Status(C.vault_try_get_token_into(C.uint64_t(h), out, C.size_t(size), n, nil, 0))
+		} else {
+			st = Status(C.vault_try_get_authorization_into(C.uint64_t(h), out, C.size_t(size), n, nil, 0))
+		}
+		runtime.KeepAlive(p)
+		switch st {
+		case StatusOK:
+			v := unsafe.String(&buf[0], int(*n))
+			p.rememberShape(sh, v)
+			return v, true
+		case StatusBufferTooSmall: // a longer value than the last: once more with its size
+			p.hint[sh].Store(int64(*n))
+			size = int(*n) + 1
+			continue
+		}
+		return "", false
+	}
+	return "", false
+}
+
 // get returns the value, or an Error (StatusWouldBlock included for block == false). The hot
 // path allocates nothing but the returned string.
 func (p *Provider) get(sh shape, block bool) (string, error) {
@@ -370,6 +422,9 @@ type result struct {
 func (p *Provider) getContext(ctx context.Context, sh shape) (string, error) {
 	if err := ctx.Err(); err != nil {
 		return "", err
+	}
+	if v, ok := p.fast(sh); ok {
+		return v, nil
 	}
 	v, err := p.get(sh, false)
 	if err == nil {

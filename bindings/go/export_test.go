@@ -12,3 +12,6 @@ func PoolGetPut() { scratchPool.Put(scratchPool.Get()) }
 
 // FetchGoroutinesForTest is the number of goroutines TokenContext/AuthorizationContext started.
 func FetchGoroutinesForTest() int64 { return fetchGoroutines.Load() }
+
+// TokenPooled is Token() by the full call: pooled buffer, error buffer, string copy, wipe.
+func TokenPooled(p *Provider) (string, error) { return p.get(shapeToken, true) }
