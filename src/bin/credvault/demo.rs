@@ -106,8 +106,28 @@ pub fn run() -> i32 {
     println!(
         "(tokens are never printed: 'sha256:xxxxxxxx' is the first 4 bytes of their SHA-256)\n"
     );
+    let dialects = dialects(&base);
+    let mut failures = 0;
+    for (name, json) in &dialects {
+        failures += show_dialect(name, json);
+    }
+    println!("\nFailures are statuses, with messages that never carry a secret:");
+    for (name, json) in &failure_cases(&base) {
+        failures += show_failure(name, json);
+    }
+    failures += show_double_free(&dialects[0].1);
+    if failures == 0 {
+        println!("\ndemo: all five dialects served tokens");
+        0
+    } else {
+        println!("\ndemo: {failures} step(s) failed");
+        1
+    }
+}
 
-    let dialects = [
+/// One provider configuration per dialect, against the idp at `base`.
+fn dialects(base: &str) -> [(&'static str, String); 5] {
+    [
         (
             "Vitesse (client_secret_post, scope API)",
             format!(
@@ -138,40 +158,12 @@ pub fn run() -> i32 {
                 r#"{{"preset":"vgs","token_url":"{base}/vgs/auth/realms/vgs/protocol/openid-connect/token","client_id":"demo-vgs-client","client_secret":"demo-vgs-secret"}}"#
             ),
         ),
-    ];
-    let mut failures = 0;
-    for (name, json) in &dialects {
-        println!("{name}");
-        let Some(h) = create(json) else {
-            failures += 1;
-            continue;
-        };
-        let steps = [
-            ("fetch", false),
-            ("cache hit", false),
-            ("invalidate+fetch", true),
-        ];
-        for (step, invalidate) in steps {
-            if invalidate {
-                ffi::vault_invalidate(h);
-            }
-            match get(h) {
-                Ok((len, fp, us)) => {
-                    println!(
-                        "    {step:<18}-> VAULT_STATUS_OK  {len} chars  sha256:{fp}  {us:.1} µs"
-                    )
-                }
-                Err(e) => {
-                    println!("    {step:<18}-> {e}");
-                    failures += 1;
-                }
-            }
-        }
-        ffi::vault_provider_free(h);
-    }
+    ]
+}
 
-    println!("\nFailures are statuses, with messages that never carry a secret:");
-    let cases = [
+/// Configurations that fail, at creation or at the fetch.
+fn failure_cases(base: &str) -> [(&'static str, String); 4] {
+    [
         ("wrong client secret",
          format!(r#"{{"token_url":"{base}/vitesse/connect/token","auth_method":"client_secret_post","client_id":"demo-vitesse-client","client_secret":"not-the-secret"}}"#)),
         ("scope not allowed",
@@ -180,40 +172,74 @@ pub fn run() -> i32 {
          r#"{"token_url":"http://identity.example.com/token","client_id":"abc","client_secret":"s"}"#.to_string()),
         ("Vipps Merchant-Serial-Number rule",
          format!(r#"{{"preset":"vipps-test","token_url":"{base}/vipps/accesstoken/get","client_id":"c","client_secret":"s","headers":{{"Ocp-Apim-Subscription-Key":"k","Merchant-Serial-Number":"12ab"}}}}"#)),
+    ]
+}
+
+/// Creates a provider, fetches, serves from cache, invalidates and fetches; returns the failures.
+fn show_dialect(name: &str, json: &str) -> usize {
+    println!("{name}");
+    let Some(h) = create(json) else {
+        return 1;
+    };
+    let mut failures = 0;
+    let steps = [
+        ("fetch", false),
+        ("cache hit", false),
+        ("invalidate+fetch", true),
     ];
-    for (name, json) in &cases {
-        println!("  {name}");
-        if let Some(h) = create(json) {
-            match get(h) {
-                Ok(_) => {
-                    println!("    fetch             -> unexpectedly succeeded");
-                    failures += 1;
-                }
-                Err(e) => println!("    fetch             -> {e}"),
+    for (step, invalidate) in steps {
+        if invalidate {
+            ffi::vault_invalidate(h);
+        }
+        match get(h) {
+            Ok((len, fp, us)) => {
+                println!("    {step:<18}-> VAULT_STATUS_OK  {len} chars  sha256:{fp}  {us:.1} µs")
             }
-            ffi::vault_provider_free(h);
+            Err(e) => {
+                println!("    {step:<18}-> {e}");
+                failures += 1;
+            }
         }
     }
-    if let Some(h) = create(&dialects[0].1) {
-        ffi::vault_provider_free(h);
-        let again = ffi::vault_provider_free(h);
-        let st = if again == credvault::Status::InvalidHandle as i32 {
-            credvault::Status::InvalidHandle
-        } else {
-            failures += 1;
-            credvault::Status::Internal
-        };
-        println!(
-            "  a provider freed twice\n    free again        -> {}",
-            status_name(st)
-        );
-    }
+    ffi::vault_provider_free(h);
+    failures
+}
 
-    if failures == 0 {
-        println!("\ndemo: all five dialects served tokens");
-        0
+/// Shows how a failing configuration fails; 1 if it unexpectedly served a token.
+fn show_failure(name: &str, json: &str) -> usize {
+    println!("  {name}");
+    let Some(h) = create(json) else {
+        return 0;
+    };
+    let failures = match get(h) {
+        Ok(_) => {
+            println!("    fetch             -> unexpectedly succeeded");
+            1
+        }
+        Err(e) => {
+            println!("    fetch             -> {e}");
+            0
+        }
+    };
+    ffi::vault_provider_free(h);
+    failures
+}
+
+/// Frees a provider twice: the second is `VAULT_STATUS_INVALID_HANDLE`, not a crash.
+fn show_double_free(json: &str) -> usize {
+    let Some(h) = create(json) else {
+        return 0; // already counted by show_dialect
+    };
+    ffi::vault_provider_free(h);
+    let again = ffi::vault_provider_free(h);
+    let (st, failures) = if again == credvault::Status::InvalidHandle as i32 {
+        (credvault::Status::InvalidHandle, 0)
     } else {
-        println!("\ndemo: {failures} step(s) failed");
-        1
-    }
+        (credvault::Status::Internal, 1)
+    };
+    println!(
+        "  a provider freed twice\n    free again        -> {}",
+        status_name(st)
+    );
+    failures
 }
