@@ -86,13 +86,58 @@ fn is_tchar(b: u8) -> bool {
 /// The connection is written to only to send `100 Continue` when the client asks for it.
 pub fn read_request<C: BufRead + Write>(r: &mut C) -> Result<Request, ReadError> {
     let mut head_left = MAX_HEAD;
-    // Request line; RFC 9112 allows (and says to ignore) empty lines before it.
-    let line = loop {
-        let line = read_line(r, head_left, "request head")?.ok_or(ReadError::Closed)?;
-        head_left = head_left.saturating_sub(line.len() + 2);
-        if head_left == 0 {
-            return Err(ReadError::Reject(431, "request head too large".into()));
+    let (method, path, http10) = read_request_line(r, &mut head_left)?;
+    let headers = read_headers(r, &mut head_left)?;
+    let keep_alive = {
+        let tokens: Vec<String> = values(&headers, "connection")
+            .flat_map(|v| v.split(','))
+            .map(|t| t.trim().to_ascii_lowercase())
+            .collect();
+        if http10 {
+            tokens.iter().any(|t| t == "keep-alive")
+        } else {
+            !tokens.iter().any(|t| t == "close")
         }
+    };
+    let body = read_body(r, &headers, http10)?;
+    Ok(Request {
+        method,
+        path,
+        headers,
+        body,
+        keep_alive,
+    })
+}
+
+/// The values of every header named `name` (case-insensitive), in arrival order.
+fn values<'a>(
+    headers: &'a [(String, String)],
+    name: &'static str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    headers
+        .iter()
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// One line of the request head, counted against what is left of [`MAX_HEAD`].
+fn read_head_line<R: BufRead>(r: &mut R, head_left: &mut usize) -> Result<Vec<u8>, ReadError> {
+    let line = read_line(r, *head_left, "request head")?.ok_or(ReadError::Closed)?;
+    *head_left = head_left.saturating_sub(line.len() + 2);
+    if *head_left == 0 {
+        return Err(ReadError::Reject(431, "request head too large".into()));
+    }
+    Ok(line)
+}
+
+/// The request line: (method, path, whether HTTP/1.0).
+fn read_request_line<R: BufRead>(
+    r: &mut R,
+    head_left: &mut usize,
+) -> Result<(String, String, bool), ReadError> {
+    // RFC 9112 allows (and says to ignore) empty lines before it.
+    let line = loop {
+        let line = read_head_line(r, head_left)?;
         if !line.is_empty() {
             break line;
         }
@@ -118,16 +163,19 @@ pub fn read_request<C: BufRead + Write>(r: &mut C) -> Result<Request, ReadError>
         return Err(bad("malformed request target"));
     }
     let path = origin_path(target).ok_or_else(|| bad("malformed request target"))?;
+    Ok((method.to_string(), path, http10))
+}
 
+/// The header lines up to the empty line that ends the head.
+fn read_headers<R: BufRead>(
+    r: &mut R,
+    head_left: &mut usize,
+) -> Result<Vec<(String, String)>, ReadError> {
     let mut headers: Vec<(String, String)> = Vec::new();
     loop {
-        let line = read_line(r, head_left, "request head")?.ok_or(ReadError::Closed)?;
-        head_left = head_left.saturating_sub(line.len() + 2);
-        if head_left == 0 {
-            return Err(ReadError::Reject(431, "request head too large".into()));
-        }
+        let line = read_head_line(r, head_left)?;
         if line.is_empty() {
-            break;
+            return Ok(headers);
         }
         if line[0] == b' ' || line[0] == b'\t' {
             return Err(bad("obsolete header line folding"));
@@ -154,38 +202,28 @@ pub fn read_request<C: BufRead + Write>(r: &mut C) -> Result<Request, ReadError>
             return Err(ReadError::Reject(431, "too many headers".into()));
         }
     }
+}
 
-    let all = |name: &'static str| {
-        headers
-            .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    };
-    let connection_tokens: Vec<String> = all("connection")
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .collect();
-    let keep_alive = if http10 {
-        connection_tokens.iter().any(|t| t == "keep-alive")
-    } else {
-        !connection_tokens.iter().any(|t| t == "close")
-    };
-
-    let te: Vec<String> = all("transfer-encoding")
+/// The body: chunked, or Content-Length bytes, or none; `100 Continue` first when asked.
+fn read_body<C: BufRead + Write>(
+    r: &mut C,
+    headers: &[(String, String)],
+    http10: bool,
+) -> Result<Vec<u8>, ReadError> {
+    let te: Vec<String> = values(headers, "transfer-encoding")
         .flat_map(|v| v.split(','))
         .map(|t| t.trim().to_ascii_lowercase())
         .filter(|t| !t.is_empty())
         .collect();
-    let lengths: Vec<&str> = all("content-length")
+    let lengths: Vec<&str> = values(headers, "content-length")
         .flat_map(|v| v.split(','))
         .map(str::trim)
         .collect();
     let expect_continue = !http10
-        && all("expect")
+        && values(headers, "expect")
             .next()
             .is_some_and(|v| v.eq_ignore_ascii_case("100-continue"));
-
-    let body = if !te.is_empty() {
+    if !te.is_empty() {
         if !lengths.is_empty() {
             return Err(bad("both Transfer-Encoding and Content-Length"));
         }
@@ -198,36 +236,27 @@ pub fn read_request<C: BufRead + Write>(r: &mut C) -> Result<Request, ReadError>
         if expect_continue {
             send_continue(r)?;
         }
-        read_chunked(r)?
-    } else if !lengths.is_empty() {
-        let first = lengths[0];
-        if lengths.iter().any(|l| *l != first) {
-            return Err(bad("conflicting Content-Length values"));
-        }
-        if first.is_empty() || first.len() > 18 || !first.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(bad("malformed Content-Length"));
-        }
-        let len: usize = first.parse().map_err(|_| bad("malformed Content-Length"))?;
-        if len > MAX_BODY {
-            return Err(ReadError::Reject(413, "request body too large".into()));
-        }
-        if expect_continue && len > 0 {
-            send_continue(r)?;
-        }
-        let mut body = vec![0u8; len];
-        r.read_exact(&mut body).map_err(io_closed)?;
-        body
-    } else {
-        Vec::new()
+        return read_chunked(r);
+    }
+    let Some(&first) = lengths.first() else {
+        return Ok(Vec::new());
     };
-
-    Ok(Request {
-        method: method.to_string(),
-        path,
-        headers,
-        body,
-        keep_alive,
-    })
+    if lengths.iter().any(|l| *l != first) {
+        return Err(bad("conflicting Content-Length values"));
+    }
+    if first.is_empty() || first.len() > 18 || !first.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad("malformed Content-Length"));
+    }
+    let len: usize = first.parse().map_err(|_| bad("malformed Content-Length"))?;
+    if len > MAX_BODY {
+        return Err(ReadError::Reject(413, "request body too large".into()));
+    }
+    if expect_continue && len > 0 {
+        send_continue(r)?;
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).map_err(io_closed)?;
+    Ok(body)
 }
 
 fn send_continue(w: &mut dyn Write) -> Result<(), ReadError> {
