@@ -12,9 +12,10 @@
 //   member function is thread-safe: share one Provider between threads (one token fetch serves
 //   them all).
 // * credvault::SecretString holds a token or an Authorization value in a buffer of its own that
-//   is wiped (volatile stores) before it is released, on destruction, on clear() and when it is
-//   moved from or assigned to. It is move-only, never converts implicitly to a string, and prints
-//   as "[redacted]" through operator<< (and std::format, where there is one).
+//   is wiped (memset and a compiler barrier) before it is released: on destruction, on clear()
+//   and when it is assigned to (a move hands the buffer over). It is move-only, never converts
+//   implicitly to a string, and prints as "[redacted]" through operator<< (and std::format, where
+//   there is one).
 // * Errors: the throwing members throw credvault::Error (a std::runtime_error) with the status,
 //   the library's message (never a secret) and the OAuth error code when the identity provider
 //   sent one. Every operation also has a non-throwing overload that takes a credvault::ErrorInfo&
@@ -29,6 +30,7 @@
 #ifndef CREDVAULT_HPP
 #define CREDVAULT_HPP
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -108,13 +110,23 @@ inline const char *version() noexcept
 
 namespace detail {
 
-/// Overwrites n bytes with zeros through volatile stores, which the compiler may not drop.
+/// Overwrites n bytes with zeros in a way the compiler may not drop as a dead store: memset, then
+/// an empty asm statement that may read the memory (what glibc's explicit_bzero does); volatile
+/// stores where there is no GNU inline asm.
 inline void wipe(void *p, std::size_t n) noexcept
 {
+    if (p == nullptr || n == 0) {
+        return;
+    }
+#if defined(__GNUC__) || defined(__clang__)
+    std::memset(p, 0, n);
+    __asm__ __volatile__("" : : "r"(p) : "memory");
+#else
     volatile unsigned char *v = static_cast<volatile unsigned char *>(p);
     for (std::size_t i = 0; i < n; ++i) {
         v[i] = 0;
     }
+#endif
 }
 
 /// Size of the per-call error buffer: the message, its NUL, then the OAuth error code and its NUL.
@@ -233,8 +245,8 @@ class SecretString {
         capacity_ = 0;
     }
 
-    /// A wiped buffer of `capacity` bytes (the old one is wiped and released); false when out of
-    /// memory.
+    /// A new buffer of `capacity` bytes holding "" (the old one is wiped and released); false
+    /// when out of memory.
     bool reserve_exactly(std::size_t capacity) noexcept
     {
         release();
@@ -243,7 +255,7 @@ class SecretString {
             return false;
         }
         capacity_ = capacity;
-        detail::wipe(data_, capacity_);
+        data_[0] = '\0';
         return true;
     }
 
@@ -270,12 +282,18 @@ class Provider {
 
     Provider(const Provider &) = delete;
     Provider &operator=(const Provider &) = delete;
-    Provider(Provider &&other) noexcept : handle_(std::exchange(other.handle_, 0)) {}
+    Provider(Provider &&other) noexcept
+        : handle_(std::exchange(other.handle_, 0)),
+          size_hint_(other.size_hint_.load(std::memory_order_relaxed))
+    {
+    }
     Provider &operator=(Provider &&other) noexcept
     {
         if (this != &other) {
             reset();
             handle_ = std::exchange(other.handle_, 0);
+            size_hint_.store(other.size_hint_.load(std::memory_order_relaxed),
+                             std::memory_order_relaxed);
         }
         return *this;
     }
@@ -548,9 +566,11 @@ class Provider {
 
     Status get(into_fn fn, SecretString &out, ErrorInfo &err) const noexcept
     {
-        // Tokens are usually under a kilobyte; a longer one is fetched again into a buffer of the
-        // size the library reports (a refresh in between may change it: try a few times).
-        std::size_t capacity = 1024;
+        // The buffer is sized from the last value this provider returned (plus room for a longer
+        // token after a refresh); a longer one is fetched again into a buffer of the size the
+        // library reports (a refresh in between may change it: try a few times).
+        std::size_t hint = size_hint_.load(std::memory_order_relaxed);
+        std::size_t capacity = hint == 0 ? 1024 : hint + 64;
         for (int attempt = 0; attempt < 4; ++attempt) {
             SecretString s;
             if (!s.reserve_exactly(capacity)) {
@@ -562,6 +582,9 @@ class Provider {
             auto status = static_cast<Status>(fn(handle_, s.data_, capacity, &len, buf, sizeof buf));
             if (status == Status::ok) {
                 s.size_ = len;
+                if (len != hint && len <= max_text) {
+                    size_hint_.store(len, std::memory_order_relaxed);
+                }
                 out = std::move(s);
                 err.clear();
                 return status;
@@ -638,6 +661,8 @@ class Provider {
     }
 
     std::uint64_t handle_ = 0;
+    /// Length of the last value served: the next buffer's size. Shared by threads, hence atomic.
+    mutable std::atomic<std::size_t> size_hint_{0};
 };
 
 } // namespace credvault
