@@ -38,6 +38,9 @@
 //! Cached tokens stay usable in the child: they are still valid and a bearer token may be used by
 //! any process. The hit path pays nothing for any of this.
 
+// Miri runs no constructor and no fork: the handlers are unused there.
+#![cfg_attr(miri, allow(dead_code))]
+
 use crate::configfile;
 use crate::provider;
 use crate::registry;
@@ -47,29 +50,22 @@ use crate::sync::{Mutex, Side};
 /// Held first by `prepare`; keeps the providers held across the fork alive until it is over.
 static FORKING: Mutex<Option<provider::Held>> = Mutex::new(None);
 
-/// Installs the handlers (once per process; later calls do nothing). Runs when the library is
-/// loaded (see `INSTALL_AT_LOAD`), and again from the entry points that create state, for the
-/// case of a static link that left the load-time constructor out.
-pub(crate) fn install() {
-    #[cfg(not(miri))]
-    {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            // SAFETY: the handlers are plain functions that live as long as the library.
-            unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
-        });
-    }
-}
-
+/// Installs the handlers, when the library is loaded (a constructor: `INSTALL_AT_LOAD`), so
+/// they are in place before any lock or key exists: a process may fork after sealing a
+/// configuration and before making its first provider. No module below has to remember to call
+/// it. (The constructor is kept in static links too: checked with `readelf -x .init_array` on a
+/// C program linked with `libcredvault.a` that calls only `vault_version`.)
+#[cfg_attr(miri, allow(dead_code))]
 extern "C" fn install_at_load() {
-    install();
+    // SAFETY: the handlers are plain functions that live as long as the library (glibc
+    // unregisters them if a dlopen()ed copy is unloaded).
+    unsafe { libc::pthread_atfork(Some(prepare), Some(parent), Some(child)) };
 }
 
-/// Installs the handlers when the library is loaded, before any lock or key exists: a process
-/// may fork after sealing a configuration and before making its first provider.
-#[cfg(all(any(target_os = "linux", target_os = "android"), not(miri)))]
+#[cfg(all(unix, not(miri)))]
 #[used]
-#[link_section = ".init_array"]
+#[cfg_attr(target_vendor = "apple", link_section = "__DATA,__mod_init_func")]
+#[cfg_attr(not(target_vendor = "apple"), link_section = ".init_array")]
 static INSTALL_AT_LOAD: extern "C" fn() = install_at_load;
 
 extern "C" fn prepare() {
