@@ -495,6 +495,22 @@ pub fn run(args: &[String]) -> i32 {
             return 2;
         }
     };
+    match start(&opts) {
+        Ok((listener, state, tls)) => {
+            serve(&listener, Arc::new(state), tls);
+            0
+        }
+        Err((code, e)) => {
+            eprintln!("credvault idp: {e}");
+            code
+        }
+    }
+}
+
+/// Everything before serving: the clients, the TLS files, the listener, the banner line and the
+/// stdin watcher. An error carries the exit status: 2 for bad input, 1 for the system's refusal.
+type Started = (TcpListener, State, Option<Arc<Tls>>);
+fn start(opts: &Options) -> Result<Started, (i32, String)> {
     let state = State::new(opts.verbose);
     if opts.demo {
         for c in demo_clients() {
@@ -502,50 +518,33 @@ pub fn run(args: &[String]) -> i32 {
         }
     }
     if let Some(path) = &opts.clients {
-        match load_clients(path) {
-            Ok(list) => list.into_iter().for_each(|c| state.register(c)),
-            Err(e) => {
-                eprintln!("credvault idp: {e}");
-                return 2;
-            }
-        }
+        let list = load_clients(path).map_err(|e| (2, e))?;
+        list.into_iter().for_each(|c| state.register(c));
     }
     let tls = match &opts.tls {
-        Some(files) => match tls::load(files) {
-            Ok(t) => Some(Arc::new(t)),
-            Err(e) => {
-                eprintln!("credvault idp: {e}");
-                return 2;
-            }
-        },
+        Some(files) => Some(Arc::new(tls::load(files).map_err(|e| (2, e))?)),
         None => None,
     };
-    let listener = match TcpListener::bind(opts.listen) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("credvault idp: cannot listen on {}: {e}", opts.listen);
-            return 1;
-        }
-    };
-    let addr = match listener.local_addr() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("credvault idp: {e}");
-            return 1;
-        }
-    };
-    {
-        let mut out = io::stdout().lock();
-        let scheme = if tls.is_some() { "https" } else { "http" };
-        let line =
-            writeln!(out, "credvault-idp listening on {scheme}://{addr}").and_then(|_| out.flush());
-        if let Err(e) = line {
-            eprintln!("credvault idp: cannot write to stdout: {e}");
-            return 1;
-        }
-    }
+    let listener = TcpListener::bind(opts.listen)
+        .map_err(|e| (1, format!("cannot listen on {}: {e}", opts.listen)))?;
+    let addr = listener.local_addr().map_err(|e| (1, e.to_string()))?;
+    let mut out = io::stdout().lock();
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    writeln!(out, "credvault-idp listening on {scheme}://{addr}")
+        .and_then(|_| out.flush())
+        .map_err(|e| (1, format!("cannot write to stdout: {e}")))?;
+    drop(out);
     if opts.exit_on_stdin_eof {
-        let spawned = thread::Builder::new().name("idp-stdin".into()).spawn(|| {
+        watch_stdin().map_err(|e| (1, format!("cannot start the stdin watcher: {e}")))?;
+    }
+    Ok((listener, state, tls))
+}
+
+/// Exits the process (status 0) when standard input reaches end of file.
+fn watch_stdin() -> io::Result<()> {
+    thread::Builder::new()
+        .name("idp-stdin".into())
+        .spawn(|| {
             let mut sink = [0u8; 4096];
             let mut stdin = io::stdin();
             loop {
@@ -556,14 +555,8 @@ pub fn run(args: &[String]) -> i32 {
                     Err(_) => std::process::exit(0),
                 }
             }
-        });
-        if let Err(e) = spawned {
-            eprintln!("credvault idp: cannot start the stdin watcher: {e}");
-            return 1;
-        }
-    }
-    serve(&listener, Arc::new(state), tls);
-    0
+        })
+        .map(|_| ())
 }
 
 /// Accept connections forever, one thread each; with `tls`, each speaks HTTPS only.
@@ -718,53 +711,14 @@ fn handle(state: &State, req: &Request, info: &ConnInfo) -> Reply {
     }
     let token = dialects::token_endpoint(&req.path);
     let discovery = dialects::discovery_endpoint(&req.path);
-    {
-        let mut s = state.stats.lock();
-        if token.is_some() {
-            s.token_requests += 1;
-            if let Some(id) = dialects::client_id_hint(req) {
-                *s.by_client.entry(id).or_default() += 1;
-            }
-        }
-        if discovery.is_some() {
-            s.discovery_requests += 1;
-        }
-        if token.is_some() || discovery.is_some() {
-            *s.by_path.entry(req.path.clone()).or_default() += 1;
-        }
-    }
-    if token.is_some() {
-        let mut described = dialects::describe(req);
-        if let (Some(presented), Value::Object(fields)) = (info.client_cert, &mut described) {
-            fields.insert("client_cert".into(), Value::Bool(presented));
-        }
-        *state.last_request.lock() = Some(described);
-    }
+    record(state, req, info, token.is_some(), discovery.is_some());
     let fault = faults::take(
         &mut state.faults.lock(),
         &req.path,
         token.is_some() || discovery.is_some(),
     );
-    if let Some(f) = fault {
-        if f.delay_ms > 0 {
-            thread::sleep(Duration::from_millis(f.delay_ms));
-        }
-        match faults::reply(&f.kind) {
-            FaultReply::Normal => {}
-            FaultReply::Full(r) => return Reply::Full(r),
-            FaultReply::Close => return Reply::Close,
-            FaultReply::Huge(n) => return Reply::Huge(n),
-            FaultReply::NeverEnd => return Reply::NeverEnd,
-            FaultReply::Drip(interval_ms) => {
-                let token = state.new_token(32).unwrap_or_else(|| "drip-token".into());
-                let body =
-                    json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600});
-                return Reply::Drip {
-                    body: body.to_string().into_bytes(),
-                    interval_ms,
-                };
-            }
-        }
+    if let Some(reply) = fault.and_then(|f| fault_reply(state, &f)) {
+        return reply;
     }
     if let Some(ep) = token {
         return Reply::Full(dialects::handle_token(state, req, ep));
@@ -784,6 +738,54 @@ fn handle(state: &State, req: &Request, info: &ConnInfo) -> Reply {
     Reply::Full(Response::json(404, r#"{"error":"not_found"}"#))
 }
 
+/// Counts a token or discovery request, and keeps a token request's description (redacted).
+fn record(state: &State, req: &Request, info: &ConnInfo, token: bool, discovery: bool) {
+    {
+        let mut s = state.stats.lock();
+        if token {
+            s.token_requests += 1;
+            if let Some(id) = dialects::client_id_hint(req) {
+                *s.by_client.entry(id).or_default() += 1;
+            }
+        }
+        if discovery {
+            s.discovery_requests += 1;
+        }
+        if token || discovery {
+            *s.by_path.entry(req.path.clone()).or_default() += 1;
+        }
+    }
+    if token {
+        let mut described = dialects::describe(req);
+        if let (Some(presented), Value::Object(fields)) = (info.client_cert, &mut described) {
+            fields.insert("client_cert".into(), Value::Bool(presented));
+        }
+        *state.last_request.lock() = Some(described);
+    }
+}
+
+/// Applies a fault (after its delay): the reply it makes, or `None` to answer normally.
+fn fault_reply(state: &State, f: &faults::Fault) -> Option<Reply> {
+    if f.delay_ms > 0 {
+        thread::sleep(Duration::from_millis(f.delay_ms));
+    }
+    match faults::reply(&f.kind) {
+        FaultReply::Normal => None,
+        FaultReply::Full(r) => Some(Reply::Full(r)),
+        FaultReply::Close => Some(Reply::Close),
+        FaultReply::Huge(n) => Some(Reply::Huge(n)),
+        FaultReply::NeverEnd => Some(Reply::NeverEnd),
+        FaultReply::Drip(interval_ms) => {
+            let token = state.new_token(32).unwrap_or_else(|| "drip-token".into());
+            let body = json!({"access_token": token, "token_type": "Bearer", "expires_in": 3600});
+            Some(Reply::Drip {
+                body: body.to_string().into_bytes(),
+                interval_ms,
+            })
+        }
+    }
+}
+
 fn admin(state: &State, req: &Request) -> Response {
     let get = req.method == "GET" || req.method == "HEAD";
     let post = req.method == "POST";
@@ -800,45 +802,10 @@ fn admin(state: &State, req: &Request) -> Response {
             Response::json(200, r#"{"ok":true}"#)
         }
         "/_idp/reset" => allow("POST"),
-        "/_idp/clients" if post => {
-            let spec = serde_json::from_slice::<ClientSpec>(&req.body)
-                .map_err(|e| format!("bad client object: {e}"))
-                .and_then(ClientSpec::into_client);
-            match spec {
-                Ok(c) => {
-                    let body =
-                        json!({"ok": true, "dialect": c.dialect.name(), "client_id": c.client_id});
-                    state.register(c);
-                    Response::json(201, body.to_string())
-                }
-                Err(e) => json_error(400, &e),
-            }
-        }
-        "/_idp/clients" if get => {
-            let clients = state.clients.lock();
-            let mut list: Vec<(&str, &str)> = clients
-                .values()
-                .map(|c| (c.dialect.name(), c.client_id.as_str()))
-                .collect();
-            list.sort_unstable();
-            let list: Vec<Value> = list
-                .into_iter()
-                .map(|(d, id)| json!({"dialect": d, "client_id": id}))
-                .collect();
-            Response::json(200, Value::from(list).to_string())
-        }
+        "/_idp/clients" if post => add_client(state, &req.body),
+        "/_idp/clients" if get => list_clients(state),
         "/_idp/clients" => allow("GET, HEAD, POST"),
-        "/_idp/faults" if post => match faults::parse_rule(&req.body) {
-            Ok(rule) => {
-                let mut rules = state.faults.lock();
-                rules.push(rule);
-                Response::json(
-                    201,
-                    json!({"ok": true, "index": rules.len() - 1}).to_string(),
-                )
-            }
-            Err(e) => json_error(400, &e),
-        },
+        "/_idp/faults" if post => add_fault(state, &req.body),
         "/_idp/faults" if req.method == "DELETE" => {
             state.faults.lock().clear();
             Response::json(200, r#"{"ok":true}"#)
@@ -854,6 +821,51 @@ fn admin(state: &State, req: &Request) -> Response {
         },
         "/_idp/last_request" => allow("GET, HEAD"),
         _ => Response::json(404, r#"{"error":"not_found"}"#),
+    }
+}
+
+/// `POST /_idp/clients`: registers (or replaces) a client.
+fn add_client(state: &State, body: &[u8]) -> Response {
+    let spec = serde_json::from_slice::<ClientSpec>(body)
+        .map_err(|e| format!("bad client object: {e}"))
+        .and_then(ClientSpec::into_client);
+    match spec {
+        Ok(c) => {
+            let body = json!({"ok": true, "dialect": c.dialect.name(), "client_id": c.client_id});
+            state.register(c);
+            Response::json(201, body.to_string())
+        }
+        Err(e) => json_error(400, &e),
+    }
+}
+
+/// `GET /_idp/clients`: the registered clients' dialects and ids, sorted.
+fn list_clients(state: &State) -> Response {
+    let clients = state.clients.lock();
+    let mut list: Vec<(&str, &str)> = clients
+        .values()
+        .map(|c| (c.dialect.name(), c.client_id.as_str()))
+        .collect();
+    list.sort_unstable();
+    let list: Vec<Value> = list
+        .into_iter()
+        .map(|(d, id)| json!({"dialect": d, "client_id": id}))
+        .collect();
+    Response::json(200, Value::from(list).to_string())
+}
+
+/// `POST /_idp/faults`: appends a fault rule.
+fn add_fault(state: &State, body: &[u8]) -> Response {
+    match faults::parse_rule(body) {
+        Ok(rule) => {
+            let mut rules = state.faults.lock();
+            rules.push(rule);
+            Response::json(
+                201,
+                json!({"ok": true, "index": rules.len() - 1}).to_string(),
+            )
+        }
+        Err(e) => json_error(400, &e),
     }
 }
 
