@@ -400,19 +400,8 @@ fn authenticate(
             }
             from_basic(plain_too)
         }
-        Method::Either => {
-            if auth.is_basic() {
-                if body_secret.is_some() {
-                    return Err(invalid_request(
-                        "more than one client authentication method",
-                    ));
-                }
-                from_basic(false)
-            } else {
-                from_body()
-            }
-        }
-        Method::Strict => {
+        // Keycloak and generic RFC 6749 servers alike: Basic (URL-decoded) or the body, not both.
+        Method::Either | Method::Strict => {
             if auth.is_basic() {
                 if body_secret.is_some() {
                     return Err(invalid_request(

@@ -109,7 +109,7 @@ pub fn parse_rule(body: &[u8]) -> Result<FaultRule, String> {
     rule_from_spec(spec)
 }
 
-fn rule_from_spec(spec: FaultSpec) -> Result<FaultRule, String> {
+fn rule_from_spec(mut spec: FaultSpec) -> Result<FaultRule, String> {
     if let Some(p) = &spec.path {
         if !p.starts_with('/') || p.starts_with("/_idp/") || p == "/_idp" {
             return Err("path must start with '/' and must not be under /_idp/".into());
@@ -119,36 +119,24 @@ fn rule_from_spec(spec: FaultSpec) -> Result<FaultRule, String> {
     if delay_ms > MAX_DELAY_MS {
         return Err(format!("delay_ms must be at most {MAX_DELAY_MS}"));
     }
-    let kind_name = spec.kind.as_deref().unwrap_or("status");
-    let kind = match kind_name {
-        "status" => {
-            let status = spec.status.unwrap_or(503);
-            if !(200..=599).contains(&status) {
-                return Err("status must be between 200 and 599".into());
-            }
-            let (body, default_ct) = match spec.body {
-                Some(b) => {
-                    let ct = if serde_json::from_str::<Value>(&b).is_ok() {
-                        "application/json"
-                    } else {
-                        "text/plain; charset=utf-8"
-                    };
-                    (b, ct)
-                }
-                None => (r#"{"error":"temporarily_unavailable"}"#.to_string(), "application/json"),
-            };
-            let content_type = spec.content_type.unwrap_or_else(|| default_ct.to_string());
-            header_safe("content_type", &content_type)?;
-            if let Some(ra) = &spec.retry_after {
-                header_safe("retry_after", ra)?;
-            }
-            FaultKind::Status {
-                status,
-                body,
-                content_type,
-                retry_after: spec.retry_after,
-            }
-        }
+    let kind = fault_kind(&mut spec)?;
+    let remaining = match spec.count.unwrap_or(1) {
+        0 => None,
+        n => Some(n),
+    };
+    Ok(FaultRule {
+        path: spec.path,
+        remaining,
+        delay_ms,
+        kind,
+        applied: 0,
+    })
+}
+
+/// The kind of a rule and its parameters, checked (a table of the kinds).
+fn fault_kind(spec: &mut FaultSpec) -> Result<FaultKind, String> {
+    Ok(match spec.kind.as_deref().unwrap_or("status") {
+        "status" => status_kind(spec)?,
         "delay" => {
             if spec.delay_ms.is_none() {
                 return Err("kind 'delay' needs delay_ms".into());
@@ -182,7 +170,7 @@ fn rule_from_spec(spec: FaultSpec) -> Result<FaultRule, String> {
             FaultKind::Nested(depth)
         }
         "redirect" => {
-            let loc = spec.location.ok_or("kind 'redirect' needs location")?;
+            let loc = spec.location.take().ok_or("kind 'redirect' needs location")?;
             header_safe("location", &loc)?;
             FaultKind::Redirect(loc)
         }
@@ -193,17 +181,43 @@ fn rule_from_spec(spec: FaultSpec) -> Result<FaultRule, String> {
                 "unknown kind '{other}' (status, delay, malformed, html, empty, no_token, huge, never_end, drip, nested, redirect, ctl_token, close)"
             ))
         }
+    })
+}
+
+/// The `status` kind: a status (default 503), a body (JSON or text), its content type and an
+/// optional `Retry-After`.
+fn status_kind(spec: &mut FaultSpec) -> Result<FaultKind, String> {
+    let status = spec.status.unwrap_or(503);
+    if !(200..=599).contains(&status) {
+        return Err("status must be between 200 and 599".into());
+    }
+    let (body, default_ct) = match spec.body.take() {
+        Some(b) => {
+            let ct = if serde_json::from_str::<Value>(&b).is_ok() {
+                "application/json"
+            } else {
+                "text/plain; charset=utf-8"
+            };
+            (b, ct)
+        }
+        None => (
+            r#"{"error":"temporarily_unavailable"}"#.to_string(),
+            "application/json",
+        ),
     };
-    let remaining = match spec.count.unwrap_or(1) {
-        0 => None,
-        n => Some(n),
-    };
-    Ok(FaultRule {
-        path: spec.path,
-        remaining,
-        delay_ms,
-        kind,
-        applied: 0,
+    let content_type = spec
+        .content_type
+        .take()
+        .unwrap_or_else(|| default_ct.to_string());
+    header_safe("content_type", &content_type)?;
+    if let Some(ra) = &spec.retry_after {
+        header_safe("retry_after", ra)?;
+    }
+    Ok(FaultKind::Status {
+        status,
+        body,
+        content_type,
+        retry_after: spec.retry_after.take(),
     })
 }
 
