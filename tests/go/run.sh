@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Go binding (bindings/go): go vet, go test and go test -race (GODEBUG=cgocheck=1) against
 # the local identity provider, the static-library build tag, and the examples (examples/go).
-# Needs Go (1.23 or newer) and a C compiler; downloads modules from the Go module proxy only.
+# Needs Go (1.26 or newer: golang.org/x/oauth2 v0.37 asks for it) and a C compiler; downloads modules from the Go module proxy only.
 #
 #   bash tests/go/run.sh
 set -euo pipefail
@@ -32,4 +32,14 @@ go vet ./...
 mkdir -p "$root/target/go"
 go build -o "$root/target/go/" ./...
 go build -tags credvault_static -o "$root/target/go/static/" ./...
+
+# The examples run against an idp of their own (it exits when this script closes its stdin).
+coproc IDP { exec "$CREDVAULT_BIN" idp --demo --exit-on-stdin-eof; }
+idp_pid=$IDP_PID
+trap 'kill "$idp_pid" 2>/dev/null || true' EXIT
+read -r -t 10 line <&"${IDP[0]}"
+base="${line##* }"
+case "$base" in http://127.0.0.1:*) ;; *) echo "unexpected idp banner: $line" >&2; exit 1 ;; esac
+"$root/target/go/token" "$base"
+"$root/target/go/static/httpclient" "$base"
 echo "go ok"

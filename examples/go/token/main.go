@@ -40,7 +40,8 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("token: %d bytes, sha256 %x...\n", len(tok), sha256.Sum256([]byte(tok)))
+	sum := sha256.Sum256([]byte(tok))
+	fmt.Printf("token: %d bytes, sha256 %x...\n", len(tok), sum[:4]) // never the token itself
 
 	auth, _ := p.Authorization() // from the cache: no network
 	fmt.Printf("Authorization: %d bytes\n", len(auth))
@@ -56,6 +57,6 @@ func main() {
 	_, err = bad.Token()
 	var e credvault.Error
 	if errors.Is(err, credvault.ErrCredentialsRejected) && errors.As(err, &e) {
-		fmt.Printf("wrong secret: %v (OAuth error %q)\n", e.Status, e.OAuthError)
+		fmt.Printf("wrong secret: %s (OAuth error %q)\n", e.Status.String(), e.OAuthError)
 	}
 }
