@@ -135,6 +135,15 @@ readelf --string-dump=.gnu_debuglink "$L/libcredvault.so.0.1.0" | grep 'libcredv
     echo "stripping changed the exported symbols" >&2
     exit 1
 }
+if command -v gdb >/dev/null; then
+    # The stripped library has no line tables: gdb must find them in .debug/ through the link.
+    gdb -batch -nx -ex 'info line vault_get_token_into' "$L/libcredvault.so.0.1.0" 2>&1 |
+        grep 'src/ffi.rs' >/dev/null || {
+        echo "gdb does not find the line tables of the installed library" >&2
+        exit 1
+    }
+    echo "gdb finds the line tables through .gnu_debuglink"
+fi
 export PKG_CONFIG_PATH="$L/pkgconfig"
 pkg-config --exists --print-errors credvault
 echo "pkg-config: $(pkg-config --modversion credvault): $(pkg-config --cflags --libs credvault)"
@@ -188,3 +197,15 @@ ldd "$BUILD/cpp_suite" | grep "libcredvault.so.0 => $PREFIX/lib/libcredvault.so.
     exit 1
 }
 ctest --test-dir "$BUILD" --output-on-failure -j 2
+
+step "clang++ -O2: the wipe check and the -fno-exceptions test, built and run"
+export CREDVAULT_BIN="$LIB/credvault"
+clang++ -std=c++17 -O2 -Wall -Wextra -Werror -pedantic -I "$PREFIX/include" \
+    tests/cpp/wipe_test.cpp -o "$OUT/clang-wipe" "$PREFIX/lib/libcredvault.a" \
+    $(pkg-config --static --libs-only-l credvault | sed 's/-lcredvault//')
+clang++ -std=c++17 -O2 -fno-exceptions -Wall -Wextra -Werror -pedantic -I "$PREFIX/include" \
+    tests/cpp/nothrow_test.cpp -o "$OUT/clang-nothrow" $(pkg-config --libs credvault) \
+    -Wl,-rpath,"$PREFIX/lib"
+"$OUT/clang-wipe" | tail -1
+"$OUT/clang-nothrow" | tail -1
+echo "all C/C++ packaging tests passed"
