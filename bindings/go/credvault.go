@@ -166,7 +166,9 @@ func (p *Provider) Close() error {
 	}
 	runtime.SetFinalizer(p, nil)
 	p.last.Store(nil)
-	if st := Status(C.vault_provider_free(C.uint64_t(h))); st != StatusOK {
+	st := Status(C.vault_provider_free(C.uint64_t(h)))
+	runtime.KeepAlive(p)
+	if st != StatusOK {
 		return Error{Status: st, Message: "vault_provider_free failed"}
 	}
 	return nil
