@@ -151,6 +151,7 @@ struct ErrorInfo {
     std::string message;
     std::string oauth_error;
 
+    /// True when the call failed: `if (err) log(err.message);`.
     explicit operator bool() const noexcept { return status != Status::ok; }
 
     void clear() noexcept
