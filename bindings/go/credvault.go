@@ -16,8 +16,8 @@
 // so the ClientSecret string in a Config, and every token or Authorization string returned, stay
 // in the Go heap until the memory is reused. The binding copies the secret straight from the
 // Config's strings into C memory (no Go buffer in between), hands that to the library and wipes
-// it before NewProvider returns; tokens are copied from C into a pooled Go buffer, turned into the
-// returned string and the buffer is wiped at once. Callers that need no secret in the Go heap at
+// it before NewProvider returns; a cached token is written by the library straight into the
+// returned string's memory, and other tokens pass through a pooled Go buffer wiped at once. Callers that need no secret in the Go heap at
 // all should read the secret into a []byte, call NewProviderJSON and wipe the []byte themselves.
 //
 // See bindings/go/README.md for linking (shared library or, with the build tag credvault_static,
