@@ -32,6 +32,9 @@ cargo test --no-default-features --features cli --test alloc_check
 step "interop: against Keycloak and oidc-provider (installed into target/interop-cache)"
 bash tests/interop/run.sh
 
+step "soak: short tokens under injected faults, no call fails (issue 9.5)"
+bash tests/soak.sh
+
 step "Miri: the unit tests of the unsafe code"
 bash tests/miri.sh
 
