@@ -214,6 +214,10 @@ pub struct Cache {
     /// Set while a fetch (foreground or background) runs. Claimed by compare-and-swap; released
     /// only with `flight` locked, so a waiter that saw it set under the lock is always woken.
     running: AtomicBool,
+    /// Set while a background refresh is queued in the scheduler (claimed by compare-and-swap on
+    /// the hit path, cleared by the worker that takes it). Holds no claim on the fetch: a caller
+    /// with nothing servable fetches at once, never behind the queue.
+    queued: AtomicBool,
     flight: Mutex<Flight>,
     done: Condvar,
     watch: Arc<Watch>,
@@ -221,9 +225,10 @@ pub struct Cache {
 
 /// What the hit path found.
 pub enum Hit<R> {
-    /// A servable token; `refresh` is true when the caller claimed a background refresh and must
-    /// run [`Cache::run_refresh`] (on another thread).
-    Served { value: R, refresh: bool },
+    /// A servable token; `refresh` is the token's serving limit when the caller queued a
+    /// background refresh and must hand it to the scheduler (or give it back with
+    /// [`Cache::unqueue`]).
+    Served { value: R, refresh: Option<Instant> },
     /// Nothing servable: call [`Cache::get_blocking`].
     Miss,
 }
@@ -241,6 +246,7 @@ impl Cache {
                 lifetime: None,
             }),
             running: AtomicBool::new(false),
+            queued: AtomicBool::new(false),
             flight: Mutex::new(Flight::default()),
             done: Condvar::new(),
             watch: Arc::new(Watch::default()),
@@ -265,7 +271,7 @@ impl Cache {
         if t.quick() {
             return Hit::Served {
                 value: f(t, version),
-                refresh: false,
+                refresh: None,
             };
         }
         let now = Instant::now();
@@ -275,13 +281,14 @@ impl Cache {
         let refresh = now >= t.refresh_at
             && now >= state.next_attempt
             && !self.running.load(Ordering::Relaxed)
+            && !self.queued.load(Ordering::Relaxed)
             && self
-                .running
+                .queued
                 .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok();
         Hit::Served {
             value: f(t, version),
-            refresh,
+            refresh: refresh.then_some(t.serve_until),
         }
     }
 
@@ -354,9 +361,32 @@ impl Cache {
         let _ = self.run_fetch(fetch, false);
     }
 
-    /// Gives back a refresh claim that could not be run (a thread could not be started). Wakes
-    /// the callers that wait for it: they look again and one of them fetches.
-    pub fn release_claim(&self) {
+    /// Gives back a queued refresh that the scheduler could not take.
+    pub fn unqueue(&self) {
+        self.queued.store(false, Ordering::Release);
+    }
+
+    /// Called by the scheduler's worker for a queued refresh: clears `queued` and claims the
+    /// fetch if the token is still due for a refresh and no fetch is in flight. The caller then
+    /// runs [`Cache::run_refresh`].
+    pub fn claim_queued_refresh(&self) -> bool {
+        self.queued.store(false, Ordering::Release);
+        let state = self.state.read();
+        let now = Instant::now();
+        let due = state
+            .token
+            .as_ref()
+            .is_some_and(|t| now >= t.refresh_at && now >= state.next_attempt);
+        due && self
+            .running
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    /// Gives back a fetch claim without fetching, waking the callers that wait for it: they
+    /// look again and one of them fetches.
+    #[cfg(test)]
+    fn release_claim(&self) {
         let mut flight = self.flight.lock();
         flight.completed = flight.completed.wrapping_add(1);
         flight.last = None;
@@ -533,6 +563,8 @@ impl Cache {
         unsafe {
             if side == Side::Child {
                 self.running.store(false, Ordering::Release);
+                // The child's scheduler starts empty (see `scheduler`).
+                self.queued.store(false, Ordering::Release);
                 let flight = self.flight.held_mut();
                 flight.completed = flight.completed.wrapping_add(1);
                 flight.last = None;

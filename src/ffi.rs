@@ -631,6 +631,30 @@ pub extern "C" fn vault_key_memory_locked() -> i32 {
     })
 }
 
+/// Sets the number of background refresh worker threads of the process (1 to 64; default 4).
+/// Refreshes due ahead of expiry are queued and run by this bounded pool, the token closest to
+/// its serving limit first, at most 2 at once per token endpoint; workers start when a refresh is
+/// due and exit when none is (a fork child starts its own). A caller with no servable token
+/// still fetches at once on its own thread. Returns 0, or `VAULT_STATUS_INVALID_ARGUMENT` when
+/// `n` is out of range.
+#[no_mangle]
+pub extern "C" fn vault_set_refresh_workers(n: u32) -> i32 {
+    guard(Status::Internal as i32, || {
+        let result = if crate::scheduler::set_workers(n as usize) {
+            Ok(())
+        } else {
+            Err(Error::new(
+                Status::InvalidArgument,
+                format!(
+                    "refresh workers: {n} is out of range (1 to {})",
+                    crate::scheduler::MAX_WORKERS
+                ),
+            ))
+        };
+        report(result, ptr::null_mut(), 0) as i32
+    })
+}
+
 /// The library version, e.g. `"0.1.0"`. Static.
 #[no_mangle]
 pub extern "C" fn vault_version() -> *const c_char {

@@ -27,7 +27,9 @@
 //! 4. the handle table (`registry`), held for writing;
 //! 5. each live provider, in list order: its cache's `flight`, then its `state` (for writing),
 //!    then its discovery cache, then its HTTP agent slot, then its counters' last error (`stats`);
-//! 6. the sealing key slot (`secret`).
+//! 6. the background refresh scheduler's state (`scheduler`; a leaf, taken on the hit path
+//!    under the handle table's read lock, never with a provider's lock held);
+//! 7. the sealing key slot (`secret`).
 //!
 //! The nestings that exist: the configuration file then the handle table (`configfile::apply`
 //! registers, replaces and frees providers under it); the handle table then a cache's state
@@ -44,6 +46,7 @@
 use crate::configfile;
 use crate::provider;
 use crate::registry;
+use crate::scheduler;
 use crate::secret;
 use crate::sync::{Mutex, Side};
 
@@ -74,6 +77,7 @@ extern "C" fn prepare() {
     let providers = provider::fork_hold_list();
     registry::fork_hold();
     providers.fork_hold_each();
+    scheduler::fork_hold();
     secret::fork_hold();
     // SAFETY: FORKING is held by this thread (just above).
     unsafe { *FORKING.held_mut() = Some(providers) };
@@ -85,6 +89,7 @@ fn finish(side: Side) {
     unsafe {
         let providers = FORKING.held_mut().take();
         secret::fork_release(side);
+        scheduler::fork_release(side);
         if let Some(p) = &providers {
             p.fork_release_each(side);
         }

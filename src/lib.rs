@@ -44,6 +44,7 @@ pub mod census {
 mod memlock;
 pub mod provider;
 mod registry;
+pub mod scheduler;
 pub mod secret;
 mod sources;
 pub mod stats;

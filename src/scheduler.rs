@@ -1,0 +1,286 @@
+//! The background refresh scheduler: a small, bounded pool of worker threads shared by every
+//! provider of the process (issue 17).
+//!
+//! A hit past a token's refresh point queues its provider (once: the cache's `queued` flag); a
+//! worker takes the queued refresh whose token is closest to its serving limit first, skipping
+//! those whose token endpoint already has [`endpoint_limit`] requests in flight, and runs it on
+//! the provider's single flight (a fetch already running for that provider, say a caller's, makes
+//! the queued refresh moot). A caller with nothing servable never waits for the queue: it fetches
+//! on its own thread at once (`Cache::get_blocking`).
+//!
+//! Workers are started on demand, up to [`workers`] (default 4, `vault_set_refresh_workers`),
+//! and each exits as soon as the queue is empty: no thread when no refresh is due, none left
+//! once the last provider is freed (a freed provider's queued refresh is dropped, the queue holds
+//! only weak references). Across fork() the coordinator (`fork`) holds the scheduler's lock; a
+//! child gets it replaced, with an empty queue, no workers and a fresh condition variable (the
+//! parent's workers are not in the child), and starts workers lazily on its first due refresh;
+//! the providers' `queued` flags are reset with their caches.
+
+use std::cmp::Ordering as CmpOrdering;
+use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use crate::sync::{Condvar, Mutex, Side};
+
+/// Default number of worker threads.
+pub const DEFAULT_WORKERS: usize = 4;
+/// Most worker threads that may be configured.
+pub const MAX_WORKERS: usize = 64;
+/// Default number of refreshes in flight to one token endpoint at once.
+pub const DEFAULT_ENDPOINT_LIMIT: usize = 2;
+
+static WORKERS: AtomicUsize = AtomicUsize::new(DEFAULT_WORKERS);
+static ENDPOINT_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_ENDPOINT_LIMIT);
+static PEAK_WORKERS: AtomicUsize = AtomicUsize::new(0);
+static REFRESHES: AtomicU64 = AtomicU64::new(0);
+
+/// A provider as the scheduler sees it.
+pub(crate) trait Refresh: Send + Sync {
+    /// Clears the provider's `queued` flag and runs its refresh if it is still due and no fetch
+    /// is in flight.
+    fn run_queued_refresh(&self);
+}
+
+struct Job {
+    /// The token's serving limit: the earliest is the most urgent.
+    serve_until: Instant,
+    /// Order of arrival, among equally urgent ones.
+    seq: u64,
+    endpoint: Arc<str>,
+    provider: Weak<dyn Refresh>,
+}
+
+impl PartialEq for Job {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == CmpOrdering::Equal
+    }
+}
+impl Eq for Job {}
+impl PartialOrd for Job {
+    fn partial_cmp(&self, other: &Self) -> Option<CmpOrdering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Job {
+    /// Reversed, so that `BinaryHeap` (a max-heap) pops the most urgent first.
+    fn cmp(&self, other: &Self) -> CmpOrdering {
+        other
+            .serve_until
+            .cmp(&self.serve_until)
+            .then(other.seq.cmp(&self.seq))
+    }
+}
+
+struct State {
+    queue: BinaryHeap<Job>,
+    seq: u64,
+    /// Worker threads alive.
+    workers: usize,
+    /// Refreshes in flight per token endpoint (a few entries: a list).
+    in_flight: Vec<(Arc<str>, usize)>,
+}
+
+impl State {
+    const fn new() -> State {
+        State {
+            queue: BinaryHeap::new(),
+            seq: 0,
+            workers: 0,
+            in_flight: Vec::new(),
+        }
+    }
+
+    fn in_flight(&self, endpoint: &str) -> usize {
+        self.in_flight
+            .iter()
+            .find(|(e, _)| &**e == endpoint)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    fn add_in_flight(&mut self, endpoint: &Arc<str>) {
+        match self.in_flight.iter_mut().find(|(e, _)| e == endpoint) {
+            Some((_, n)) => *n += 1,
+            None => self.in_flight.push((endpoint.clone(), 1)),
+        }
+    }
+
+    fn sub_in_flight(&mut self, endpoint: &Arc<str>) {
+        if let Some(i) = self.in_flight.iter().position(|(e, _)| e == endpoint) {
+            self.in_flight[i].1 -= 1;
+            if self.in_flight[i].1 == 0 {
+                self.in_flight.swap_remove(i);
+            }
+        }
+    }
+
+    /// Refreshes in flight.
+    fn busy(&self) -> usize {
+        self.in_flight.iter().map(|(_, n)| n).sum()
+    }
+}
+
+/// The scheduler's state: a leaf lock (nothing else is taken while it is held; it is taken under
+/// the handle table's read lock on the hit path). See `fork` for its place in the lock order.
+static STATE: Mutex<State> = Mutex::new(State::new());
+/// Signalled when a job is queued or an endpoint's slot frees.
+static WAKE: Condvar = Condvar::new();
+
+/// Takes the scheduler's lock before fork() (called by the coordinator, `fork`).
+pub(crate) fn fork_hold() {
+    STATE.fork_hold();
+}
+
+/// Releases it after fork(). In the child: the parent's workers and their refreshes in flight
+/// are not there, so the queue, the worker count and the in-flight counts start over (the
+/// caches reset their `queued` flags), and the lock and condition variable are replaced.
+///
+/// # Safety
+/// Only after `fork_hold` on this thread, once.
+pub(crate) unsafe fn fork_release(side: Side) {
+    // SAFETY: per the contract, this thread holds STATE; in the child it is the only thread.
+    unsafe {
+        if side == Side::Child {
+            let s = STATE.held_mut();
+            s.queue.clear();
+            s.workers = 0;
+            s.in_flight.clear();
+            WAKE.fork_reset();
+        }
+        STATE.fork_release(side);
+    }
+}
+
+/// Sets the number of worker threads (1 to [`MAX_WORKERS`]); applies to workers started from
+/// now on. Returns false (and changes nothing) when out of range.
+pub fn set_workers(n: usize) -> bool {
+    if !(1..=MAX_WORKERS).contains(&n) {
+        return false;
+    }
+    WORKERS.store(n, Ordering::Release);
+    WAKE.notify_all();
+    true
+}
+
+/// The configured number of worker threads.
+pub fn workers() -> usize {
+    WORKERS.load(Ordering::Acquire)
+}
+
+/// Sets how many refreshes may be in flight to one token endpoint at once (1 to 64).
+pub fn set_endpoint_limit(n: usize) -> bool {
+    if !(1..=64).contains(&n) {
+        return false;
+    }
+    ENDPOINT_LIMIT.store(n, Ordering::Release);
+    WAKE.notify_all();
+    true
+}
+
+/// The configured per-endpoint limit.
+pub fn endpoint_limit() -> usize {
+    ENDPOINT_LIMIT.load(Ordering::Acquire)
+}
+
+/// The scheduler's state, for diagnostics and tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// Refreshes queued and not yet started.
+    pub queued: usize,
+    /// Worker threads alive now.
+    pub workers: usize,
+    /// Most worker threads alive at once since the process started.
+    pub peak_workers: usize,
+    /// Refreshes run by the workers since the process started.
+    pub refreshes: u64,
+}
+
+pub fn stats() -> Stats {
+    let s = STATE.lock();
+    Stats {
+        queued: s.queue.len(),
+        workers: s.workers,
+        peak_workers: PEAK_WORKERS.load(Ordering::Acquire),
+        refreshes: REFRESHES.load(Ordering::Acquire),
+    }
+}
+
+/// Queues a refresh (the caller set the provider's `queued` flag) and starts a worker if one is
+/// needed and allowed. Returns false when no worker is alive to run it and none could be
+/// started (the caller then gives the flag back).
+pub(crate) fn enqueue(
+    provider: Weak<dyn Refresh>,
+    endpoint: Arc<str>,
+    serve_until: Instant,
+) -> bool {
+    let mut s = STATE.lock();
+    s.seq += 1;
+    let seq = s.seq;
+    s.queue.push(Job {
+        serve_until,
+        seq,
+        endpoint,
+        provider,
+    });
+    if s.workers < workers() && s.workers < s.queue.len() + s.busy() {
+        s.workers += 1;
+        PEAK_WORKERS.fetch_max(s.workers, Ordering::AcqRel);
+        let spawned = std::thread::Builder::new()
+            .name("credvault-refresh".into())
+            .spawn(work);
+        if spawned.is_err() {
+            s.workers -= 1;
+            if s.workers == 0 {
+                // Nobody will run it: take it back out.
+                s.queue.retain(|j| j.seq != seq);
+                return false;
+            }
+        }
+    } else {
+        WAKE.notify_all();
+    }
+    true
+}
+
+/// A worker: runs the most urgent runnable refresh until the queue is empty, then exits.
+fn work() {
+    let mut s = STATE.lock();
+    loop {
+        if s.queue.is_empty() || s.workers > workers() {
+            s.workers -= 1;
+            return;
+        }
+        let limit = endpoint_limit();
+        let mut skipped = Vec::new();
+        let mut found = None;
+        while let Some(job) = s.queue.pop() {
+            if job.provider.strong_count() == 0 {
+                continue; // freed while queued
+            }
+            if s.in_flight(&job.endpoint) >= limit {
+                skipped.push(job);
+                continue;
+            }
+            found = Some(job);
+            break;
+        }
+        s.queue.extend(skipped);
+        let Some(job) = found else {
+            if !s.queue.is_empty() {
+                // Every queued refresh waits for a slot at its endpoint.
+                WAKE.wait_until(&mut s, Instant::now() + Duration::from_secs(1));
+            }
+            continue;
+        };
+        s.add_in_flight(&job.endpoint);
+        drop(s);
+        if let Some(p) = job.provider.upgrade() {
+            REFRESHES.fetch_add(1, Ordering::AcqRel);
+            p.run_queued_refresh();
+        }
+        s = STATE.lock();
+        s.sub_in_flight(&job.endpoint);
+        WAKE.notify_all();
+    }
+}

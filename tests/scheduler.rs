@@ -1,0 +1,229 @@
+//! The bounded background refresh scheduler (issue 17), against the local identity provider:
+//! the most urgent token first, the bound on workers, no thread when nothing is due, fork with a
+//! queue, a provider freed while queued. No timing assertions: the idp's counters and the
+//! scheduler's own state are observed, with generous bounds only on how long to wait for them.
+
+mod common;
+
+use std::sync::Mutex;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::Idp;
+use credvault::{scheduler, Provider};
+use serde_json::{json, Value};
+
+/// The scheduler is process-wide: these tests run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const SECRET: &str = "scheduler-secret";
+
+/// A provider for a fresh client whose tokens live `lifetime_s`, refreshed at `ratio`.
+fn provider(idp: &Idp, id: &str, lifetime_s: u64, ratio: f64) -> Provider {
+    idp.add_client(
+        json!({"dialect": "oauth", "client_id": id, "client_secret": SECRET,
+        "lifetime_s": lifetime_s}),
+    );
+    let cfg = json!({"token_url": idp.url("/oauth/token"), "client_id": id, "client_secret": SECRET,
+        "refresh_ratio": ratio, "refresh_jitter": 0.0});
+    Provider::new(&cfg.to_string()).unwrap()
+}
+
+fn requests_by(stats: &Value, id: &str) -> u64 {
+    stats["by_client"][id].as_u64().unwrap_or(0)
+}
+
+/// Waits (polling, at most `limit`) until `cond` holds; panics with `what` otherwise.
+fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let give_up = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < give_up, "gave up waiting: {what}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Refresh worker threads of this process, by their name.
+fn refresh_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|d| {
+            d.flatten()
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|c| c.trim() == "credvault-refre")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+fn idle() -> bool {
+    let s = scheduler::stats();
+    s.workers == 0 && s.queued == 0 && refresh_threads() == 0
+}
+
+#[test]
+fn the_token_closest_to_its_serving_limit_is_refreshed_first() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(scheduler::set_workers(1));
+    let idp = Idp::start_with(&[]);
+    // All due 3 s after the fetch; served until 9 s (busy), 10.8 s (urgent), 27 s (late).
+    let busy = provider(&idp, "order-busy", 10, 0.3);
+    let late = provider(&idp, "order-late", 30, 0.1);
+    let urgent = provider(&idp, "order-urgent", 12, 0.25);
+    let start = Instant::now();
+    for p in [&busy, &late, &urgent] {
+        p.token().unwrap();
+    }
+    thread::sleep((start + Duration::from_millis(3200)).saturating_duration_since(Instant::now()));
+    // The one worker is held by busy's refresh while the other two are queued, late first.
+    idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 1500}));
+    idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 3000, "count": 2}));
+    busy.token().unwrap();
+    wait_for(Duration::from_secs(10), "busy's refresh sent", || {
+        requests_by(&idp.stats(), "order-busy") == 2
+    });
+    late.token().unwrap();
+    urgent.token().unwrap();
+    assert_eq!(scheduler::stats().queued, 2, "both wait behind busy");
+    // Urgent's request arrives first; late's only after it (3 s later).
+    wait_for(Duration::from_secs(20), "a queued refresh sent", || {
+        let s = idp.stats();
+        requests_by(&s, "order-urgent") + requests_by(&s, "order-late") > 2
+    });
+    let s = idp.stats();
+    assert_eq!(requests_by(&s, "order-urgent"), 2, "urgent refreshed first");
+    assert_eq!(requests_by(&s, "order-late"), 1, "late still queued");
+    wait_for(Duration::from_secs(20), "late refreshed", || {
+        requests_by(&idp.stats(), "order-late") == 2
+    });
+    wait_for(Duration::from_secs(20), "workers gone", idle);
+    assert!(scheduler::stats().peak_workers <= 2);
+}
+
+#[test]
+fn workers_are_bounded_and_gone_when_nothing_is_due() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(scheduler::set_workers(2));
+    assert!(scheduler::set_endpoint_limit(64));
+    assert!(!scheduler::set_workers(0) && !scheduler::set_workers(65));
+    let idp = Idp::start_with(&[]);
+    let providers: Vec<Provider> = (0..12)
+        .map(|i| provider(&idp, &format!("bound-{i}"), 10, 0.1))
+        .collect();
+    let start = Instant::now();
+    for p in &providers {
+        p.token().unwrap();
+    }
+    wait_for(Duration::from_secs(10), "nothing due, no worker", idle);
+    thread::sleep((start + Duration::from_millis(1200)).saturating_duration_since(Instant::now()));
+    idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 300, "count": 0}));
+    for p in &providers {
+        p.token().unwrap(); // served at once; queues its refresh
+    }
+    let mut most = 0;
+    wait_for(Duration::from_secs(30), "all refreshed", || {
+        most = most.max(refresh_threads());
+        let s = idp.stats();
+        (0..12).all(|i| s["issued_by_client"][format!("bound-{i}")].as_u64() == Some(2))
+    });
+    assert!(most <= 2, "{most} refresh threads at once");
+    assert!(scheduler::stats().peak_workers <= 2);
+    wait_for(Duration::from_secs(20), "workers gone", idle);
+    assert!(scheduler::set_endpoint_limit(
+        scheduler::DEFAULT_ENDPOINT_LIMIT
+    ));
+}
+
+#[test]
+fn a_provider_freed_while_queued_is_not_refreshed() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(scheduler::set_workers(1));
+    let idp = Idp::start_with(&[]);
+    let busy = provider(&idp, "freed-busy", 10, 0.1);
+    let gone = provider(&idp, "freed-gone", 10, 0.1);
+    let start = Instant::now();
+    busy.token().unwrap();
+    gone.token().unwrap();
+    thread::sleep((start + Duration::from_millis(1200)).saturating_duration_since(Instant::now()));
+    idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 1500}));
+    busy.token().unwrap();
+    wait_for(Duration::from_secs(10), "busy's refresh sent", || {
+        requests_by(&idp.stats(), "freed-busy") == 2
+    });
+    gone.token().unwrap();
+    assert_eq!(scheduler::stats().queued, 1);
+    drop(gone);
+    wait_for(Duration::from_secs(20), "workers gone", idle);
+    assert_eq!(
+        requests_by(&idp.stats(), "freed-gone"),
+        1,
+        "no refresh for a freed provider"
+    );
+    assert_eq!(idp.tokens_issued(), 3);
+}
+
+#[test]
+fn a_fork_child_refreshes_with_its_own_workers() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(scheduler::set_workers(1));
+    let idp = Idp::start_with(&[]);
+    let busy = provider(&idp, "fork-busy", 10, 0.1);
+    let queued = provider(&idp, "fork-queued", 10, 0.1);
+    let start = Instant::now();
+    busy.token().unwrap();
+    let before = queued.token().unwrap().generation();
+    thread::sleep((start + Duration::from_millis(1200)).saturating_duration_since(Instant::now()));
+    // The parent's worker is in a slow refresh and the other refresh is queued at the fork.
+    idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 2000}));
+    busy.token().unwrap();
+    wait_for(Duration::from_secs(10), "busy's refresh sent", || {
+        requests_by(&idp.stats(), "fork-busy") == 2
+    });
+    queued.token().unwrap();
+    assert_eq!(scheduler::stats().queued, 1);
+
+    // SAFETY: the child only runs the library and then _exit()s.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // A hang is ended by the alarm and fails the parent's check.
+        unsafe { libc::alarm(30) };
+        let give_up = Instant::now() + Duration::from_secs(25);
+        let mut code = 1;
+        // The child has no worker and an empty queue: the next hit queues the refresh again
+        // and starts a worker of the child's own.
+        while Instant::now() < give_up {
+            match (queued.token(), busy.token()) {
+                (Ok(q), Ok(b)) if q.generation() > before && b.generation() > 1 => {
+                    code = 0;
+                    break;
+                }
+                (Err(_), _) | (_, Err(_)) => {
+                    code = 2;
+                    break;
+                }
+                _ => thread::sleep(Duration::from_millis(10)),
+            }
+        }
+        if code == 0 && scheduler::stats().peak_workers > 1 {
+            code = 3;
+        }
+        unsafe { libc::_exit(code) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(
+        libc::WIFEXITED(status),
+        "child did not exit normally (status {status})"
+    );
+    assert_eq!(
+        libc::WEXITSTATUS(status),
+        0,
+        "the child refreshed both tokens"
+    );
+    // And the parent's queue drains too.
+    wait_for(Duration::from_secs(20), "parent's refreshes done", || {
+        requests_by(&idp.stats(), "fork-queued") >= 2 && idle()
+    });
+}
