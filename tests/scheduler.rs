@@ -126,8 +126,11 @@ fn workers_are_bounded_and_gone_when_nothing_is_due() {
         let s = idp.stats();
         (0..12).all(|i| s["issued_by_client"][format!("bound-{i}")].as_u64() == Some(2))
     });
-    assert!(most <= 2, "{most} refresh threads at once");
-    assert!(scheduler::stats().peak_workers <= 2);
+    // The scheduler's own count (taken under its lock) is exact; /proc may still list a worker
+    // that has left the pool and is finishing its exit, so it is only allowed one more.
+    let peak = scheduler::stats().peak_workers;
+    assert!(peak <= 2, "{peak} workers at once");
+    assert!(most <= 3, "{most} refresh threads at once");
     wait_for(Duration::from_secs(20), "workers gone", idle);
     assert!(scheduler::set_endpoint_limit(
         scheduler::DEFAULT_ENDPOINT_LIMIT
