@@ -77,3 +77,6 @@ echo "demo ok"
 
 step "Go binding: vet, tests, race tests (cgocheck=1), static build, examples"
 bash tests/go/run.sh
+
+step "benches/compare: the comparison benchmark builds and smoke-runs (tiny durations; docs untouched)"
+bash benches/compare/run.sh --smoke
