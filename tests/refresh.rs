@@ -421,3 +421,25 @@ fn cool_down_after_a_transient_failure_is_a_fraction_of_the_lifetime() {
         thread::sleep(Duration::from_millis(10));
     }
 }
+
+/// Issue 18.2: a high `refresh_ratio` keeps a background refresh window before the serving
+/// limit (it used to put the refresh point at the serving limit: no background refresh at all,
+/// every caller blocked at expiry). 0.95 with the default 30 s margin on a 10 s token.
+#[test]
+fn a_high_refresh_ratio_keeps_a_refresh_window() {
+    let idp = Idp::start();
+    let cfg = short_lived(
+        &idp,
+        "high-ratio",
+        10,
+        json!({"refresh_ratio": 0.95, "refresh_jitter": 0.0}),
+    );
+    let p = Provider::new(&cfg.to_string()).unwrap();
+    p.token().unwrap();
+    let (_, refresh_in, serve_for) = p.schedule().unwrap();
+    // Served for 9 s (10 s less a tenth); the window is at least a tenth of that.
+    assert!(
+        serve_for.saturating_sub(refresh_in) >= Duration::from_millis(850),
+        "refresh in {refresh_in:?}, served for {serve_for:?}"
+    );
+}
