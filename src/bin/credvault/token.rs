@@ -25,41 +25,61 @@ Refuses to print to a terminal unless --force.
   --force         print even when standard output is a terminal
   -h, --help";
 
-pub fn run(args: &[String]) -> i32 {
-    let mut name = None;
-    let mut config = None;
-    let mut header = false;
-    let mut force = false;
+/// The command line of `credvault token`.
+struct Args<'a> {
+    name: &'a str,
+    config: Option<&'a str>,
+    header: bool,
+    force: bool,
+}
+
+/// Parses the arguments; `Err` carries the exit status (0 after `--help`).
+fn parse_args(args: &[String]) -> Result<Args<'_>, i32> {
+    let (mut name, mut config, mut header, mut force) = (None, None, false, false);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
             "-h" | "--help" => {
                 println!("{HELP}\n\n{}", cli::EXIT_CODES);
-                return exit::OK;
+                return Err(exit::OK);
             }
             "--header" => header = true,
             "--force" => force = true,
             "--config" => match it.next() {
                 Some(p) => config = Some(p.as_str()),
-                None => return usage("--config needs a file"),
+                None => return Err(usage("--config needs a file")),
             },
             s if s.starts_with("--config=") => config = Some(&s["--config=".len()..]),
-            s if s.starts_with('-') => return usage("unknown option"),
+            s if s.starts_with('-') => return Err(usage("unknown option")),
             s if name.is_none() => name = Some(s),
-            _ => return usage("one provider name at a time"),
+            _ => return Err(usage("one provider name at a time")),
         }
     }
     let Some(name) = name else {
-        return usage("which provider? (NAME)");
+        return Err(usage("which provider? (NAME)"));
     };
-    if cli::is_terminal(1) && !force {
+    Ok(Args {
+        name,
+        config,
+        header,
+        force,
+    })
+}
+
+pub fn run(args: &[String]) -> i32 {
+    let args = match parse_args(args) {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let name = args.name;
+    if cli::is_terminal(1) && !args.force {
         eprintln!(
             "credvault token: refusing to print a token to a terminal (pipe it into the command \
              that needs it, or pass --force)"
         );
         return exit::REFUSED;
     }
-    let path = match cli::config_path(config) {
+    let path = match cli::config_path(args.config) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("credvault token: {e}");
@@ -82,31 +102,34 @@ pub fn run(args: &[String]) -> i32 {
     let result = provider.token();
     progress.done();
     match result {
-        Ok(token) => {
-            let value = if header {
-                token.authorization()
-            } else {
-                zeroize::Zeroizing::new(token.secret().to_string())
-            };
-            let mut out = std::io::stdout().lock();
-            let written = out
-                .write_all(value.as_bytes())
-                .and_then(|_| out.write_all(b"\n"))
-                .and_then(|_| out.flush());
-            match written {
-                Ok(()) => exit::OK,
-                Err(e) => {
-                    eprintln!("credvault token: cannot write the token ({})", e.kind());
-                    exit::FAILED
-                }
-            }
-        }
+        Ok(token) => print_token(&token, args.header),
         Err(e) => {
             eprintln!(
                 "credvault token: {name}: {}: {}",
                 e.status().name(),
                 e.message()
             );
+            exit::FAILED
+        }
+    }
+}
+
+/// Writes the token (or its Authorization value) and a newline to standard output.
+fn print_token(token: &credvault::Token, header: bool) -> i32 {
+    let value = if header {
+        token.authorization()
+    } else {
+        zeroize::Zeroizing::new(token.secret().to_string())
+    };
+    let mut out = std::io::stdout().lock();
+    let written = out
+        .write_all(value.as_bytes())
+        .and_then(|_| out.write_all(b"\n"))
+        .and_then(|_| out.flush());
+    match written {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("credvault token: cannot write the token ({})", e.kind());
             exit::FAILED
         }
     }
