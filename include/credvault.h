@@ -71,6 +71,29 @@ typedef int32_t vault_status;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// A prepared request for the one-argument non-blocking calls `vault_try_fill_token` and
+// `vault_try_fill_authorization`: the provider and the caller's buffer, set up once and passed
+// by pointer on every call, for language runtimes where each call argument has a price (Python
+// ctypes handles every argument of every call: six cost about 100 ns more than one, see
+// docs/BENCHMARKS.md).
+//
+// `generation` identifies the token whose value `buf` holds (0: none). A call that finds the
+// same token still servable leaves `buf` as it is and returns `VAULT_STATUS_OK`; a call that
+// serves another token writes it into `buf` and its number into `generation`. So the caller
+// can keep what it made of the value (a decoded string) while `generation` is unchanged, and
+// the common call copies and decrypts nothing. Generations of a provider only grow. Between
+// calls, the caller must not change `buf` without setting `generation` to 0.
+typedef struct vault_fill {
+  // The provider handle.
+  uint64_t provider;
+  // The caller's buffer; receives the value, NUL-terminated.
+  char *buf;
+  // The size of `buf` in bytes.
+  size_t buf_len;
+  // The generation of the token `buf` holds, 0 for none; written by the call.
+  uint64_t generation;
+} vault_fill;
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -224,6 +247,28 @@ vault_status vault_try_get_authorization_into(uint64_t provider,
                                               size_t *out_len,
                                               char *err_buf,
                                               size_t err_len);
+
+// `vault_try_get_token_into` in one argument (see `vault_fill`): a servable cached token is
+// in `fill->buf`, NUL-terminated, when this returns `VAULT_STATUS_OK` (written now, or already
+// there when `fill->generation` named it); otherwise `VAULT_STATUS_WOULD_BLOCK`, the stored
+// error of a cool-down, `VAULT_STATUS_BUFFER_TOO_SMALL` (the size needed is not reported: ask
+// `vault_try_get_token_into`), `VAULT_STATUS_INVALID_HANDLE` or `VAULT_STATUS_INVALID_ARGUMENT`,
+// with `fill->buf` and `fill->generation` left as they were. Never waits. An error's message
+// is only in the thread-local `vault_last_error`: callers whose threads move get it from the
+// six-argument call.
+//
+// # Safety
+// `fill` must be NULL or point to a writable `vault_fill` whose `buf` is NULL (with `buf_len`
+// 0) or `buf_len` writable bytes; no other thread may use the same `vault_fill` at the same
+// time.
+vault_status vault_try_fill_token(struct vault_fill *fill);
+
+// As `vault_try_fill_token`, for the `Authorization` value `"<token_type> <token>"` (use a
+// `vault_fill` of its own).
+//
+// # Safety
+// as for `vault_try_fill_token`.
+vault_status vault_try_fill_authorization(struct vault_fill *fill);
 
 // Drops the cached token only if it equals `token` (the one the API rejected with 401), so that
 // callers on any thread invalidate exactly the token they used. `token` NULL drops any cached

@@ -851,6 +851,105 @@ pub unsafe extern "C" fn vault_try_get_authorization_into(
     })
 }
 
+/// A prepared request for the one-argument non-blocking calls `vault_try_fill_token` and
+/// `vault_try_fill_authorization`: the provider and the caller's buffer, set up once and passed
+/// by pointer on every call, for language runtimes where each call argument has a price (Python
+/// ctypes handles every argument of every call: six cost about 100 ns more than one, see
+/// docs/BENCHMARKS.md).
+///
+/// `generation` identifies the token whose value `buf` holds (0: none). A call that finds the
+/// same token still servable leaves `buf` as it is and returns `VAULT_STATUS_OK`; a call that
+/// serves another token writes it into `buf` and its number into `generation`. So the caller
+/// can keep what it made of the value (a decoded string) while `generation` is unchanged, and
+/// the common call copies and decrypts nothing. Generations of a provider only grow. Between
+/// calls, the caller must not change `buf` without setting `generation` to 0.
+#[repr(C)]
+pub struct VaultFill {
+    /// The provider handle.
+    pub provider: u64,
+    /// The caller's buffer; receives the value, NUL-terminated.
+    pub buf: *mut c_char,
+    /// The size of `buf` in bytes.
+    pub buf_len: usize,
+    /// The generation of the token `buf` holds, 0 for none; written by the call.
+    pub generation: u64,
+}
+
+/// # Safety
+/// `fill` must be NULL or point to a writable `VaultFill` whose `buf` is NULL (with `buf_len`
+/// 0) or `buf_len` writable bytes.
+unsafe fn try_fill(fill: *mut VaultFill, shape: Shape) -> Status {
+    guard(Status::Internal, || {
+        let result = (|| {
+            if fill.is_null() {
+                return Err(Error::new(Status::InvalidArgument, "fill is NULL"));
+            }
+            // SAFETY: non-NULL, writable and not used elsewhere during the call (the caller's
+            // promise).
+            let f = unsafe { &mut *fill };
+            if f.buf.is_null() && f.buf_len > 0 {
+                return Err(Error::new(
+                    Status::InvalidArgument,
+                    "buf is NULL but buf_len is not 0",
+                ));
+            }
+            let held = f.generation;
+            let (buf, buf_len) = (f.buf, f.buf_len);
+            let generation = serve(f.provider, Wait::No, |t| {
+                if held != 0 && t.generation == held {
+                    return Ok(held);
+                }
+                let n = shape_len(t, shape);
+                if buf_len < n + 1 {
+                    return Err(Error::new(
+                        Status::BufferTooSmall,
+                        format!("buffer of {buf_len} bytes is too small: {} needed", n + 1),
+                    ));
+                }
+                // SAFETY: buf has buf_len >= n + 1 writable bytes per the caller's promise.
+                let out = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, n + 1) };
+                write_shape(t, shape, &mut out[..n])?;
+                out[n] = 0;
+                Ok(t.generation)
+            })?;
+            f.generation = generation;
+            note_served(f.provider, generation);
+            Ok(())
+        })();
+        report(result, ptr::null_mut(), 0)
+    })
+}
+
+/// `vault_try_get_token_into` in one argument (see `vault_fill`): a servable cached token is
+/// in `fill->buf`, NUL-terminated, when this returns `VAULT_STATUS_OK` (written now, or already
+/// there when `fill->generation` named it); otherwise `VAULT_STATUS_WOULD_BLOCK`, the stored
+/// error of a cool-down, `VAULT_STATUS_BUFFER_TOO_SMALL` (the size needed is not reported: ask
+/// `vault_try_get_token_into`), `VAULT_STATUS_INVALID_HANDLE` or `VAULT_STATUS_INVALID_ARGUMENT`,
+/// with `fill->buf` and `fill->generation` left as they were. Never waits. An error's message
+/// is only in the thread-local `vault_last_error`: callers whose threads move get it from the
+/// six-argument call.
+///
+/// # Safety
+/// `fill` must be NULL or point to a writable `vault_fill` whose `buf` is NULL (with `buf_len`
+/// 0) or `buf_len` writable bytes; no other thread may use the same `vault_fill` at the same
+/// time.
+#[no_mangle]
+pub unsafe extern "C" fn vault_try_fill_token(fill: *mut VaultFill) -> Status {
+    // SAFETY: pointer contracts are the caller's, passed through.
+    unsafe { try_fill(fill, Shape::Token) }
+}
+
+/// As `vault_try_fill_token`, for the `Authorization` value `"<token_type> <token>"` (use a
+/// `vault_fill` of its own).
+///
+/// # Safety
+/// as for `vault_try_fill_token`.
+#[no_mangle]
+pub unsafe extern "C" fn vault_try_fill_authorization(fill: *mut VaultFill) -> Status {
+    // SAFETY: pointer contracts are the caller's, passed through.
+    unsafe { try_fill(fill, Shape::Authorization) }
+}
+
 /// Drops the cached token only if it equals `token` (the one the API rejected with 401), so that
 /// callers on any thread invalidate exactly the token they used. `token` NULL drops any cached
 /// token. Returns `VAULT_STATUS_OK` whether or not it was still cached.
@@ -1217,6 +1316,38 @@ mod tests {
             );
             assert_eq!(s, Status::InvalidHandle);
         }
+    }
+
+    #[test]
+    fn fill_calls_check_their_argument() {
+        let mut buf = [0 as c_char; 16];
+        let mut fill = VaultFill {
+            provider: 5,
+            buf: buf.as_mut_ptr(),
+            buf_len: 16,
+            generation: 7,
+        };
+        let mut null_buf = VaultFill {
+            provider: 5,
+            buf: ptr::null_mut(),
+            buf_len: 16,
+            generation: 0,
+        };
+        // SAFETY: NULL, or fills whose buffers are NULL or valid for their length.
+        unsafe {
+            assert_eq!(
+                vault_try_fill_token(ptr::null_mut()),
+                Status::InvalidArgument
+            );
+            assert_eq!(vault_try_fill_token(&mut fill), Status::InvalidHandle);
+            assert_eq!(
+                vault_try_fill_authorization(&mut fill),
+                Status::InvalidHandle
+            );
+            assert_eq!(vault_try_fill_token(&mut null_buf), Status::InvalidArgument);
+        }
+        assert_eq!(buf, [0 as c_char; 16], "nothing written on failure");
+        assert_eq!(fill.generation, 7, "generation left alone on failure");
     }
 
     /// Messages are truncated to the buffer on a UTF-8 boundary and always NUL-terminated; a

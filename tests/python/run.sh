@@ -14,6 +14,23 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_QUIET=1
 # The release library and the idp: already built by the other steps (shared target/release).
 cargo build --release --lib --bin credvault --quiet
 
+# The C test of the one-argument calls the Python fast path uses (vault_try_fill_*), natively
+# and under valgrind memcheck.
+mkdir -p target/python
+gcc -std=c11 -Wall -Wextra -Werror -g -I include tests/c/fill_test.c -L target/release -lcredvault \
+  -Wl,-rpath,"$ROOT/target/release" -o target/python/fill_test
+coproc IDP { exec target/release/credvault idp --demo --exit-on-stdin-eof; }
+idp_pid=$IDP_PID
+read -r banner <&"${IDP[0]}"
+IDP_BASE=${banner#credvault-idp listening on }
+target/python/fill_test "$IDP_BASE" | tail -1
+if command -v valgrind >/dev/null; then
+  valgrind -q --error-exitcode=3 --leak-check=full --errors-for-leak-kinds=definite \
+    --suppressions=tests/c/valgrind.supp target/python/fill_test "$IDP_BASE" | tail -1
+fi
+kill "$idp_pid" 2>/dev/null || true
+wait "$idp_pid" 2>/dev/null || true
+
 BUILD_VENV=target/python/build-venv
 TEST_VENV=target/python/test-venv
 DIST=target/python/dist

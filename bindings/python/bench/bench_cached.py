@@ -7,11 +7,14 @@ run, against the same local identity provider (`credvault idp --demo`).
 Needs the credvault wheel installed, plus authlib, httpx and httpx-auth (tests/python/run.sh
 installs all of them into target/python/test-venv). Each figure is the median and the minimum over ROUNDS
 rounds of ns per call, for a loop of N calls; rounds of the systems are
-interleaved so that machine noise hits them alike.
+interleaved so that machine noise hits them alike. Rounds are short (2,000 calls, about
+a millisecond) so that the minimum is a round that no other process interrupted.
 
 What is measured, for each system, is the cached path a request takes to get its token:
-* credvault: `Provider.token()` (and `authorization()`): one non-blocking library call that holds
-  the GIL (ctypes.PyDLL) and answers from the cache, then `bytes.decode`;
+* credvault: `Provider.token()` (and `authorization()`): one non-blocking library call of one
+  argument (`vault_try_fill_token`, through ctypes.PyDLL: the GIL is kept) that answers from
+  the cache; while the cached token's generation is the one the provider already decoded, the
+  library copies nothing and the str made last time is returned;
 * authlib: `OAuth2Client.ensure_active_token(client.token)` then `client.token["access_token"]`,
   after `fetch_token()` (authlib.integrations.httpx_client);
 * httpx-auth: `OAuth2ClientCredentials.auth_flow(request)` up to the request it yields (the
@@ -61,8 +64,8 @@ def per_call_ns(fn, n: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("-n", type=int, default=20_000)
-    ap.add_argument("--rounds", type=int, default=41)
+    ap.add_argument("-n", type=int, default=2_000)
+    ap.add_argument("--rounds", type=int, default=300)
     args = ap.parse_args()
     n, rounds = (2_000, 2) if args.quick else (args.n, args.rounds)
 
@@ -113,21 +116,34 @@ def main() -> None:
             print("httpx-auth not installed: skipped", file=sys.stderr)
 
         # The pieces of credvault's call, for the breakdown.
-        from credvault import _lib, _provider
+        from credvault import _lib
 
         h, buf = vault._h, vault._tbuf
         pieces: dict[str, object] = {"empty Python call (def f(): pass)": (lambda: None)}
         if _lib.HAS_TRY:
-            f = _lib.fast.vault_try_get_token_into
-            pieces["try call alone, PyDLL with argtypes"] = lambda: f(h, buf, 8192, None, None, 0)
-            raw = getattr(ctypes.PyDLL(_lib.path), "vault_try_get_token_into")
+            fill = _lib.fast.vault_try_fill_token
+            ptr, fill_struct = vault._tptr, vault._tfill
+            pieces["vault_try_fill_token alone, same generation (nothing copied)"] = lambda: fill(ptr)
+
+            def fill_fresh() -> int:
+                fill_struct.generation = 0  # forces the decrypt and copy
+                return fill(ptr)
+
+            pieces["vault_try_fill_token alone, generation reset (decrypt + copy)"] = fill_fresh
+            six = _lib.fast.vault_try_get_token_into
             c8192, c0 = ctypes.c_size_t(8192), ctypes.c_size_t(0)
-            pieces["try call alone, PyDLL, no argtypes, pre-converted"] = lambda: raw(h, buf, c8192, None, None, c0)
+            pieces["vault_try_get_token_into alone (6 args, pre-converted, PyDLL)"] = lambda: six(
+                h, buf, c8192, None, None, c0
+            )
+            six_declared = _lib.lib.vault_try_get_token_into
+            pieces["vault_try_get_token_into alone (6 args, argtypes, CDLL)"] = lambda: six_declared(
+                h, buf, 8192, None, None, 0
+            )
         pieces["buf.value (8 KiB buffer)"] = lambda: buf.value
         tok = vault.token().encode()
         pieces["bytes.decode of the token"] = tok.decode
         blocking = _lib.lib.vault_get_token_into
-        pieces["blocking call through CDLL (GIL released), argtypes"] = lambda: blocking(h, buf, 8192, None, None, 0)
+        pieces["vault_get_token_into (blocking call, CDLL, argtypes)"] = lambda: blocking(h, buf, 8192, None, None, 0)
 
         results: dict[str, list[float]] = {k: [] for k in list(systems) + list(pieces)}
         for _ in range(rounds):

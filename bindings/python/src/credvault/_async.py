@@ -57,13 +57,13 @@ class AsyncProvider:
     async def token(self) -> str:
         """The access token; a cached one inline, a fetch in a worker thread."""
         p = self._p
-        buf = p._tbuf
-        status = _p._try_tok(p._h, buf, _p._CAP, None, None, _p._ZERO)
+        status = _p._fill_tok(p._tptr)
         if status == 0:
-            value = buf.value
-            if value:
-                return value.decode()
-        elif status != _p._WOULD_BLOCK:
+            held = p._tval
+            if p._tfill.generation == held[0]:
+                return held[1]
+            return p._refill(p._tfill, p._tbuf, True)
+        if status != _p._WOULD_BLOCK:
             # A known error (a cool-down, a closed provider): raised with its message by the
             # non-blocking call (the blocking one could start a fetch on the loop's thread).
             text = p._nonblocking(_p._try_tok_full)
@@ -74,13 +74,13 @@ class AsyncProvider:
     async def authorization(self) -> str:
         """The ``Authorization`` value; a cached one inline, a fetch in a worker thread."""
         p = self._p
-        buf = p._abuf
-        status = _p._try_auth(p._h, buf, _p._CAP, None, None, _p._ZERO)
+        status = _p._fill_auth(p._aptr)
         if status == 0:
-            value = buf.value
-            if value:
-                return value.decode()
-        elif status != _p._WOULD_BLOCK:
+            held = p._aval
+            if p._afill.generation == held[0]:
+                return held[1]
+            return p._refill(p._afill, p._abuf, False)
+        if status != _p._WOULD_BLOCK:
             text = p._nonblocking(_p._try_auth_full)
             if text is not None:
                 return text

@@ -30,27 +30,28 @@ _get_tok = _lib_.vault_get_token_into
 _get_auth = _lib_.vault_get_authorization_into
 _inval = _lib_.vault_invalidate
 _inval_tok = _lib_.vault_invalidate_token
-_try_tok: Any
-_try_auth: Any
+_fill_tok: Any
+_fill_auth: Any
 if _lib.HAS_TRY:
-    _try_tok = _lib.fast.vault_try_get_token_into
-    _try_auth = _lib.fast.vault_try_get_authorization_into
+    _fill_tok = _lib.fast.vault_try_fill_token
+    _fill_auth = _lib.fast.vault_try_fill_authorization
 else:  # pragma: no cover - a library without the non-blocking calls: always the blocking path
 
     def _would_block(*_: Any) -> int:
         return _WOULD_BLOCK
 
-    _try_tok = _try_auth = _would_block
+    _fill_tok = _fill_auth = _would_block
 
-# The non-blocking calls through the declared, GIL-releasing handle, for the error path.
+# The six-argument non-blocking calls through the declared, GIL-releasing handle: the error
+# path of AsyncProvider (they write the message and the OAuth code).
 _try_tok_full = getattr(_lib_, "vault_try_get_token_into", None)
 _try_auth_full = getattr(_lib_, "vault_try_get_authorization_into", None)
 
-# The fast path's size arguments, converted once (see _lib: the fast handles have no argtypes).
-_CAP = c_size_t(_FAST_CAP)
-_ZERO = c_size_t(0)
+#: What a provider remembers of the value its fast buffer holds: (generation, str). -1: nothing.
+_NOTHING = (-1, "")
 
 _memset = ctypes.memset
+_CHARP = ctypes.POINTER(ctypes.c_char)
 
 
 def _raise_from(status: int, err: "ctypes.Array[ctypes.c_char]") -> CredvaultError:
@@ -100,7 +101,21 @@ class Provider:
     by the garbage collector or at interpreter exit, whichever comes first.
     """
 
-    __slots__ = ("_h", "_tbuf", "_abuf", "_finalizer", "_endpoint", "_client_id", "__weakref__")
+    __slots__ = (
+        "_h",
+        "_tbuf",
+        "_abuf",
+        "_tfill",
+        "_afill",
+        "_tptr",
+        "_aptr",
+        "_tval",
+        "_aval",
+        "_finalizer",
+        "_endpoint",
+        "_client_id",
+        "__weakref__",
+    )
 
     def __init__(self, config: Config = None, /, **keys: Any) -> None:
         cfg: dict[str, Any] = {}
@@ -148,9 +163,15 @@ class Provider:
         if status != _OK:
             raise _raise_from(status, err)
         self._h = handle
+        # The fast path: one prepared vault_fill (and buffer) per shape, and the str made of
+        # the value it holds, reused while the library reports the same token generation.
         self._tbuf = create_string_buffer(_FAST_CAP)
         self._abuf = create_string_buffer(_FAST_CAP)
-        _lib.check_fast_args((handle, self._tbuf, _CAP, None, None, _ZERO))
+        self._tfill = _lib.VaultFill(handle.value, ctypes.cast(self._tbuf, _CHARP), _FAST_CAP, 0)
+        self._afill = _lib.VaultFill(handle.value, ctypes.cast(self._abuf, _CHARP), _FAST_CAP, 0)
+        self._tptr = _lib.check_fast_arg(ctypes.pointer(self._tfill))
+        self._aptr = _lib.check_fast_arg(ctypes.pointer(self._afill))
+        self._tval = self._aval = _NOTHING
         self._finalizer = weakref.finalize(self, _free, handle.value)
 
     @classmethod
@@ -178,22 +199,39 @@ class Provider:
         """The access token: from the cache when a valid one is held (no waiting, the GIL kept
         for a fraction of a microsecond), otherwise after the one fetch in flight (the GIL is
         released while it waits). Raises a :class:`~credvault.CredvaultError` subclass."""
-        buf = self._tbuf
-        if _try_tok(self._h, buf, _CAP, None, None, _ZERO) == 0:
-            value = buf.value
-            if value:  # empty only if close() wiped the buffer meanwhile
-                return value.decode()
+        if _fill_tok(self._tptr) == 0:
+            held = self._tval
+            if self._tfill.generation == held[0]:
+                return held[1]
+            return self._refill(self._tfill, self._tbuf, True)
         return self._blocking(_get_tok)
 
     def authorization(self) -> str:
         """The ``Authorization`` header value, ``"<token_type> <token>"`` (e.g. ``"Bearer
         ..."``); cached and fetched as :meth:`token`."""
-        buf = self._abuf
-        if _try_auth(self._h, buf, _CAP, None, None, _ZERO) == 0:
-            value = buf.value
-            if value:
-                return value.decode()
+        if _fill_auth(self._aptr) == 0:
+            held = self._aval
+            if self._afill.generation == held[0]:
+                return held[1]
+            return self._refill(self._afill, self._abuf, False)
         return self._blocking(_get_auth)
+
+    def _refill(self, fill: Any, buf: Any, token: bool) -> str:
+        """The fast call wrote another token into ``buf``: decode it and remember it with its
+        generation, in one tuple so that readers always see a pair. If another thread's fast
+        call ran between reading the generation and the value, the pair holds a newer value
+        under an older generation; that generation is never reported current again
+        (generations only grow), so the pair is simply never used."""
+        generation = fill.generation
+        value = buf.value
+        if not value:  # close() wiped the buffer meanwhile
+            return self._blocking(_get_tok if token else _get_auth)
+        text: str = value.decode()
+        if token:
+            self._tval = (generation, text)
+        else:
+            self._aval = (generation, text)
+        return text
 
     def token_into(self, buf: Union[bytearray, memoryview]) -> int:
         """Writes the access token into ``buf`` (a writable ``bytearray`` or ``memoryview``),
@@ -288,6 +326,8 @@ class Provider:
         fin = self._finalizer
         if fin is not None:
             fin()
+            self._tval = self._aval = _NOTHING
+            self._tfill.generation = self._afill.generation = 0
             _memset(self._tbuf, 0, _FAST_CAP)
             _memset(self._abuf, 0, _FAST_CAP)
 
