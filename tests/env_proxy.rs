@@ -1,8 +1,9 @@
 //! Issue 9 item 3: the environment's proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, lower case
 //! too) never carries a request to a loopback target, nor any plain `http://` request: the
 //! proxy would see the credentials in clear, and the connection would land on the proxy host's
-//! loopback, not ours. Nor does an explicit `proxy` key. (That the environment's proxy is used for
-//! `https://` to other hosts is ureq's, checked with the `proxy` key in tests/tls.rs.)
+//! loopback, not ours. Nor does an explicit `proxy` key. The environment's proxy still carries
+//! `https://` to other hosts (an HTTPS idp reached as `idp.credvault.test` through the test
+//! proxy, which resolves every name to 127.0.0.1).
 //! Its own test binary, so that setting the environment touches no other test.
 
 mod common;
@@ -70,4 +71,45 @@ fn loopback_and_plain_http_never_go_through_a_proxy() {
         .token()
         .unwrap();
     assert_eq!(proxy.tunnels(), 0);
+
+    // The positive case: https:// to a host that is not loopback goes through the environment's
+    // proxy (a request that skipped it could not even resolve the name).
+    let dir = std::env::temp_dir().join(format!("credvault-env-proxy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    };
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let ca_file = write("ca.pem", &ca_params.self_signed(&ca_key).unwrap().pem());
+    let leaf_key = rcgen::KeyPair::generate().unwrap();
+    let leaf = rcgen::CertificateParams::new(vec!["idp.credvault.test".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &rcgen::Issuer::from_params(&ca_params, &ca_key))
+        .unwrap();
+    let cert = write("server.pem", &leaf.pem());
+    let key = write("server.key", &leaf_key.serialize_pem());
+    let https = common::Idp::start_tls(
+        &["--demo", "--tls-cert", &cert, "--tls-key", &key],
+        None,
+        None,
+    );
+    let url = https
+        .url("/oauth/token")
+        .replace("127.0.0.1", "idp.credvault.test");
+    credvault::Provider::new(&cfg(
+        serde_json::json!({"token_url": url, "ca_file": ca_file}),
+    ))
+    .unwrap()
+    .token()
+    .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        proxy.tunnels(),
+        1,
+        "https:// to another host used the proxy"
+    );
 }
