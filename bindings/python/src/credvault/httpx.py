@@ -46,6 +46,8 @@ class VaultAuth(httpx.Auth):
     requires_response_body = False
 
     def __init__(self, provider: Union[Provider, AsyncProvider]) -> None:
+        """``provider``: a :class:`~credvault.Provider` or :class:`~credvault.AsyncProvider`
+        (the same provider serves both flows)."""
         if isinstance(provider, AsyncProvider):
             self._async = provider
             self.provider: Provider = provider.provider
@@ -54,6 +56,8 @@ class VaultAuth(httpx.Auth):
             self._async = AsyncProvider.wrap(provider)
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        """``httpx.Client``'s flow: ``Authorization`` from the cache (a fetch releases the
+        GIL); on a 401, drop that token and resend once if the body can be replayed."""
         sent = self.provider.authorization()
         request.headers["Authorization"] = sent
         response = yield request
@@ -64,6 +68,8 @@ class VaultAuth(httpx.Auth):
                 yield request
 
     async def async_auth_flow(self, request: httpx.Request) -> AsyncGenerator[httpx.Request, httpx.Response]:
+        """``httpx.AsyncClient``'s flow: a cached token inline, a fetch in a worker thread;
+        on a 401, drop that token and resend once if the body can be replayed."""
         sent = await self._async.authorization()
         request.headers["Authorization"] = sent
         response = yield request

@@ -36,9 +36,13 @@ class VaultAuth(AuthBase):
     ``Authorization`` header; on a 401, invalidates the token it sent and retries once."""
 
     def __init__(self, provider: Union[Provider, AsyncProvider]) -> None:
+        """``provider``: the :class:`~credvault.Provider` (or :class:`~credvault.AsyncProvider`)
+        whose tokens authenticate the requests."""
         self.provider: Provider = provider.provider if isinstance(provider, AsyncProvider) else provider
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        """Sets ``Authorization`` (from the cache; a fetch waits with the GIL released) and
+        registers the 401 handler."""
         r.headers["Authorization"] = self.provider.authorization()
         pos: Optional[int] = None
         body = r.body
@@ -52,6 +56,7 @@ class VaultAuth(AuthBase):
         return r
 
     def _on_response(self, response: requests.Response, **kwargs: Any) -> requests.Response:
+        """On a 401: drop the token sent, and resend once with a new one if the body allows."""
         request = response.request
         if response.status_code != 401 or getattr(request, _RETRIED, False):
             return response
