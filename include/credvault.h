@@ -327,8 +327,10 @@ uint64_t vault_provider_by_name(const char *name);
 // on failure (`VAULT_STATUS_INVALID_HANDLE`).
 char *vault_stats_json(uint64_t provider);
 
-// The statistics of every registered provider: `{"providers": [{"handle": N, ...}, ...]}`,
-// each as `vault_stats_json` gives it. Release with `vault_string_free`.
+// The statistics of every registered provider: `{"providers": [{"handle": N, ...}, ...],
+// "scheduler": {...}}`, each provider as `vault_stats_json` gives it; `scheduler` is the
+// background refresh scheduler's state (`queued`, `oldest_queued_ms`, `workers`,
+// `peak_workers`, `refreshes`, `max_workers`). Release with `vault_string_free`.
 char *vault_stats_all_json(void);
 
 // The counters of every registered provider in the Prometheus text exposition format (0.0.4),

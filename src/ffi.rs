@@ -1143,8 +1143,10 @@ pub extern "C" fn vault_stats_json(provider: u64) -> *mut c_char {
     })
 }
 
-/// The statistics of every registered provider: `{"providers": [{"handle": N, ...}, ...]}`,
-/// each as `vault_stats_json` gives it. Release with `vault_string_free`.
+/// The statistics of every registered provider: `{"providers": [{"handle": N, ...}, ...],
+/// "scheduler": {...}}`, each provider as `vault_stats_json` gives it; `scheduler` is the
+/// background refresh scheduler's state (`queued`, `oldest_queued_ms`, `workers`,
+/// `peak_workers`, `refreshes`, `max_workers`). Release with `vault_string_free`.
 #[no_mangle]
 pub extern "C" fn vault_stats_all_json() -> *mut c_char {
     guard(ptr::null_mut(), || {
@@ -1156,7 +1158,10 @@ pub extern "C" fn vault_stats_all_json() -> *mut c_char {
                 v
             })
             .collect();
-        string_or_null(Ok(serde_json::json!({ "providers": all }).to_string()))
+        let scheduler = crate::stats::scheduler_json(&crate::scheduler::stats());
+        string_or_null(Ok(
+            serde_json::json!({ "providers": all, "scheduler": scheduler }).to_string(),
+        ))
     })
 }
 
@@ -1167,7 +1172,11 @@ pub extern "C" fn vault_metrics_prometheus() -> *mut c_char {
     guard(ptr::null_mut(), || {
         let all: Vec<crate::stats::Stats> =
             registry::stats_all().into_iter().map(|(_, s)| s).collect();
-        string_or_null(Ok(crate::stats::prometheus(&all)))
+        let mut text = crate::stats::prometheus(&all);
+        text.push_str(&crate::stats::prometheus_scheduler(
+            &crate::scheduler::stats(),
+        ));
+        string_or_null(Ok(text))
     })
 }
 

@@ -50,6 +50,8 @@ struct Job {
     seq: u64,
     endpoint: Arc<str>,
     provider: Weak<dyn Refresh>,
+    /// When it was queued (for the stats: how long the oldest has waited).
+    queued_at: Instant,
 }
 
 impl PartialEq for Job {
@@ -194,6 +196,8 @@ pub struct Stats {
     pub peak_workers: usize,
     /// Refreshes run by the workers since the process started.
     pub refreshes: u64,
+    /// How long the refresh queued longest ago has waited, in ms (0 with an empty queue).
+    pub oldest_queued_ms: u64,
 }
 
 pub fn stats() -> Stats {
@@ -203,6 +207,12 @@ pub fn stats() -> Stats {
         workers: s.workers,
         peak_workers: PEAK_WORKERS.load(Ordering::Acquire),
         refreshes: REFRESHES.load(Ordering::Acquire),
+        oldest_queued_ms: s
+            .queue
+            .iter()
+            .map(|j| j.queued_at.elapsed().as_millis() as u64)
+            .max()
+            .unwrap_or(0),
     }
 }
 
@@ -222,6 +232,7 @@ pub(crate) fn enqueue(
         seq,
         endpoint,
         provider,
+        queued_at: Instant::now(),
     });
     if s.workers < workers() && s.workers < s.queue.len() + s.busy() {
         s.workers += 1;

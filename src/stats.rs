@@ -312,3 +312,53 @@ fn label(v: &str) -> String {
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
+
+/// The refresh scheduler's state in the exposition format (appended to the providers').
+pub fn prometheus_scheduler(s: &crate::scheduler::Stats) -> String {
+    let mut out = String::new();
+    let gauges: [(&str, &str, f64); 4] = [
+        (
+            "credvault_refresh_queue_length",
+            "Background refreshes queued and not yet started.",
+            s.queued as f64,
+        ),
+        (
+            "credvault_refresh_oldest_queued_seconds",
+            "How long the refresh queued longest ago has waited.",
+            s.oldest_queued_ms as f64 / 1000.0,
+        ),
+        (
+            "credvault_refresh_workers",
+            "Refresh worker threads alive now.",
+            s.workers as f64,
+        ),
+        (
+            "credvault_refresh_workers_peak",
+            "Most refresh worker threads alive at once.",
+            s.peak_workers as f64,
+        ),
+    ];
+    for (name, help, v) in gauges {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n"
+        ));
+    }
+    let name = "credvault_scheduled_refreshes_total";
+    out.push_str(&format!(
+        "# HELP {name} Refreshes run by the scheduler's workers.\n# TYPE {name} counter\n{name} {}\n",
+        s.refreshes
+    ));
+    out
+}
+
+/// The scheduler's state as JSON (in `vault_stats_all_json`).
+pub fn scheduler_json(s: &crate::scheduler::Stats) -> serde_json::Value {
+    serde_json::json!({
+        "queued": s.queued,
+        "oldest_queued_ms": s.oldest_queued_ms,
+        "workers": s.workers,
+        "peak_workers": s.peak_workers,
+        "refreshes": s.refreshes,
+        "max_workers": crate::scheduler::workers(),
+    })
+}

@@ -106,10 +106,19 @@ fn config_stats_metrics_and_log_callback_through_the_c_abi() {
             names.contains(&"vgs-eu") && names.contains(&"partner"),
             "{names:?}"
         );
+        assert!(
+            all["scheduler"]["max_workers"].as_u64().unwrap() >= 1,
+            "{all}"
+        );
+        assert!(all["scheduler"]["queued"].as_u64().is_some());
 
         let metrics = take_string(vault_metrics_prometheus());
         assert!(
             metrics.contains("credvault_tokens_fetched_total{provider=\"vgs-eu\"} 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("\ncredvault_refresh_queue_length "),
             "{metrics}"
         );
 
