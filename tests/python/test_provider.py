@@ -142,3 +142,18 @@ def test_safe_at_interpreter_exit(idp):
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.strip() == "bye", r.stderr
+
+
+def test_the_example_runs(idp, api):
+    example = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "python", "quickstart.py")
+    env = dict(os.environ, CREDVAULT_CLIENT_SECRET=OAUTH_SECRET)
+    r = subprocess.run(
+        [sys.executable, example, idp.url("/oauth/token"), "demo-oauth-client", api.url + "/thing"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "cached: True" in r.stdout and "GET " in r.stdout and ": 200" in r.stdout
+    assert OAUTH_SECRET not in r.stdout + r.stderr

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ctypes
 import json
+import sys
 import weakref
 from ctypes import byref, c_size_t, c_uint64, create_string_buffer
 from typing import Any, Mapping, Optional, Union
@@ -32,7 +33,13 @@ _inval = _lib_.vault_invalidate
 _inval_tok = _lib_.vault_invalidate_token
 _fill_tok: Any
 _fill_auth: Any
-if _lib.HAS_TRY:
+# The fast path relies on the GIL: it serialises the calls that share a provider's vault_fill
+# and buffer (the library requires that no two threads use one vault_fill at once). On a
+# free-threaded CPython without the GIL every call takes the blocking path, with buffers of
+# its own.
+_GIL = not (hasattr(sys, "_is_gil_enabled") and not sys._is_gil_enabled())
+
+if _lib.HAS_TRY and _GIL:
     _fill_tok = _lib.fast.vault_try_fill_token
     _fill_auth = _lib.fast.vault_try_fill_authorization
 else:  # pragma: no cover - a library without the non-blocking calls: always the blocking path
