@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+import time
 import weakref
 
 import pytest
@@ -157,3 +158,30 @@ def test_the_example_runs(idp, api):
     assert r.returncode == 0, r.stderr
     assert "cached: True" in r.stdout and "GET " in r.stdout and ": 200" in r.stdout
     assert OAUTH_SECRET not in r.stdout + r.stderr
+
+
+def test_cached_value_follows_a_background_refresh(idp):
+    # 3 s tokens, refreshed in the background after about 60 % of their life: token() must
+    # return the new token once the library holds it, not the str decoded for the old one.
+    idp.add_client(
+        {"dialect": "oauth", "client_id": "short-lived-client", "client_secret": "short-lived-secret", "lifetime_s": 3}
+    )
+    with credvault.Provider(
+        token_url=idp.url("/oauth/token"),
+        client_id="short-lived-client",
+        client_secret="short-lived-secret",
+        refresh_ratio=0.6,
+        refresh_jitter=0,
+    ) as p:
+        first = remember(p.token())
+        deadline = time.monotonic() + 15
+        while idp.tokens_issued() < 2 and time.monotonic() < deadline:
+            p.token()
+            time.sleep(0.05)
+        assert idp.tokens_issued() >= 2, "a background refresh happened"
+        now = remember(p.token())
+        buf = bytearray(256)
+        n = p.token_into(buf)
+        assert now != first
+        assert bytes(buf[:n]).decode() == now, "the fast path serves the library's current token"
+        buf[:] = bytes(len(buf))
