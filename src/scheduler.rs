@@ -9,7 +9,7 @@
 //! on its own thread at once (`Cache::get_blocking`).
 //!
 //! Workers are started on demand, up to [`workers`] (default 4, `vault_set_refresh_workers`),
-//! and each exits as soon as the queue is empty: no thread when no refresh is due, none left
+//! and each exits once the queue has stayed empty for 200 ms: no thread when no refresh is due, none left
 //! once the last provider is freed (a freed provider's queued refresh is dropped, the queue holds
 //! only weak references). Across fork() the coordinator (`fork`) holds the scheduler's lock; a
 //! child gets it replaced, with an empty queue, no workers and a fresh condition variable (the
@@ -30,6 +30,9 @@ pub const DEFAULT_WORKERS: usize = 4;
 pub const MAX_WORKERS: usize = 64;
 /// Default number of refreshes in flight to one token endpoint at once.
 pub const DEFAULT_ENDPOINT_LIMIT: usize = 2;
+
+/// How long an idle worker waits for another refresh before it exits.
+const LINGER: Duration = Duration::from_millis(200);
 
 static WORKERS: AtomicUsize = AtomicUsize::new(DEFAULT_WORKERS);
 static ENDPOINT_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_ENDPOINT_LIMIT);
@@ -257,11 +260,20 @@ pub(crate) fn enqueue(
 /// A worker: runs the most urgent runnable refresh until the queue is empty, then exits.
 fn work() {
     let mut s = STATE.lock();
+    let mut lingered = false;
     loop {
-        if s.queue.is_empty() || s.workers > workers() {
+        if s.workers > workers() || (s.queue.is_empty() && lingered) {
             s.workers -= 1;
             return;
         }
+        if s.queue.is_empty() {
+            // Stay a moment for the next due refresh (tokens fetched together come due
+            // together) rather than exit and have a thread started again at once.
+            lingered = true;
+            WAKE.wait_until(&mut s, Instant::now() + LINGER);
+            continue;
+        }
+        lingered = false;
         let limit = endpoint_limit();
         let mut skipped = Vec::new();
         let mut found = None;

