@@ -847,19 +847,34 @@ pub fn with_retries<T>(
         std::thread::sleep(t.saturating_duration_since(Instant::now()));
     }
     let mut n: u32 = 0;
+    // The last failure that was not a timeout: when the deadline cuts the final attempt short,
+    // what the endpoint kept answering says more than that cut.
+    let mut cause: Option<Error> = None;
     loop {
         let now = Instant::now();
         let remaining = deadline.saturating_duration_since(now);
         if remaining.is_zero() {
-            return Err(Error::new(
-                Status::Timeout,
-                "deadline passed before the request was sent",
-            ));
+            return Err(cause.unwrap_or_else(|| {
+                Error::new(
+                    Status::Timeout,
+                    "deadline passed before the request was sent",
+                )
+            }));
         }
-        let failed = match attempt(remaining) {
+        let mut failed = match attempt(remaining) {
             Ok(v) => return Ok(v),
             Err(f) => f,
         };
+        if failed.error.status() == Status::Timeout && failed.retry != Retry::Never {
+            if let Some(c) = &cause {
+                failed.error = c.clone().context(&format!(
+                    "the last attempt timed out ({}); before it",
+                    failed.error.message()
+                ));
+            }
+        } else {
+            cause = Some(failed.error.clone());
+        }
         let (wait, asked) = match failed.retry {
             Retry::Never => return Err(failed.error),
             Retry::After(d) => {
