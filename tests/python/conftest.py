@@ -1,6 +1,9 @@
 """Fixtures for the Python binding's tests: the local identity provider (`credvault idp --demo`,
 a real HTTP server on 127.0.0.1, see tests/common/mod.rs) and a small loopback API.
 
+The suite runs with --assert=plain (tests/python/run.sh): a failed assertion shows its message,
+never the values compared, which may be tokens.
+
 Every exception credvault raises during the suite is recorded (text, repr, args) and checked at
 the end for every secret the suite knows: the demo clients' secrets and every token issued.
 """

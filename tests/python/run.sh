@@ -60,6 +60,6 @@ fi
 
 # No cargo, no rustc on the PATH, no CREDVAULT_LIB: the wheel alone.
 env -u CREDVAULT_LIB PATH="$ROOT/$TEST_VENV/bin:/usr/bin:/bin" CREDVAULT_BIN="$ROOT/target/release/credvault" \
-  "$TEST_VENV/bin/python" -m pytest -q -p no:cacheprovider tests/python
+  "$TEST_VENV/bin/python" -m pytest -q -p no:cacheprovider --assert=plain tests/python
 # The benchmark still runs (a few thousand iterations; figures come from a full run).
 "$TEST_VENV/bin/python" -W ignore bindings/python/bench/bench_cached.py --quick >/dev/null
