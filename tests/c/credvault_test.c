@@ -2070,7 +2070,14 @@ static void test_background_refresh(const void *arg)
     }
     if (!CHECK(seen > 0))
         diag("no background refresh before the token expired");
+    /* The idp counts the token before the library has stored it: poll briefly for the new one
+     * (still before the old token's end). */
     char *t3 = vault_get_token(h);
+    while (t3 != NULL && same(t3, t1) && now_s() < fetched + 3.8) {
+        vault_token_free(t3);
+        sleep_s(0.02);
+        t3 = vault_get_token(h);
+    }
     CHECK(t3 != NULL && !same(t3, t1));
     CHECK_LL(issued_by(id), 2);
     vault_token_free(t1);
