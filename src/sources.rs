@@ -213,13 +213,7 @@ pub struct ServiceAccount {
 /// Reads the YAML subset VGS's `credentials.yaml` uses: `kind: ServiceAccount`, a `data:` map
 /// of plain or quoted scalars, and the `scopes:` block list. Errors name keys, never values.
 pub fn parse_service_account(text: &str) -> std::result::Result<ServiceAccount, String> {
-    let mut kind = None;
-    let mut in_data = false;
-    let mut in_scopes = false;
-    let mut data_indent = None;
-    let mut client_id = None;
-    let mut client_secret: Option<Zeroizing<String>> = None;
-    let mut scopes = Vec::new();
+    let mut p = SaParser::default();
     for raw in text.lines() {
         let line = raw.trim_end();
         let body = line.trim_start();
@@ -228,66 +222,99 @@ pub fn parse_service_account(text: &str) -> std::result::Result<ServiceAccount, 
         }
         let indent = line.len() - body.len();
         if indent == 0 {
-            in_data = false;
-            in_scopes = false;
-            match body.split_once(':') {
-                Some(("kind", v)) => kind = Some(scalar(v)?.to_string()),
-                Some(("data", v)) if v.trim().is_empty() => in_data = true,
-                Some(_) => {}
-                None => return Err("a top-level line is not `key: value`".into()),
-            }
-            continue;
+            p.top(body)?;
+        } else if p.in_data {
+            p.data(indent, body)?;
         }
-        if !in_data {
-            continue;
+    }
+    p.finish()
+}
+
+type Parsed<T> = std::result::Result<T, String>;
+
+/// The state of [`parse_service_account`] between lines.
+#[derive(Default)]
+struct SaParser {
+    kind: Option<String>,
+    in_data: bool,
+    in_scopes: bool,
+    data_indent: Option<usize>,
+    client_id: Option<Zeroizing<String>>,
+    client_secret: Option<Zeroizing<String>>,
+    scopes: Vec<String>,
+}
+
+impl SaParser {
+    /// A top-level `key: value` line.
+    fn top(&mut self, body: &str) -> Parsed<()> {
+        self.in_data = false;
+        self.in_scopes = false;
+        match body.split_once(':') {
+            Some(("kind", v)) => self.kind = Some(scalar(v)?.to_string()),
+            Some(("data", v)) if v.trim().is_empty() => self.in_data = true,
+            Some(_) => {}
+            None => return Err("a top-level line is not `key: value`".into()),
         }
+        Ok(())
+    }
+
+    /// A line inside `data:`.
+    fn data(&mut self, indent: usize, body: &str) -> Parsed<()> {
         if let Some(item) = body.strip_prefix("- ") {
-            if in_scopes {
-                scopes.push(scalar(item)?.to_string());
-                continue;
+            if !self.in_scopes {
+                return Err("a list item outside data.scopes".into());
             }
-            return Err("a list item outside data.scopes".into());
+            self.scopes.push(scalar(item)?.to_string());
+            return Ok(());
         }
-        let first = *data_indent.get_or_insert(indent);
+        let first = *self.data_indent.get_or_insert(indent);
         if indent != first {
-            if in_scopes && indent > first {
+            if self.in_scopes && indent > first {
                 return Err("data.scopes items must start with `- `".into());
             }
-            continue; // deeper maps (annotations) are not ours
+            return Ok(()); // deeper maps (annotations) are not ours
         }
-        in_scopes = false;
+        self.in_scopes = false;
         match body.split_once(':') {
-            Some(("clientId", v)) => client_id = Some(Zeroizing::new(scalar(v)?.to_string())),
+            Some(("clientId", v)) => self.client_id = Some(Zeroizing::new(scalar(v)?.to_string())),
             Some(("clientSecret", v)) => {
-                client_secret = Some(Zeroizing::new(scalar(v)?.to_string()))
+                self.client_secret = Some(Zeroizing::new(scalar(v)?.to_string()))
             }
-            Some(("scopes", v)) if v.trim().is_empty() => in_scopes = true,
-            Some(("scopes", v)) => scopes.extend(
-                scalar(v)?
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .split(',')
-                    .map(|s| s.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
-                    .filter(|s| !s.is_empty()),
-            ),
+            Some(("scopes", v)) if v.trim().is_empty() => self.in_scopes = true,
+            Some(("scopes", v)) => self.scopes.extend(flow_list(scalar(v)?)),
             Some(_) => {}
             None => return Err("a line in data is not `key: value`".into()),
         }
+        Ok(())
     }
-    if kind.as_deref() != Some("ServiceAccount") {
-        return Err("not a ServiceAccount (kind: ServiceAccount is missing)".into());
+
+    fn finish(self) -> Parsed<ServiceAccount> {
+        if self.kind.as_deref() != Some("ServiceAccount") {
+            return Err("not a ServiceAccount (kind: ServiceAccount is missing)".into());
+        }
+        let client_id = self
+            .client_id
+            .filter(|s| !s.is_empty())
+            .ok_or("data.clientId is missing")?;
+        let client_secret = self
+            .client_secret
+            .filter(|s| !s.is_empty())
+            .ok_or("data.clientSecret is missing")?;
+        Ok(ServiceAccount {
+            client_id,
+            client_secret,
+            scopes: self.scopes,
+        })
     }
-    let client_id = client_id
+}
+
+/// The items of a YAML flow list (`[a, 'b']`).
+fn flow_list(v: &str) -> impl Iterator<Item = String> + '_ {
+    v.trim_start_matches('[')
+        .trim_end_matches(']')
+        .split(',')
+        .map(|s| s.trim().trim_matches(|c| c == '"' || c == '\'').to_string())
         .filter(|s| !s.is_empty())
-        .ok_or("data.clientId is missing")?;
-    let client_secret = client_secret
-        .filter(|s| !s.is_empty())
-        .ok_or("data.clientSecret is missing")?;
-    Ok(ServiceAccount {
-        client_id,
-        client_secret,
-        scopes,
-    })
 }
 
 /// A YAML scalar as VGS writes them: plain, or in single or double quotes (no escapes but `''`

@@ -220,36 +220,69 @@ impl Stats {
 /// The Prometheus text exposition format (version 0.0.4) of several providers' statistics.
 pub fn prometheus(all: &[Stats]) -> String {
     let mut out = String::new();
-    type Counter = (&'static str, &'static str, fn(&Snapshot) -> u64);
-    type Gauge = (&'static str, &'static str, fn(&Stats) -> Option<f64>);
-    let counters: [Counter; 5] = [
-        (
-            "credvault_tokens_fetched_total",
-            "Tokens fetched from the token endpoint.",
-            |c| c.tokens_fetched,
-        ),
-        (
-            "credvault_cache_hits_total",
-            "Tokens served from the cache.",
-            |c| c.cache_hits,
-        ),
-        (
-            "credvault_background_refreshes_total",
-            "Background refreshes started.",
-            |c| c.background_refreshes,
-        ),
-        (
-            "credvault_background_refresh_failures_total",
-            "Background refreshes that failed (the cached token kept being served).",
-            |c| c.background_refresh_failures,
-        ),
-        (
-            "credvault_retries_total",
-            "Token requests retried after a transient failure.",
-            |c| c.retries,
-        ),
-    ];
-    for (name, help, get) in counters {
+    counters(&mut out, all);
+    failures(&mut out, all);
+    gauges(&mut out, all);
+    out
+}
+
+type Counter = (&'static str, &'static str, fn(&Snapshot) -> u64);
+type Gauge = (&'static str, &'static str, fn(&Stats) -> Option<f64>);
+
+const COUNTERS: [Counter; 5] = [
+    (
+        "credvault_tokens_fetched_total",
+        "Tokens fetched from the token endpoint.",
+        |c| c.tokens_fetched,
+    ),
+    (
+        "credvault_cache_hits_total",
+        "Tokens served from the cache.",
+        |c| c.cache_hits,
+    ),
+    (
+        "credvault_background_refreshes_total",
+        "Background refreshes started.",
+        |c| c.background_refreshes,
+    ),
+    (
+        "credvault_background_refresh_failures_total",
+        "Background refreshes that failed (the cached token kept being served).",
+        |c| c.background_refresh_failures,
+    ),
+    (
+        "credvault_retries_total",
+        "Token requests retried after a transient failure.",
+        |c| c.retries,
+    ),
+];
+
+const GAUGES: [Gauge; 3] = [
+    (
+        "credvault_token_remaining_seconds",
+        "Seconds the cached token is still served (absent: none cached).",
+        |s| s.token_remaining_s,
+    ),
+    (
+        "credvault_last_fetch_timestamp_seconds",
+        "Unix time of the last successful fetch.",
+        |s| s.counters.last_fetch_unix_ms.map(|t| t as f64 / 1000.0),
+    ),
+    (
+        "credvault_cooldown_active",
+        "1 while failed fetches are cooling down, else 0.",
+        |s| {
+            Some(if s.cooldown_remaining_ms.is_some() {
+                1.0
+            } else {
+                0.0
+            })
+        },
+    ),
+];
+
+fn counters(out: &mut String, all: &[Stats]) {
+    for (name, help, get) in COUNTERS {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
         for s in all {
             out.push_str(&format!(
@@ -259,6 +292,9 @@ pub fn prometheus(all: &[Stats]) -> String {
             ));
         }
     }
+}
+
+fn failures(out: &mut String, all: &[Stats]) {
     let name = "credvault_fetch_failures_total";
     out.push_str(&format!(
         "# HELP {name} Failed fetches by status.\n# TYPE {name} counter\n"
@@ -272,30 +308,10 @@ pub fn prometheus(all: &[Stats]) -> String {
             ));
         }
     }
-    let gauges: [Gauge; 3] = [
-        (
-            "credvault_token_remaining_seconds",
-            "Seconds the cached token is still served (absent: none cached).",
-            |s| s.token_remaining_s,
-        ),
-        (
-            "credvault_last_fetch_timestamp_seconds",
-            "Unix time of the last successful fetch.",
-            |s| s.counters.last_fetch_unix_ms.map(|t| t as f64 / 1000.0),
-        ),
-        (
-            "credvault_cooldown_active",
-            "1 while failed fetches are cooling down, else 0.",
-            |s| {
-                Some(if s.cooldown_remaining_ms.is_some() {
-                    1.0
-                } else {
-                    0.0
-                })
-            },
-        ),
-    ];
-    for (name, help, get) in gauges {
+}
+
+fn gauges(out: &mut String, all: &[Stats]) {
+    for (name, help, get) in GAUGES {
         out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} gauge\n"));
         for s in all {
             if let Some(v) = get(s) {
@@ -303,7 +319,6 @@ pub fn prometheus(all: &[Stats]) -> String {
             }
         }
     }
-    out
 }
 
 /// A label value with `\`, `"` and newlines escaped, as the exposition format requires.
