@@ -16,6 +16,13 @@
 #include <stdint.h>
 #include <stddef.h>
 
+// The library's major version (Cargo.toml); see also vault_version().
+#define CREDVAULT_VERSION_MAJOR 0
+// The library's minor version (Cargo.toml).
+#define CREDVAULT_VERSION_MINOR 1
+// The library's patch version (Cargo.toml).
+#define CREDVAULT_VERSION_PATCH 0
+
 // The status of a credvault call. The numbers are part of the ABI: they are fixed forever, new
 // codes are added, none is ever renumbered or reused.
 enum vault_status
@@ -134,8 +141,9 @@ void vault_token_free(char *token);
 // fetches a new one; also ends a failure cool-down. Drops only the token this thread last
 // received from `provider` if that is still the cached one: when many threads invalidate the
 // same token, one new token is fetched, and a token that was already replaced is left alone.
-// Each thread remembers its last token of up to 64 providers; a thread that has received no
-// token from `provider` (or from more than 64 providers since) drops whatever is cached.
+// Each thread remembers its last token from each of the 64 providers that served it most
+// recently (being served again makes a provider the most recent); a thread that has received
+// no token from `provider`, or tokens from 64 other providers since, drops whatever is cached.
 // Returns 0, or `VAULT_STATUS_INVALID_HANDLE`.
 int32_t vault_invalidate(uint64_t provider);
 

@@ -528,23 +528,40 @@ fn handle_token_response(
         .unwrap_or_else(|| "none".into());
     let (_, mut body) = response.into_parts();
     let bytes = read_body(&mut body)?;
+    let result = token_response(cfg, status, retry, &content_type, &bytes, requested_at);
+    // A last pass over the finished message, for occurrences that did not come through
+    // `Secrets::clean` (a secret the message did not cut).
+    result.map_err(|mut failed| {
+        failed.error = Secrets::of(cfg).redact_error(failed.error);
+        failed
+    })
+}
+
+fn token_response(
+    cfg: &Config,
+    status: StatusCode,
+    retry: Retry,
+    content_type: &str,
+    bytes: &[u8],
+    requested_at: Instant,
+) -> Result<Fetched, Failed> {
     if status == StatusCode::OK {
         // A 200 that is not a token (a maintenance page) is retried; see parse_token_response.
-        return parse_token_response(cfg, &bytes, &content_type, requested_at);
+        return parse_token_response(cfg, bytes, content_type, requested_at);
     }
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         // The HTTP status decides retrying; an OAuth error body only adds detail.
         let mut failed = http_status_failure(status, retry);
-        if let Some(err) = oauth_error(status, &bytes) {
+        if let Some(err) = oauth_error(status, bytes, &Secrets::of(cfg)) {
             failed.error = err.with_status(failed.error.status());
         }
         return Err(failed);
     }
-    if let Some(err) = oauth_error(status, &bytes) {
+    if let Some(err) = oauth_error(status, bytes, &Secrets::of(cfg)) {
         return Err(Failed::from(err));
     }
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        let detail = apim_message(&bytes)
+        let detail = apim_message(bytes, &Secrets::of(cfg))
             .map(|m| format!(": {m}"))
             .unwrap_or_default();
         return Err(Failed::from(Error::new(
@@ -558,16 +575,17 @@ fn handle_token_response(
     Err(http_status_failure(status, retry))
 }
 
-/// An RFC 6749 section 5.2 error response, if the body is one.
-pub(crate) fn oauth_error(status: StatusCode, body: &[u8]) -> Option<Error> {
+/// An RFC 6749 section 5.2 error response, if the body is one. Its text goes through
+/// `secrets.clean`: a credential the request carried never reaches the message.
+pub(crate) fn oauth_error(status: StatusCode, body: &[u8], secrets: &Secrets) -> Option<Error> {
     let tree = WipedValue(serde_json::from_slice(body).ok()?);
     let code = tree.0.get("error")?.as_str()?;
-    let code_shown = clean(code, 64);
+    let code_shown = secrets.clean(code, 64);
     let description = tree
         .0
         .get("error_description")
         .and_then(Value::as_str)
-        .map(|d| format!(": {}", clean(d, 300)))
+        .map(|d| format!(": {}", secrets.clean(d, 300)))
         .unwrap_or_default();
     let s = match code {
         "invalid_client" | "unauthorized_client" => Status::CredentialsRejected,
@@ -583,14 +601,93 @@ pub(crate) fn oauth_error(status: StatusCode, body: &[u8]) -> Option<Error> {
                 status.as_u16()
             ),
         )
-        .with_oauth_error(code),
+        .with_oauth_error(&secrets.redact(code)),
     )
 }
 
 /// The `message` of an API gateway's JSON error (Azure APIM, as in front of Vipps).
-fn apim_message(body: &[u8]) -> Option<String> {
+fn apim_message(body: &[u8], secrets: &Secrets) -> Option<String> {
     let tree = WipedValue(serde_json::from_slice(body).ok()?);
-    tree.0.get("message")?.as_str().map(|m| clean(m, 200))
+    tree.0
+        .get("message")?
+        .as_str()
+        .map(|m| secrets.clean(m, 200))
+}
+
+/// The credential values a token request carries (the client secret, as is and form-encoded;
+/// the Basic credentials; every configured header's value), to redact from messages built from
+/// identity-provider text: a gateway that echoes a request header or the body would otherwise
+/// put the secret into an error message. Built only on the error path; wiped on drop.
+#[derive(Default)]
+pub(crate) struct Secrets(Vec<Zeroizing<String>>);
+
+/// What stands in a message for a redacted credential.
+pub(crate) const REDACTED: &str = "[redacted]";
+
+impl Secrets {
+    /// The values `cfg`'s requests carry. A value that cannot be opened (never expected) is
+    /// left out.
+    pub(crate) fn of(cfg: &Config) -> Secrets {
+        let mut values = Vec::new();
+        if let Ok(secret) = open_string(&cfg.client_secret) {
+            // The Basic credentials in both encodings (whatever the auth method: an echo of
+            // either is the secret), and the form-encoded secret (the body of client_secret_post).
+            let mut plain = Zeroizing::new(Vec::new());
+            plain.extend_from_slice(cfg.client_id.as_bytes());
+            plain.push(b':');
+            plain.extend_from_slice(secret.as_bytes());
+            let mut rfc = Zeroizing::new(Vec::new());
+            form_encode(&mut rfc, cfg.client_id.as_bytes());
+            rfc.push(b':');
+            let mut encoded = Zeroizing::new(Vec::new());
+            form_encode(&mut encoded, secret.as_bytes());
+            rfc.extend_from_slice(&encoded);
+            for joined in [&plain, &rfc] {
+                let mut b64 = Zeroizing::new(String::new());
+                base64::engine::general_purpose::STANDARD.encode_string(&joined[..], &mut b64);
+                values.push(b64);
+            }
+            if let Ok(e) = std::str::from_utf8(&encoded) {
+                values.push(Zeroizing::new(e.to_string()));
+            }
+            values.push(secret);
+        }
+        for (_, value) in &cfg.headers {
+            if let Ok(v) = open_string(value) {
+                values.push(v);
+            }
+        }
+        values.retain(|v| !v.is_empty());
+        // Longest first: a value that contains another is replaced whole.
+        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+        Secrets(values)
+    }
+
+    /// `text` with every occurrence of a credential replaced by [`REDACTED`].
+    pub(crate) fn redact(&self, text: &str) -> String {
+        // Duplicates (a secret that form-encodes to itself) are harmless: the second finds none.
+        let mut out = text.to_string();
+        for v in &self.0 {
+            if out.contains(v.as_str()) {
+                out = out.replace(v.as_str(), REDACTED);
+            }
+        }
+        out
+    }
+
+    /// [`clean`] after [`Secrets::redact`]: redacted before the length bound, so that a cut
+    /// never leaves the start of a credential behind.
+    pub(crate) fn clean(&self, text: &str, max: usize) -> String {
+        clean(&self.redact(text), max)
+    }
+
+    /// `e` with its message and OAuth error code redacted.
+    pub(crate) fn redact_error(&self, e: Error) -> Error {
+        if self.0.is_empty() {
+            return e;
+        }
+        e.map_text(|t| self.redact(t))
+    }
 }
 
 /// A JSON number, or a string holding one (Vipps sends numbers as strings).

@@ -1,197 +1,136 @@
-//! The C ABI: the only place with `extern "C"` functions.
+//! The C ABI: the only place with `extern "C"` functions. It converts and nothing else: argument
+//! checks, the panic boundary, and C strings and buffers in and out. The state behind a handle
+//! (the provider table, each thread's memo and last-served table) and the serve logic live in
+//! `handles`; the thread-local outcome of the last call lives in `error::last`.
 //!
 //! Every function catches panics, validates its pointers and reports a status. Two styles:
 //! - the simple calls (`vault_get_token`, ...) return a value or NULL/0 and leave the error in a
-//!   thread-local slot read by `vault_last_error`/`vault_last_status`;
+//!   thread-local slot read by `vault_last_error`/`vault_last_status` ([`value_or_error`]);
 //! - the `_ex`/`_into` calls return a `vault_status` and write the message into a buffer the caller
-//!   passes, for callers whose threads move between calls (Go).
+//!   passes, for callers whose threads move between calls (Go) ([`status_call`]).
+//!
+//! What a call returns when it fails, or when a panic is caught, follows from its return type
+//! ([`Failure`]). Every `extern "C"` item is written out in full: cbindgen does not expand macros.
 //!
 //! Ownership: strings returned by `vault_get_token`/`vault_get_authorization` (and their `_ex`
 //! forms) belong to the caller and must be released with `vault_token_free`, which wipes them.
 //! `vault_last_error`, `vault_status_name` and `vault_version` return strings owned by the
 //! library, valid until the next credvault call on the same thread (last error) or forever.
 
-use std::cell::{Cell, RefCell};
-use std::ffi::{c_char, c_void, CStr, CString};
+use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::ptr;
-use std::sync::Arc;
 
 use zeroize::Zeroize;
 
-use crate::cache::{CachedToken, Watch};
-use crate::error::{Error, Status};
+use crate::cache::CachedToken;
+use crate::error::{last, Error, Status};
+use crate::handles::{self, Wait};
 use crate::provider::Provider;
-use crate::registry;
 
-thread_local! {
-    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
-    static LAST_STATUS: Cell<i32> = const { Cell::new(0) };
-    static LAST_OAUTH_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
-    /// The generation of the last token each provider handle served on this thread, so that
-    /// `vault_invalidate` drops that token and not a newer one. Most recent last; bounded.
-    static LAST_SERVED: RefCell<Vec<(u64, u64)>> = const { RefCell::new(Vec::new()) };
-    /// The cached tokens this thread was last served, by handle (see [`Memo`]). Most recent last.
-    static MEMO: RefCell<Vec<Memo>> = const { RefCell::new(Vec::new()) };
+// ---------------------------------------------------------------------------------------------
+// The panic boundary and the call shapes.
+
+/// What an entry point returns when it fails with `Error` (or a panic is caught): NULL for
+/// pointers, 0 for handles, the status for status returns. It never panics.
+trait Failure {
+    fn failure(e: &Error) -> Self;
 }
 
-/// Providers remembered per thread for `vault_invalidate`.
-const LAST_SERVED_MAX: usize = 64;
-
-/// Providers whose token a thread keeps in its [`Memo`].
-const MEMO_MAX: usize = 8;
-
-/// A thread's reference to a provider's cached token, so that its next hit takes no lock and
-/// writes no shared memory: every hit through the registry takes two read locks, and a read
-/// lock is two atomic writes to a cache line that every thread calling that provider shares.
-/// With the memo, a hit is one thread-local lookup, one shared load (the [`Watch`] version,
-/// which changes only when the token is replaced or dropped or the provider freed), the coarse
-/// clock (still before the refresh point: see `CachedToken::quick`) and the AEAD open.
-///
-/// The memo holds the sealed token (never plaintext), and only while it is still the current
-/// one: an entry whose version no longer matches is never served, is replaced on the thread's
-/// next hit through the registry, and is dropped at once if its provider was freed.
-struct Memo {
-    handle: u64,
-    version: u64,
-    watch: Arc<Watch>,
-    token: Arc<CachedToken>,
-    /// The provider's counters: a memo hit is a cache hit.
-    counters: Arc<crate::stats::Counters>,
+impl<T> Failure for *mut T {
+    fn failure(_: &Error) -> Self {
+        ptr::null_mut()
+    }
 }
 
-/// Serves `handle`'s token from this thread's memo, if it holds the current one and it is not
-/// near its refresh point; `None` sends the caller through the registry.
-fn memo_serve<R>(
-    handle: u64,
-    f: &impl Fn(&CachedToken) -> Result<R, Error>,
-) -> Option<Result<R, Error>> {
-    MEMO.try_with(|m| {
-        let memo = m.try_borrow().ok()?;
-        let e = memo.iter().rev().find(|e| e.handle == handle)?;
-        if e.watch.version() != e.version || !e.token.quick() {
-            return None;
-        }
-        e.counters.hit();
-        Some(f(&e.token))
-    })
-    .ok()
-    .flatten()
+impl<T> Failure for *const T {
+    fn failure(_: &Error) -> Self {
+        ptr::null()
+    }
 }
 
-/// Remembers `token` as `handle`'s current token on this thread; forgets the entries that are no
-/// longer current (replaced or dropped tokens, freed providers).
-fn memo_keep(
-    handle: u64,
-    version: u64,
-    watch: Arc<Watch>,
-    token: Arc<CachedToken>,
-    counters: Arc<crate::stats::Counters>,
-) {
-    let _ = MEMO.try_with(|m| {
-        let Ok(mut memo) = m.try_borrow_mut() else {
-            return;
-        };
-        memo.retain(|e| e.handle != handle && e.watch.version() == e.version);
-        if memo.len() == MEMO_MAX {
-            memo.remove(0);
-        }
-        memo.push(Memo {
-            handle,
-            version,
-            watch,
-            token,
-            counters,
-        });
-    });
+/// A provider handle: 0 is never one.
+impl Failure for u64 {
+    fn failure(_: &Error) -> Self {
+        0
+    }
 }
 
-fn clear_error() {
-    LAST_STATUS.with(|s| s.set(0));
-    LAST_ERROR.with(|e| {
-        if let Ok(mut slot) = e.try_borrow_mut() {
-            slot.take();
-        }
-    });
-    LAST_OAUTH_ERROR.with(|e| {
-        if let Ok(mut slot) = e.try_borrow_mut() {
-            slot.take();
-        }
-    });
+impl Failure for Status {
+    fn failure(e: &Error) -> Self {
+        e.status()
+    }
 }
 
-fn set_error(e: &Error) {
-    LAST_STATUS.with(|s| s.set(e.status() as i32));
-    let text = e.message().replace('\0', " ");
-    LAST_ERROR.with(|slot| {
-        if let Ok(mut slot) = slot.try_borrow_mut() {
-            *slot = CString::new(text).ok();
-        }
-    });
-    LAST_OAUTH_ERROR.with(|slot| {
-        if let Ok(mut slot) = slot.try_borrow_mut() {
-            *slot = e.oauth_error().and_then(|c| CString::new(c).ok());
-        }
-    });
+/// The `int32_t` status of `vault_provider_free` and `vault_invalidate`.
+impl Failure for i32 {
+    fn failure(e: &Error) -> Self {
+        e.status() as i32
+    }
 }
 
-fn note_served(handle: u64, generation: u64) {
-    LAST_SERVED.with(|c| {
-        let Ok(mut table) = c.try_borrow_mut() else {
-            return;
-        };
-        match table.iter_mut().rev().find(|(h, _)| *h == handle) {
-            Some(entry) => entry.1 = generation,
-            None => {
-                if table.len() == LAST_SERVED_MAX {
-                    table.remove(0);
-                }
-                table.push((handle, generation));
-            }
-        }
-    });
+impl Failure for () {
+    fn failure(_: &Error) -> Self {}
 }
 
-fn last_served(handle: u64) -> Option<u64> {
-    LAST_SERVED.with(|c| {
-        let table = c.try_borrow().ok()?;
-        table
-            .iter()
-            .rev()
-            .find(|(h, _)| *h == handle)
-            .map(|(_, g)| *g)
-    })
-}
-
-/// Runs `f` behind the panic boundary; a panic becomes `Status::Internal`.
-fn guard<T>(on_panic: T, f: impl FnOnce() -> T) -> T {
+/// Runs `f` behind the panic boundary. A caught panic is recorded as `Status::Internal` in the
+/// thread's last error and becomes the return type's failure value. Nothing here can panic:
+/// `last::set` never does (see `error::last`), and the panic's payload is dropped behind a
+/// boundary of its own (a payload whose `Drop` panics is leaked instead).
+fn guard<T: Failure>(f: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(v) => v,
-        Err(_) => {
-            set_error(&Error::internal(
-                "internal error: a panic was caught at the C boundary",
-            ));
-            on_panic
+        Err(payload) => {
+            if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+                std::mem::forget(again);
+            }
+            let e = Error::internal("internal error: a panic was caught at the C boundary");
+            last::set(&e);
+            T::failure(&e)
         }
     }
 }
 
-/// Records the outcome in the thread-local slot and in the caller's buffer; returns the status.
-fn report(result: Result<(), Error>, err_buf: *mut c_char, err_len: usize) -> Status {
-    match result {
+/// The simple calls: the value, or the type's failure value with the error in the thread's last
+/// error (`vault_last_error`, `vault_last_status`, `vault_last_oauth_error`).
+fn value_or_error<T: Failure>(f: impl FnOnce() -> Result<T, Error>) -> T {
+    guard(|| match f() {
+        Ok(v) => {
+            last::clear();
+            v
+        }
+        Err(e) => {
+            last::set(&e);
+            T::failure(&e)
+        }
+    })
+}
+
+/// The status calls: the status, with the message (and the OAuth error code after it) in the
+/// caller's `err_buf` as well as in the thread's last error.
+///
+/// # Safety
+/// `err_buf` must be NULL or `err_len` writable bytes.
+unsafe fn status_call(
+    err_buf: *mut c_char,
+    err_len: usize,
+    f: impl FnOnce() -> Result<(), Error>,
+) -> Status {
+    guard(|| match f() {
         Ok(()) => {
-            clear_error();
+            last::clear();
             // SAFETY: the caller promises err_buf is NULL or err_len writable bytes.
             unsafe { write_message(err_buf, err_len, "", "") };
             Status::Ok
         }
         Err(e) => {
-            set_error(&e);
+            last::set(&e);
+            let code = e.oauth_error().unwrap_or("");
             // SAFETY: as above.
-            unsafe { write_message(err_buf, err_len, e.message(), e.oauth_error().unwrap_or("")) };
+            unsafe { write_message(err_buf, err_len, e.message(), code) };
             e.status()
         }
-    }
+    })
 }
 
 /// Writes `msg` NUL-terminated into `buf`, truncated on a UTF-8 boundary, then, when a byte is
@@ -228,19 +167,22 @@ unsafe fn write_message(buf: *mut c_char, len: usize, msg: &str, code: &str) {
     }
 }
 
-/// Reads a NUL-terminated UTF-8 argument.
+// ---------------------------------------------------------------------------------------------
+// Arguments in: C strings and out-pointers.
+
+/// A required NUL-terminated UTF-8 argument.
 ///
 /// # Safety
 /// `s` must be NULL or a NUL-terminated string.
 unsafe fn arg_str<'a>(s: *const c_char, what: &str) -> Result<&'a str, Error> {
-    if s.is_null() {
+    // SAFETY: passed through.
+    let Some(s) = (unsafe { opt_cstr(s) }) else {
         return Err(Error::new(
             Status::InvalidArgument,
             format!("{what} is NULL"),
         ));
-    }
-    // SAFETY: non-null and NUL-terminated per the caller's promise.
-    unsafe { CStr::from_ptr(s) }.to_str().map_err(|_| {
+    };
+    s.to_str().map_err(|_| {
         Error::new(
             Status::InvalidArgument,
             format!("{what} is not valid UTF-8"),
@@ -248,18 +190,43 @@ unsafe fn arg_str<'a>(s: *const c_char, what: &str) -> Result<&'a str, Error> {
     })
 }
 
-fn invalid_handle() -> Error {
-    Error::new(
-        Status::InvalidHandle,
-        "invalid provider handle (zero, unknown, or already freed)",
-    )
+/// An optional C string: `None` for NULL.
+///
+/// # Safety
+/// `s` must be NULL or a NUL-terminated string valid for `'a`.
+unsafe fn opt_cstr<'a>(s: *const c_char) -> Option<&'a CStr> {
+    // SAFETY: non-NULL and NUL-terminated per the caller's promise.
+    (!s.is_null()).then(|| unsafe { CStr::from_ptr(s) })
 }
+
+/// A required out-pointer, checked for NULL.
+///
+/// # Safety
+/// `p` must be NULL or valid for writes of a `T` for `'a`.
+unsafe fn out_ptr<'a, T>(p: *mut T, what: &str) -> Result<&'a mut T, Error> {
+    // SAFETY: non-NULL and writable per the caller's promise.
+    unsafe { p.as_mut() }
+        .ok_or_else(|| Error::new(Status::InvalidArgument, format!("{what} is NULL")))
+}
+
+/// An optional out-pointer: written when not NULL.
+///
+/// # Safety
+/// `p` must be NULL or valid for writes of a `T`.
+unsafe fn write_opt<T>(p: *mut T, value: T) {
+    // SAFETY: non-NULL and writable per the caller's promise.
+    if let Some(p) = unsafe { p.as_mut() } {
+        *p = value;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tokens out.
 
 fn create(config_json: *const c_char) -> Result<u64, Error> {
     // SAFETY: the caller promises a NUL-terminated string or NULL.
     let json = unsafe { arg_str(config_json, "config_json") }?;
-    let provider = Provider::new(json)?;
-    registry::insert(provider).ok_or_else(|| Error::internal("too many providers alive"))
+    handles::create(Provider::new(json)?)
 }
 
 /// What a token call writes.
@@ -293,7 +260,7 @@ fn write_shape(t: &CachedToken, shape: Shape, out: &mut [u8]) -> Result<(), Erro
 }
 
 /// Allocates a NUL-terminated copy of the token in `shape` (freed by `vault_token_free`).
-fn alloc_shape(t: &CachedToken, shape: Shape) -> Result<(*mut c_char, u64), Error> {
+fn alloc_shape(t: &CachedToken, shape: Shape) -> Result<*mut c_char, Error> {
     let n = shape_len(t, shape);
     // SAFETY: plain allocation; checked for NULL below.
     let p = unsafe { libc::malloc(n + 1) } as *mut u8;
@@ -309,65 +276,21 @@ fn alloc_shape(t: &CachedToken, shape: Shape) -> Result<(*mut c_char, u64), Erro
         return Err(e);
     }
     buf[n] = 0;
-    Ok((p as *mut c_char, t.generation))
-}
-
-/// Whether a token call may wait for the network.
-#[derive(Clone, Copy, PartialEq)]
-enum Wait {
-    /// On a miss, wait for (or run) the single in-flight fetch.
-    Yes,
-    /// On a miss, return the stored error during a cool-down, else `Status::WouldBlock`.
-    No,
-}
-
-/// Serves a token to `f`: from this thread's memo when it holds the current token; else the
-/// hit path under the registry's shared lock (which refills the memo); on a miss, the slow path
-/// on a reference of the provider with no registry lock held (or, with `Wait::No`, no wait).
-fn serve<R>(
-    handle: u64,
-    wait: Wait,
-    f: impl Fn(&CachedToken) -> Result<R, Error>,
-) -> Result<R, Error> {
-    if let Some(result) = memo_serve(handle, &f) {
-        return result;
-    }
-    let hit = registry::with(handle, |p| {
-        p.try_serve(|t, version| {
-            let result = f(t);
-            // Not worth keeping near the refresh point: the memo would not serve it.
-            let keep = (result.is_ok() && t.quick())
-                .then(|| (version, p.watch().clone(), t.clone(), p.counters().clone()));
-            (result, keep)
-        })
-    });
-    match hit {
-        None => Err(invalid_handle()),
-        Some(Some((result, keep))) => {
-            if let Some((version, watch, token, counters)) = keep {
-                memo_keep(handle, version, watch, token, counters);
-            }
-            result
-        }
-        Some(None) => {
-            let provider = registry::get(handle).ok_or_else(invalid_handle)?;
-            if wait == Wait::No {
-                return Err(provider.cooldown_error().unwrap_or_else(|| {
-                    Error::new(
-                        Status::WouldBlock,
-                        "no servable token is cached: the call would wait for the network",
-                    )
-                }));
-            }
-            provider.serve_blocking(&f)?
-        }
-    }
+    Ok(p as *mut c_char)
 }
 
 fn get_alloc(handle: u64, shape: Shape) -> Result<*mut c_char, Error> {
-    let (p, generation) = serve(handle, Wait::Yes, |t| alloc_shape(t, shape))?;
-    note_served(handle, generation);
-    Ok(p)
+    handles::serve(handle, Wait::Yes, |t| alloc_shape(t, shape))
+}
+
+/// # Safety
+/// `out` must be NULL or writable.
+unsafe fn get_ex(provider: u64, shape: Shape, out: *mut *mut c_char) -> Result<(), Error> {
+    // SAFETY: the caller's promise, passed through.
+    let out = unsafe { out_ptr(out, "out pointer") }?;
+    *out = ptr::null_mut();
+    *out = get_alloc(provider, shape)?;
+    Ok(())
 }
 
 /// # Safety
@@ -386,12 +309,10 @@ unsafe fn get_into(
             "buf is NULL but buf_len is not 0",
         ));
     }
-    let generation = serve(handle, wait, |t| {
+    handles::serve(handle, wait, |t| {
         let n = shape_len(t, shape);
-        if !out_len.is_null() {
-            // SAFETY: out_len is writable per the caller's promise.
-            unsafe { *out_len = n };
-        }
+        // SAFETY: out_len is NULL or writable per the caller's promise.
+        unsafe { write_opt(out_len, n) };
         if buf_len < n + 1 {
             return Err(Error::new(
                 Status::BufferTooSmall,
@@ -402,10 +323,8 @@ unsafe fn get_into(
         let out = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, n + 1) };
         write_shape(t, shape, &mut out[..n])?;
         out[n] = 0;
-        Ok(t.generation)
-    })?;
-    note_served(handle, generation);
-    Ok(())
+        Ok(())
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -422,16 +341,7 @@ unsafe fn get_into(
 /// `config_json` must be NULL or a NUL-terminated string readable for the duration of the call.
 #[no_mangle]
 pub unsafe extern "C" fn vault_provider_new(config_json: *const c_char) -> u64 {
-    guard(0, || match create(config_json) {
-        Ok(h) => {
-            clear_error();
-            h
-        }
-        Err(e) => {
-            set_error(&e);
-            0
-        }
-    })
+    value_or_error(|| create(config_json))
 }
 
 /// Frees a provider and wipes its secrets. Returns 0 (`VAULT_STATUS_OK`), or
@@ -439,16 +349,7 @@ pub unsafe extern "C" fn vault_provider_new(config_json: *const c_char) -> u64 {
 /// running on the provider in other threads complete normally.
 #[no_mangle]
 pub extern "C" fn vault_provider_free(provider: u64) -> i32 {
-    guard(Status::Internal as i32, || {
-        let result = match registry::remove(provider) {
-            Some(p) => {
-                drop(p);
-                Ok(())
-            }
-            None => Err(invalid_handle()),
-        };
-        report(result, ptr::null_mut(), 0) as i32
-    })
+    value_or_error(|| handles::free(provider).map(|()| Status::Ok as i32))
 }
 
 /// Returns the provider's access token: from the cache when one is valid (no network wait),
@@ -456,36 +357,14 @@ pub extern "C" fn vault_provider_free(provider: u64) -> i32 {
 /// be released with `vault_token_free`; NULL on failure (see `vault_last_error`).
 #[no_mangle]
 pub extern "C" fn vault_get_token(provider: u64) -> *mut c_char {
-    guard(ptr::null_mut(), || {
-        match get_alloc(provider, Shape::Token) {
-            Ok(p) => {
-                clear_error();
-                p
-            }
-            Err(e) => {
-                set_error(&e);
-                ptr::null_mut()
-            }
-        }
-    })
+    value_or_error(|| get_alloc(provider, Shape::Token))
 }
 
 /// Like `vault_get_token`, but returns the `Authorization` header value:
 /// `"<token_type> <token>"`, e.g. `"Bearer eyJ..."`. Free with `vault_token_free`.
 #[no_mangle]
 pub extern "C" fn vault_get_authorization(provider: u64) -> *mut c_char {
-    guard(ptr::null_mut(), || {
-        match get_alloc(provider, Shape::Authorization) {
-            Ok(p) => {
-                clear_error();
-                p
-            }
-            Err(e) => {
-                set_error(&e);
-                ptr::null_mut()
-            }
-        }
-    })
+    value_or_error(|| get_alloc(provider, Shape::Authorization))
 }
 
 /// Wipes and frees a string returned by `vault_get_token`, `vault_get_authorization` or their
@@ -495,7 +374,7 @@ pub extern "C" fn vault_get_authorization(provider: u64) -> *mut c_char {
 /// `token` must be NULL or a string returned by this library and not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn vault_token_free(token: *mut c_char) {
-    guard((), || {
+    guard(|| {
         if token.is_null() {
             return;
         }
@@ -513,33 +392,20 @@ pub unsafe extern "C" fn vault_token_free(token: *mut c_char) {
 /// fetches a new one; also ends a failure cool-down. Drops only the token this thread last
 /// received from `provider` if that is still the cached one: when many threads invalidate the
 /// same token, one new token is fetched, and a token that was already replaced is left alone.
-/// Each thread remembers its last token of up to 64 providers; a thread that has received no
-/// token from `provider` (or from more than 64 providers since) drops whatever is cached.
+/// Each thread remembers its last token from each of the 64 providers that served it most
+/// recently (being served again makes a provider the most recent); a thread that has received
+/// no token from `provider`, or tokens from 64 other providers since, drops whatever is cached.
 /// Returns 0, or `VAULT_STATUS_INVALID_HANDLE`.
 #[no_mangle]
 pub extern "C" fn vault_invalidate(provider: u64) -> i32 {
-    guard(Status::Internal as i32, || {
-        let result = match registry::with(provider, |p| match last_served(provider) {
-            Some(generation) => p.invalidate_generation(generation),
-            None => p.invalidate(),
-        }) {
-            Some(_) => Ok(()),
-            None => Err(invalid_handle()),
-        };
-        report(result, ptr::null_mut(), 0) as i32
-    })
+    value_or_error(|| handles::invalidate(provider).map(|()| Status::Ok as i32))
 }
 
 /// This thread's last error message, or NULL if the last call succeeded. Owned by the library,
 /// valid until the next credvault call on this thread. Never contains a secret.
 #[no_mangle]
 pub extern "C" fn vault_last_error() -> *const c_char {
-    guard(ptr::null(), || {
-        LAST_ERROR.with(|e| match e.try_borrow() {
-            Ok(slot) => slot.as_ref().map_or(ptr::null(), |s| s.as_ptr()),
-            Err(_) => ptr::null(),
-        })
-    })
+    guard(last::message)
 }
 
 /// The RFC 6749 `error` code (`"invalid_client"`, `"invalid_scope"`, ...) the identity provider
@@ -549,73 +415,22 @@ pub extern "C" fn vault_last_error() -> *const c_char {
 /// after the message's NUL.
 #[no_mangle]
 pub extern "C" fn vault_last_oauth_error() -> *const c_char {
-    guard(ptr::null(), || {
-        LAST_OAUTH_ERROR.with(|e| match e.try_borrow() {
-            Ok(slot) => slot.as_ref().map_or(ptr::null(), |s| s.as_ptr()),
-            Err(_) => ptr::null(),
-        })
-    })
+    guard(last::oauth_error)
 }
 
 /// This thread's last status (0 if the last call succeeded).
 #[no_mangle]
 pub extern "C" fn vault_last_status() -> Status {
-    guard(Status::Internal, || match LAST_STATUS.with(Cell::get) {
-        0 => Status::Ok,
-        n => status_from_i32(n).unwrap_or(Status::Internal),
-    })
-}
-
-fn status_from_i32(n: i32) -> Option<Status> {
-    use Status::*;
-    [
-        Ok,
-        InvalidArgument,
-        InvalidConfig,
-        InvalidHandle,
-        Network,
-        Timeout,
-        Tls,
-        HttpStatus,
-        CredentialsRejected,
-        ScopeRejected,
-        RateLimited,
-        MalformedResponse,
-        BufferTooSmall,
-        OauthError,
-        DiscoveryFailed,
-        WouldBlock,
-        Internal,
-    ]
-    .into_iter()
-    .find(|s| *s as i32 == n)
+    guard(last::status)
 }
 
 /// The name of a status code (`"VAULT_STATUS_TIMEOUT"`), or `"VAULT_STATUS_UNKNOWN"`. Static.
 #[no_mangle]
 pub extern "C" fn vault_status_name(status: i32) -> *const c_char {
-    guard(c"VAULT_STATUS_UNKNOWN".as_ptr(), || {
-        let name: &'static CStr = match status_from_i32(status) {
-            Some(Status::Ok) => c"VAULT_STATUS_OK",
-            Some(Status::InvalidArgument) => c"VAULT_STATUS_INVALID_ARGUMENT",
-            Some(Status::InvalidConfig) => c"VAULT_STATUS_INVALID_CONFIG",
-            Some(Status::InvalidHandle) => c"VAULT_STATUS_INVALID_HANDLE",
-            Some(Status::Network) => c"VAULT_STATUS_NETWORK",
-            Some(Status::Timeout) => c"VAULT_STATUS_TIMEOUT",
-            Some(Status::Tls) => c"VAULT_STATUS_TLS",
-            Some(Status::HttpStatus) => c"VAULT_STATUS_HTTP_STATUS",
-            Some(Status::CredentialsRejected) => c"VAULT_STATUS_CREDENTIALS_REJECTED",
-            Some(Status::ScopeRejected) => c"VAULT_STATUS_SCOPE_REJECTED",
-            Some(Status::RateLimited) => c"VAULT_STATUS_RATE_LIMITED",
-            Some(Status::MalformedResponse) => c"VAULT_STATUS_MALFORMED_RESPONSE",
-            Some(Status::BufferTooSmall) => c"VAULT_STATUS_BUFFER_TOO_SMALL",
-            Some(Status::OauthError) => c"VAULT_STATUS_OAUTH_ERROR",
-            Some(Status::DiscoveryFailed) => c"VAULT_STATUS_DISCOVERY_FAILED",
-            Some(Status::WouldBlock) => c"VAULT_STATUS_WOULD_BLOCK",
-            Some(Status::Internal) => c"VAULT_STATUS_INTERNAL",
-            None => c"VAULT_STATUS_UNKNOWN",
-        };
-        name.as_ptr()
+    guard(|| {
+        Status::from_i32(status)
+            .map_or(c"VAULT_STATUS_UNKNOWN", Status::name_c)
+            .as_ptr()
     })
 }
 
@@ -624,7 +439,7 @@ pub extern "C" fn vault_status_name(status: i32) -> *const c_char {
 /// yet (nothing sealed so far).
 #[no_mangle]
 pub extern "C" fn vault_key_memory_locked() -> i32 {
-    guard(-1, || match crate::secret::key_memory_locked() {
+    guard(|| match crate::secret::key_memory_locked() {
         Some(true) => 1,
         Some(false) => 0,
         None => -1,
@@ -677,43 +492,14 @@ pub unsafe extern "C" fn vault_provider_new_ex(
     err_buf: *mut c_char,
     err_len: usize,
 ) -> Status {
-    guard(Status::Internal, || {
-        let result = (|| {
-            if out_provider.is_null() {
-                return Err(Error::new(Status::InvalidArgument, "out_provider is NULL"));
-            }
-            let h = create(config_json)?;
-            // SAFETY: checked non-NULL; the caller promises it is writable.
-            unsafe { *out_provider = h };
+    // SAFETY: the caller's pointer contracts, passed through.
+    unsafe {
+        status_call(err_buf, err_len, || {
+            let out = out_ptr(out_provider, "out_provider")?;
+            *out = create(config_json)?;
             Ok(())
-        })();
-        report(result, err_buf, err_len)
-    })
-}
-
-/// # Safety
-/// `out` must be NULL or writable; `err_buf` NULL or `err_len` writable bytes.
-unsafe fn get_ex(
-    provider: u64,
-    shape: Shape,
-    out: *mut *mut c_char,
-    err_buf: *mut c_char,
-    err_len: usize,
-) -> Status {
-    guard(Status::Internal, || {
-        let result = (|| {
-            if out.is_null() {
-                return Err(Error::new(Status::InvalidArgument, "out pointer is NULL"));
-            }
-            // SAFETY: checked non-NULL; writable per the caller's promise.
-            unsafe { *out = ptr::null_mut() };
-            let p = get_alloc(provider, shape)?;
-            // SAFETY: as above.
-            unsafe { *out = p };
-            Ok(())
-        })();
-        report(result, err_buf, err_len)
-    })
+        })
+    }
 }
 
 /// Writes the access token (caller frees it with `vault_token_free`) to `*out_token`.
@@ -727,8 +513,12 @@ pub unsafe extern "C" fn vault_get_token_ex(
     err_buf: *mut c_char,
     err_len: usize,
 ) -> Status {
-    // SAFETY: pointer contracts are the caller's, passed through.
-    unsafe { get_ex(provider, Shape::Token, out_token, err_buf, err_len) }
+    // SAFETY: the caller's pointer contracts, passed through.
+    unsafe {
+        status_call(err_buf, err_len, || {
+            get_ex(provider, Shape::Token, out_token)
+        })
+    }
 }
 
 /// Writes the `Authorization` value (caller frees it with `vault_token_free`) to `*out_value`.
@@ -742,8 +532,12 @@ pub unsafe extern "C" fn vault_get_authorization_ex(
     err_buf: *mut c_char,
     err_len: usize,
 ) -> Status {
-    // SAFETY: pointer contracts are the caller's, passed through.
-    unsafe { get_ex(provider, Shape::Authorization, out_value, err_buf, err_len) }
+    // SAFETY: the caller's pointer contracts, passed through.
+    unsafe {
+        status_call(err_buf, err_len, || {
+            get_ex(provider, Shape::Authorization, out_value)
+        })
+    }
 }
 
 /// Writes the access token, NUL-terminated, into the caller's `buf` of `buf_len` bytes (a buffer
@@ -762,11 +556,12 @@ pub unsafe extern "C" fn vault_get_token_into(
     err_buf: *mut c_char,
     err_len: usize,
 ) -> Status {
-    guard(Status::Internal, || {
-        // SAFETY: pointer contracts are the caller's, passed through.
-        let result = unsafe { get_into(provider, Shape::Token, Wait::Yes, buf, buf_len, out_len) };
-        report(result, err_buf, err_len)
-    })
+    // SAFETY: the caller's pointer contracts, passed through.
+    unsafe {
+        status_call(err_buf, err_len, || {
+            get_into(provider, Shape::Token, Wait::Yes, buf, buf_len, out_len)
+        })
+    }
 }
 
 /// As `vault_get_token_into`, for the `Authorization` value `"<token_type> <token>"`.
@@ -782,9 +577,9 @@ pub unsafe extern "C" fn vault_get_authorization_into(
     err_buf: *mut c_char,
     err_len: usize,
 ) -> Status {
-    guard(Status::Internal, || {
-        // SAFETY: pointer contracts are the caller's, passed through.
-        let result = unsafe {
+    // SAFETY: the caller's pointer contracts, passed through.
+    unsafe {
+        status_call(err_buf, err_len, || {
             get_into(
                 provider,
                 Shape::Authorization,
@@ -793,9 +588,8 @@ pub unsafe extern "C" fn vault_get_authorization_into(
                 buf_len,
                 out_len,
             )
-        };
-        report(result, err_buf, err_len)
-    })
+        })
+    }
 }
 
 /// As `vault_get_token_into`, but never waits and never fetches on the caller's thread: a
@@ -815,11 +609,12 @@ pub unsafe extern "C" fn vault_try_get_token_into(
     err_buf: *mut c_char,
     err_len: usize,
 ) -> Status {
-    guard(Status::Internal, || {
-        // SAFETY: pointer contracts are the caller's, passed through.
-        let result = unsafe { get_into(provider, Shape::Token, Wait::No, buf, buf_len, out_len) };
-        report(result, err_buf, err_len)
-    })
+    // SAFETY: the caller's pointer contracts, passed through.
+    unsafe {
+        status_call(err_buf, err_len, || {
+            get_into(provider, Shape::Token, Wait::No, buf, buf_len, out_len)
+        })
+    }
 }
 
 /// As `vault_try_get_token_into`, for the `Authorization` value `"<token_type> <token>"`.
@@ -835,9 +630,9 @@ pub unsafe extern "C" fn vault_try_get_authorization_into(
     err_buf: *mut c_char,
     err_len: usize,
 ) -> Status {
-    guard(Status::Internal, || {
-        // SAFETY: pointer contracts are the caller's, passed through.
-        let result = unsafe {
+    // SAFETY: the caller's pointer contracts, passed through.
+    unsafe {
+        status_call(err_buf, err_len, || {
             get_into(
                 provider,
                 Shape::Authorization,
@@ -846,9 +641,8 @@ pub unsafe extern "C" fn vault_try_get_authorization_into(
                 buf_len,
                 out_len,
             )
-        };
-        report(result, err_buf, err_len)
-    })
+        })
+    }
 }
 
 /// A prepared request for the one-argument non-blocking calls `vault_try_fill_token` and
@@ -963,26 +757,12 @@ pub unsafe extern "C" fn vault_invalidate_token(
     err_buf: *mut c_char,
     err_len: usize,
 ) -> Status {
-    guard(Status::Internal, || {
-        let result = (|| {
-            let candidate = if token.is_null() {
-                None
-            } else {
-                // SAFETY: non-NULL, NUL-terminated per the caller's promise.
-                Some(unsafe { CStr::from_ptr(token) }.to_bytes())
-            };
-            let p = registry::get(provider).ok_or_else(invalid_handle)?;
-            match candidate {
-                Some(bytes) => match std::str::from_utf8(bytes) {
-                    Ok(s) => p.invalidate_token(s),
-                    Err(_) => false,
-                },
-                None => p.invalidate(),
-            };
-            Ok(())
-        })();
-        report(result, err_buf, err_len)
-    })
+    // SAFETY: the caller's pointer contracts, passed through.
+    unsafe {
+        status_call(err_buf, err_len, || {
+            handles::invalidate_token(provider, opt_cstr(token).map(CStr::to_bytes))
+        })
+    }
 }
 
 /// How long `token` stays servable, in milliseconds: written to `*out_ms` when `token` is the
@@ -1001,31 +781,18 @@ pub unsafe extern "C" fn vault_token_remaining_ms(
     err_buf: *mut c_char,
     err_len: usize,
 ) -> Status {
-    guard(Status::Internal, || {
-        let result = (|| {
-            if out_ms.is_null() {
-                return Err(Error::new(Status::InvalidArgument, "out_ms is NULL"));
-            }
-            // SAFETY: checked non-NULL; writable per the caller's promise.
-            unsafe { *out_ms = 0 };
-            if token.is_null() {
-                return Err(Error::new(Status::InvalidArgument, "token is NULL"));
-            }
-            // SAFETY: non-NULL, NUL-terminated per the caller's promise.
-            let token = unsafe { CStr::from_ptr(token) }.to_bytes();
-            let p = registry::get(provider).ok_or_else(invalid_handle)?;
-            // Not UTF-8: not a token the library handed out.
-            let left = std::str::from_utf8(token)
-                .ok()
-                .and_then(|t| p.token_serve_left(t))
-                .unwrap_or_default();
-            let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
-            // SAFETY: as above.
-            unsafe { *out_ms = ms };
+    // SAFETY: the caller's pointer contracts, passed through.
+    unsafe {
+        status_call(err_buf, err_len, || {
+            let out = out_ptr(out_ms, "out_ms")?;
+            *out = 0;
+            let token = opt_cstr(token)
+                .ok_or_else(|| Error::new(Status::InvalidArgument, "token is NULL"))?;
+            let left = handles::token_remaining(provider, token.to_bytes())?;
+            *out = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
             Ok(())
-        })();
-        report(result, err_buf, err_len)
-    })
+        })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1047,20 +814,6 @@ fn malloc_string(s: &str) -> Result<*mut c_char, Error> {
     Ok(p as *mut c_char)
 }
 
-/// Returns `result`'s string, or NULL with the thread's last error set.
-fn string_or_null(result: Result<String, Error>) -> *mut c_char {
-    match result.and_then(|s| malloc_string(&s)) {
-        Ok(p) => {
-            clear_error();
-            p
-        }
-        Err(e) => {
-            set_error(&e);
-            ptr::null_mut()
-        }
-    }
-}
-
 /// Loads a configuration file of named providers (`{"providers": {"name": {...}}}`, secrets as
 /// values or as `{"env": "VAR"}` / `{"file": "/path"}` references; README "Configuration files")
 /// and registers every provider; `vault_provider_by_name` gives their handles. All or nothing: if
@@ -1071,14 +824,12 @@ fn string_or_null(result: Result<String, Error>) -> *mut c_char {
 /// `path` must be NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn vault_load_config(path: *const c_char) -> Status {
-    guard(Status::Internal, || {
-        let result = (|| {
-            // SAFETY: NULL or NUL-terminated per the caller's promise.
-            let path = unsafe { arg_str(path, "path") }?;
-            crate::configfile::load(path).map(|_| ())
-        })();
-        report(result, ptr::null_mut(), 0)
-    })
+    // SAFETY: NULL or NUL-terminated per the caller's promise; no err_buf.
+    unsafe {
+        status_call(ptr::null_mut(), 0, || {
+            crate::configfile::load(arg_str(path, "path")?).map(|_| ())
+        })
+    }
 }
 
 /// Reads the loaded configuration file again, with the secrets it refers to, and applies what
@@ -1089,9 +840,12 @@ pub unsafe extern "C" fn vault_load_config(path: *const c_char) -> Status {
 /// why. Calls in other threads meanwhile see the old provider or the new one, whole.
 #[no_mangle]
 pub extern "C" fn vault_reload_config() -> Status {
-    guard(Status::Internal, || {
-        report(crate::configfile::reload().map(|_| ()), ptr::null_mut(), 0)
-    })
+    // SAFETY: no err_buf.
+    unsafe {
+        status_call(ptr::null_mut(), 0, || {
+            crate::configfile::reload().map(|_| ())
+        })
+    }
 }
 
 /// The handle of the provider `name` of the loaded configuration file; 0 if there is none.
@@ -1100,29 +854,18 @@ pub extern "C" fn vault_reload_config() -> Status {
 /// `name` must be NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn vault_provider_by_name(name: *const c_char) -> u64 {
-    guard(0, || {
+    value_or_error(|| {
         // SAFETY: NULL or NUL-terminated per the caller's promise.
-        let found = unsafe { arg_str(name, "name") }.and_then(|n| {
-            crate::configfile::by_name(n).ok_or_else(|| {
-                Error::new(
-                    Status::InvalidArgument,
-                    format!(
-                        "no provider named {} is loaded",
-                        crate::error::clean(n, 128)
-                    ),
-                )
-            })
-        });
-        match found {
-            Ok(h) => {
-                clear_error();
-                h
-            }
-            Err(e) => {
-                set_error(&e);
-                0
-            }
-        }
+        let n = unsafe { arg_str(name, "name") }?;
+        crate::configfile::by_name(n).ok_or_else(|| {
+            Error::new(
+                Status::InvalidArgument,
+                format!(
+                    "no provider named {} is loaded",
+                    crate::error::clean(n, 128)
+                ),
+            )
+        })
     })
 }
 
@@ -1134,13 +877,7 @@ pub unsafe extern "C" fn vault_provider_by_name(name: *const c_char) -> u64 {
 /// on failure (`VAULT_STATUS_INVALID_HANDLE`).
 #[no_mangle]
 pub extern "C" fn vault_stats_json(provider: u64) -> *mut c_char {
-    guard(ptr::null_mut(), || {
-        string_or_null(
-            registry::stats_of(provider)
-                .map(|s| s.to_json().to_string())
-                .ok_or_else(invalid_handle),
-        )
-    })
+    value_or_error(|| malloc_string(&handles::stats(provider)?.to_json().to_string()))
 }
 
 /// The statistics of every registered provider: `{"providers": [{"handle": N, ...}, ...],
@@ -1149,8 +886,8 @@ pub extern "C" fn vault_stats_json(provider: u64) -> *mut c_char {
 /// `peak_workers`, `refreshes`, `max_workers`). Release with `vault_string_free`.
 #[no_mangle]
 pub extern "C" fn vault_stats_all_json() -> *mut c_char {
-    guard(ptr::null_mut(), || {
-        let all: Vec<serde_json::Value> = registry::stats_all()
+    value_or_error(|| {
+        let all: Vec<serde_json::Value> = handles::stats_all()
             .into_iter()
             .map(|(h, s)| {
                 let mut v = s.to_json();
@@ -1159,9 +896,7 @@ pub extern "C" fn vault_stats_all_json() -> *mut c_char {
             })
             .collect();
         let scheduler = crate::stats::scheduler_json(&crate::scheduler::stats());
-        string_or_null(Ok(
-            serde_json::json!({ "providers": all, "scheduler": scheduler }).to_string(),
-        ))
+        malloc_string(&serde_json::json!({ "providers": all, "scheduler": scheduler }).to_string())
     })
 }
 
@@ -1169,14 +904,14 @@ pub extern "C" fn vault_stats_all_json() -> *mut c_char {
 /// labelled by provider name, for the host's metrics endpoint. Release with `vault_string_free`.
 #[no_mangle]
 pub extern "C" fn vault_metrics_prometheus() -> *mut c_char {
-    guard(ptr::null_mut(), || {
+    value_or_error(|| {
         let all: Vec<crate::stats::Stats> =
-            registry::stats_all().into_iter().map(|(_, s)| s).collect();
+            handles::stats_all().into_iter().map(|(_, s)| s).collect();
         let mut text = crate::stats::prometheus(&all);
         text.push_str(&crate::stats::prometheus_scheduler(
             &crate::scheduler::stats(),
         ));
-        string_or_null(Ok(text))
+        malloc_string(&text)
     })
 }
 
@@ -1212,16 +947,19 @@ pub unsafe extern "C" fn vault_set_log_callback(
     min_level: i32,
     userdata: *mut c_void,
 ) -> Status {
-    guard(Status::Internal, || {
-        let level = match min_level {
-            i32::MIN..=10 => crate::events::Level::Debug,
-            11..=20 => crate::events::Level::Info,
-            21..=30 => crate::events::Level::Warn,
-            _ => crate::events::Level::Error,
-        };
-        crate::events::set_callback(callback, level, userdata);
-        report(Ok(()), ptr::null_mut(), 0)
-    })
+    // SAFETY: no err_buf.
+    unsafe {
+        status_call(ptr::null_mut(), 0, || {
+            let level = match min_level {
+                i32::MIN..=10 => crate::events::Level::Debug,
+                11..=20 => crate::events::Level::Info,
+                21..=30 => crate::events::Level::Warn,
+                _ => crate::events::Level::Error,
+            };
+            crate::events::set_callback(callback, level, userdata);
+            Ok(())
+        })
+    }
 }
 
 /// The C entry points' argument checks and buffer handling, in Rust, so that Miri can check the

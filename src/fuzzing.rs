@@ -26,7 +26,7 @@ pub fn token_response(bytes: &[u8]) -> Result<(usize, String, f64)> {
 /// Parses an error response body of the given HTTP status.
 pub fn error_response(status: u16, bytes: &[u8]) -> Option<Error> {
     let status = ureq::http::StatusCode::from_u16(status).ok()?;
-    crate::endpoint::oauth_error(status, bytes)
+    crate::endpoint::oauth_error(status, bytes, &crate::endpoint::Secrets::default())
 }
 
 /// Parses issuer metadata for the issuer `https://idp.example/oidc/`; returns the token endpoint.

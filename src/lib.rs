@@ -26,6 +26,7 @@ pub mod ffi;
 mod fork;
 #[doc(hidden)]
 pub mod fuzzing;
+mod handles;
 
 /// Counts of live objects, for the tests that check nothing leaks (`tests/stress.rs`). Each is
 /// counted by the module where those objects live.

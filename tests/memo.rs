@@ -220,3 +220,70 @@ fn more_providers_than_a_memo_holds_each_get_their_own_token() {
         }
     }
 }
+
+/// Another thread replaces `p`'s token (as a thread that saw a 401 first does); the new token.
+fn replaced_elsewhere(p: u64) -> String {
+    thread::spawn(move || {
+        // SAFETY: NULL token and error buffer, as the contract allows.
+        let s =
+            unsafe { ffi::vault_invalidate_token(p, std::ptr::null(), std::ptr::null_mut(), 0) };
+        assert_eq!(s, Status::Ok);
+        get(p).unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
+/// Issue 18.1: `vault_invalidate` drops the token this thread was last served by a provider, and
+/// a thread remembers that for the 64 providers that served it most recently: being served again
+/// makes a provider the most recent, and it is forgotten only once 64 others served the thread
+/// after it. Before the fix the table was first-in-first-out (the issue's sequence below dropped
+/// the newer token).
+#[test]
+fn vault_invalidate_remembers_the_64_most_recently_served_providers() {
+    let idp = Idp::start();
+    let others: Vec<u64> = (0..64)
+        .map(|i| provider(&idp, &format!("mru-other-{i}"), 3600))
+        .collect();
+
+    // The issue's sequence: P, 63 others, P again, (P replaced elsewhere), one more provider.
+    let p = provider(&idp, "mru-p", 3600);
+    let t1 = get(p).unwrap();
+    for &o in &others[..63] {
+        get(o).unwrap();
+    }
+    assert!(get(p).unwrap() == t1, "still cached");
+    let t2 = replaced_elsewhere(p);
+    assert!(t2 != t1);
+    get(others[63]).unwrap();
+    assert_eq!(ffi::vault_invalidate(p), 0);
+    assert!(
+        get(p).unwrap() == t2,
+        "a late invalidate of t1 left the newer token alone"
+    );
+
+    // The boundary: 63 other providers since Q served this thread, Q is remembered ...
+    let q = provider(&idp, "mru-q", 3600);
+    get(q).unwrap();
+    for &o in &others[..63] {
+        get(o).unwrap();
+    }
+    let q2 = replaced_elsewhere(q);
+    assert_eq!(ffi::vault_invalidate(q), 0);
+    assert!(get(q).unwrap() == q2, "63 others since: remembered");
+    // ... 64 others since, it is forgotten: invalidate drops whatever is cached.
+    for &o in &others {
+        get(o).unwrap();
+    }
+    let q3 = replaced_elsewhere(q);
+    assert_eq!(ffi::vault_invalidate(q), 0);
+    let q4 = get(q).unwrap();
+    assert!(
+        q4 != q3,
+        "64 others since: forgotten, the cached token was dropped"
+    );
+
+    for h in others.into_iter().chain([p, q]) {
+        assert_eq!(ffi::vault_provider_free(h), 0);
+    }
+}

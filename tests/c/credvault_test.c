@@ -769,6 +769,37 @@ static void test_status_names(const void *arg)
     }
 }
 
+/* Every `VAULT_STATUS_X = N,` line of the header this suite was compiled with is named X by
+ * vault_status_name(N): the header and the library's status table cannot disagree. The header is
+ * read from CREDVAULT_HEADER, else include/credvault.h (tests/c/run.sh runs from the root). */
+static void test_header_statuses(const void *arg)
+{
+    (void)arg;
+    const char *path = getenv("CREDVAULT_HEADER");
+    FILE *f = fopen(path != NULL && *path ? path : "include/credvault.h", "r");
+    if (!CHECK(f != NULL))
+        return;
+    char line[512];
+    int seen = 0;
+    bool would_block = false;
+    while (fgets(line, sizeof line, f) != NULL) {
+        char name[128];
+        int n;
+        if (sscanf(line, " %127[A-Z_] = %d ,", name, &n) != 2 ||
+            strncmp(name, "VAULT_STATUS_", 13) != 0)
+            continue;
+        seen++;
+        would_block |= strcmp(name, "VAULT_STATUS_WOULD_BLOCK") == 0 && n == VAULT_STATUS_WOULD_BLOCK;
+        const char *got = vault_status_name(n);
+        if (!CHECK(got != NULL && strcmp(got, name) == 0))
+            diag("the header has %s = %d; vault_status_name(%d) is %s", name, n, n,
+                 got ? got : "(null)");
+    }
+    fclose(f);
+    CHECK(seen >= 17);
+    CHECK(would_block);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Tests: the five dialects                                                                    */
 
@@ -1953,6 +1984,76 @@ static void test_oauth_error_code(const void *arg)
     CHECK(vault_last_oauth_error() == NULL);
 }
 
+/* Thread teardown (issue 9.4): a pthread key destructor runs after the thread's TLS destructors
+ * (glibc: __call_tls_dtors, then the keys), so the library's thread-local state is gone when it
+ * calls in. Every entry point must still answer; before the fix the process aborted. */
+struct teardown {
+    uint64_t h;
+    int invalidate, invalidate_again, last_status, free_bad, get_ok, into_ok;
+    bool ran;
+};
+
+static pthread_key_t g_teardown_key;
+
+/* No call here fetches (the token is cached until the invalidations at the end): a fetch would
+ * work, but it initialises the standard library's thread-locals (a channel, spawn hooks) after
+ * glibc ran the thread's TLS destructors, and those are then never freed (a leak that valgrind
+ * and LeakSanitizer report, of the runtime, not of credvault). */
+static void teardown_destructor(void *p)
+{
+    struct teardown *t = p;
+    t->ran = true;
+    char *tok = vault_get_token(t->h);
+    t->get_ok = tok != NULL;
+    vault_token_free(tok);
+    char buf[4096];
+    size_t len = 0;
+    t->into_ok = vault_get_token_into(t->h, buf, sizeof buf, &len, NULL, 0);
+    wipe(buf, sizeof buf);
+    t->free_bad = vault_provider_free(0);
+    t->invalidate = vault_invalidate(t->h);
+    t->last_status = vault_last_status();
+    (void)vault_last_error();
+    (void)vault_last_oauth_error();
+    t->invalidate_again = vault_invalidate(t->h);
+}
+
+static void *teardown_thread(void *p)
+{
+    struct teardown *t = p;
+    char *tok = vault_get_token(t->h); /* the thread's memo, last-served table, last error */
+    vault_token_free(tok);
+    vault_provider_free(0);            /* a last error with a message */
+    pthread_setspecific(g_teardown_key, t);
+    return NULL;
+}
+
+static void test_thread_teardown(const void *arg)
+{
+    (void)arg;
+    uint64_t h = provider_from(k_vgs_config, "demo-vgs-client", "demo-vgs-secret");
+    if (h == 0)
+        return;
+    char *warm = vault_get_token(h);
+    CHECK(warm != NULL);
+    vault_token_free(warm);
+    if (!CHECK(pthread_key_create(&g_teardown_key, teardown_destructor) == 0))
+        return;
+    struct teardown t = {.h = h};
+    pthread_t th;
+    if (CHECK(pthread_create(&th, NULL, teardown_thread, &t) == 0))
+        pthread_join(th, NULL);
+    pthread_key_delete(g_teardown_key);
+    CHECK(t.ran);
+    CHECK_STATUS(t.invalidate, VAULT_STATUS_OK);
+    CHECK_STATUS(t.invalidate_again, VAULT_STATUS_OK);
+    CHECK_STATUS(t.last_status, VAULT_STATUS_OK);
+    CHECK(t.get_ok);
+    CHECK_STATUS(t.into_ok, VAULT_STATUS_OK);
+    CHECK_STATUS(t.free_bad, VAULT_STATUS_INVALID_HANDLE);
+    CHECK_STATUS(vault_provider_free(h), VAULT_STATUS_OK);
+}
+
 static void test_malformed_and_cooldown(const void *arg)
 {
     (void)arg;
@@ -2116,6 +2217,8 @@ int main(void)
 
     run_test("vault_version is a version number", test_version, NULL, NULL);
     run_test("vault_status_name names every status", test_status_names, NULL, NULL);
+    run_test("every status in the header has its number and name", test_header_statuses, NULL,
+             NULL);
     static char names[N_DIALECTS][128];
     for (size_t i = 0; i < N_DIALECTS; i++) {
         snprintf(names[i], sizeof names[i],
@@ -2172,6 +2275,8 @@ int main(void)
              test_try_get, NULL, NULL);
     run_test("invalid_client: the OAuth code after the message, vault_last_oauth_error",
              test_oauth_error_code, NULL, NULL);
+    run_test("a pthread key destructor calls in after the thread's TLS is gone",
+             test_thread_teardown, NULL, NULL);
 
     stop_idp();
     if (g_todo_failed)

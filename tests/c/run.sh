@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds credvault (release), compiles the C test suite against the shared and the static
-# library, runs both, then runs both under valgrind memcheck. Fails on any test failure, any
-# memcheck error or any definite leak.
+# library, runs both (and a small C++ thread-teardown test), then runs both under valgrind
+# memcheck. Fails on any test failure, any memcheck error or any definite leak.
 #
 #   tests/c/run.sh                 # from anywhere
 #   SKIP_VALGRIND=1 tests/c/run.sh # native runs only
@@ -14,6 +14,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 
 CC="${CC:-cc}"
+CXX="${CXX:-g++}"
 OUT="$ROOT/target/c-tests"
 LIB="$ROOT/target/release"
 CFLAGS=(-Wall -Wextra -Werror -std=c11 -pthread -g -O2 -I include)
@@ -67,6 +68,12 @@ run() { # name, command...
 
 run "shared library" "$OUT/credvault_test_shared"
 run "static library" "$OUT/credvault_test_static"
+
+# Issue 9.4: a C++ thread_local RAII wrapper whose destructor calls vault_provider_free after the
+# library's thread-local storage is gone (aborted the process before the fix).
+"$CXX" -std=c++17 -Wall -Wextra -Werror -pthread -g -O2 -I include tests/c/teardown_test.cpp \
+    -o "$OUT/teardown_test_cpp" -L "$LIB" -lcredvault -Wl,-rpath,"$LIB"
+run "C++ thread_local destructor calls the library (shared library)" "$OUT/teardown_test_cpp"
 
 if [[ "${SKIP_VALGRIND:-0}" != 1 ]]; then
     command -v valgrind >/dev/null || { echo "valgrind not found (SKIP_VALGRIND=1 to skip)" >&2; exit 1; }

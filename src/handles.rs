@@ -1,0 +1,315 @@
+//! The handle layer: what a C caller's `uint64_t` provider handle reaches, and the per-thread
+//! state that goes with it.
+//!
+//! - [`registry`](crate::registry) holds the table of providers by handle.
+//! - This module adds, per thread, the [`Memo`] of the tokens the thread was last served (so a
+//!   hit takes no lock) and the [`served`] table (which token `vault_invalidate` drops), and the
+//!   serve logic that ties them to a provider: [`serve`], [`invalidate`].
+//!
+//! The C ABI (`ffi`) calls only this module and the registry; it converts arguments and results.
+//! Every thread-local here is reached with `try_with`: during a thread's teardown (a C++
+//! `thread_local` destructor or a pthread key destructor calling in after the thread's
+//! thread-local storage is gone) a call is served without the memo and `vault_invalidate` drops
+//! whatever token is cached, as for a thread that was never served one.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use crate::cache::{CachedToken, Watch};
+use crate::error::{Error, Status};
+use crate::provider::Provider;
+use crate::registry;
+
+/// The error for a zero, unknown or freed handle.
+pub fn invalid_handle() -> Error {
+    Error::new(
+        Status::InvalidHandle,
+        "invalid provider handle (zero, unknown, or already freed)",
+    )
+}
+
+/// Registers a new provider; its handle.
+pub fn create(provider: Provider) -> Result<u64, Error> {
+    registry::insert(provider).ok_or_else(|| Error::internal("too many providers alive"))
+}
+
+/// Unregisters and drops a provider (calls running on it in other threads finish first).
+pub fn free(handle: u64) -> Result<(), Error> {
+    registry::remove(handle)
+        .map(drop)
+        .ok_or_else(invalid_handle)
+}
+
+/// A shared reference to the provider, for work that may block.
+pub fn get(handle: u64) -> Result<Provider, Error> {
+    registry::get(handle).ok_or_else(invalid_handle)
+}
+
+/// Whether a token call may wait for the network.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Wait {
+    /// On a miss, wait for (or run) the single in-flight fetch.
+    Yes,
+    /// On a miss, return the stored error during a cool-down, else `Status::WouldBlock`.
+    No,
+}
+
+/// Serves `handle`'s token to `f` and returns its result: from this thread's memo when it holds
+/// the current token; else the provider's hit path under the registry's shared lock (which
+/// refills the memo); on a miss, the slow path on a reference of the provider with no registry
+/// lock held (or, with [`Wait::No`], no wait). On success the token's generation is noted as
+/// the one this thread was last served (see [`served`]).
+///
+/// The hit path and the slow path are the provider's own (`Provider::try_serve`,
+/// `Provider::serve_blocking`), the same ones the Rust API (`Provider::token`) takes; the memo
+/// is a per-thread front for the handle lookup, which a Rust caller holding a `Provider` does not
+/// need.
+pub fn serve<R>(
+    handle: u64,
+    wait: Wait,
+    f: impl Fn(&CachedToken) -> Result<R, Error>,
+) -> Result<R, Error> {
+    let result = serve_token(handle, wait, |t| f(t).map(|r| (r, t.generation)));
+    let (value, generation) = result?;
+    served::note(handle, generation);
+    Ok(value)
+}
+
+fn serve_token<R>(
+    handle: u64,
+    wait: Wait,
+    f: impl Fn(&CachedToken) -> Result<R, Error>,
+) -> Result<R, Error> {
+    if let Some(result) = memo::serve(handle, &f) {
+        return result;
+    }
+    let hit = registry::with(handle, |p| {
+        p.try_serve(|t, version| {
+            let result = f(t);
+            // Not worth keeping near the refresh point: the memo would not serve it.
+            let keep = (result.is_ok() && t.quick())
+                .then(|| (version, p.watch().clone(), t.clone(), p.counters().clone()));
+            (result, keep)
+        })
+    });
+    match hit {
+        None => Err(invalid_handle()),
+        Some(Some((result, keep))) => {
+            if let Some((version, watch, token, counters)) = keep {
+                memo::keep(handle, version, watch, token, counters);
+            }
+            result
+        }
+        Some(None) => {
+            let provider = get(handle)?;
+            if wait == Wait::No {
+                return Err(provider.cooldown_error().unwrap_or_else(|| {
+                    Error::new(
+                        Status::WouldBlock,
+                        "no servable token is cached: the call would wait for the network",
+                    )
+                }));
+            }
+            provider.serve_blocking(&f)?
+        }
+    }
+}
+
+/// Drops the token this thread was last served by `handle`, if it is still the cached one (so
+/// that many threads reporting the same 401 cause one fetch); drops whatever is cached if this
+/// thread does not remember one.
+pub fn invalidate(handle: u64) -> Result<(), Error> {
+    let last = served::last(handle);
+    registry::with(handle, |p| match last {
+        Some(generation) => p.invalidate_generation(generation),
+        None => p.invalidate(),
+    })
+    .map(drop)
+    .ok_or_else(invalid_handle)
+}
+
+/// Drops the cached token if it equals `token` (`None`: any cached token).
+pub fn invalidate_token(handle: u64, token: Option<&[u8]>) -> Result<(), Error> {
+    let p = get(handle)?;
+    match token {
+        Some(bytes) => match std::str::from_utf8(bytes) {
+            Ok(s) => p.invalidate_token(s),
+            Err(_) => false,
+        },
+        None => p.invalidate(),
+    };
+    Ok(())
+}
+
+/// The provider's statistics.
+pub fn stats(handle: u64) -> Result<crate::stats::Stats, Error> {
+    registry::stats_of(handle).ok_or_else(invalid_handle)
+}
+
+/// The statistics of every registered provider, with their handles.
+pub fn stats_all() -> Vec<(u64, crate::stats::Stats)> {
+    registry::stats_all()
+}
+
+/// How long `token` stays servable if it is `handle`'s cached token; zero if it is not (or is
+/// not UTF-8: not a token the library handed out). Never waits.
+pub fn token_remaining(handle: u64, token: &[u8]) -> Result<std::time::Duration, Error> {
+    let p = get(handle)?;
+    Ok(std::str::from_utf8(token)
+        .ok()
+        .and_then(|t| p.token_serve_left(t))
+        .unwrap_or_default())
+}
+
+/// The per-thread memo of current tokens.
+mod memo {
+    use super::*;
+
+    thread_local! {
+        /// The cached tokens this thread was last served, by handle. Most recent last.
+        static MEMO: RefCell<Vec<Memo>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Providers whose token a thread keeps in its [`Memo`].
+    const MEMO_MAX: usize = 8;
+
+    /// A thread's reference to a provider's cached token, so that its next hit takes no lock
+    /// and writes no shared memory: every hit through the registry takes two read locks, and a
+    /// read lock is two atomic writes to a cache line that every thread calling that provider
+    /// shares. With the memo, a hit is one thread-local lookup, one shared load (the [`Watch`]
+    /// version, which changes only when the token is replaced or dropped or the provider
+    /// freed), the coarse clock (still before the refresh point: see `CachedToken::quick`) and
+    /// the AEAD open.
+    ///
+    /// The memo holds the sealed token (never plaintext), and only while it is still the
+    /// current one: an entry whose version no longer matches is never served, is replaced on
+    /// the thread's next hit through the registry, and is dropped at once if its provider was
+    /// freed.
+    struct Memo {
+        handle: u64,
+        version: u64,
+        watch: Arc<Watch>,
+        token: Arc<CachedToken>,
+        /// The provider's counters: a memo hit is a cache hit.
+        counters: Arc<crate::stats::Counters>,
+    }
+
+    /// Serves `handle`'s token from this thread's memo, if it holds the current one and it is
+    /// not near its refresh point; `None` sends the caller through the registry.
+    pub(super) fn serve<R>(
+        handle: u64,
+        f: &impl Fn(&CachedToken) -> Result<R, Error>,
+    ) -> Option<Result<R, Error>> {
+        MEMO.try_with(|m| {
+            let memo = m.try_borrow().ok()?;
+            let e = memo.iter().rev().find(|e| e.handle == handle)?;
+            if e.watch.version() != e.version || !e.token.quick() {
+                return None;
+            }
+            e.counters.hit();
+            Some(f(&e.token))
+        })
+        .ok()
+        .flatten()
+    }
+
+    /// Remembers `token` as `handle`'s current token on this thread; forgets the entries that
+    /// are no longer current (replaced or dropped tokens, freed providers).
+    pub(super) fn keep(
+        handle: u64,
+        version: u64,
+        watch: Arc<Watch>,
+        token: Arc<CachedToken>,
+        counters: Arc<crate::stats::Counters>,
+    ) {
+        let _ = MEMO.try_with(|m| {
+            let Ok(mut memo) = m.try_borrow_mut() else {
+                return;
+            };
+            memo.retain(|e| e.handle != handle && e.watch.version() == e.version);
+            if memo.len() == MEMO_MAX {
+                memo.remove(0);
+            }
+            memo.push(Memo {
+                handle,
+                version,
+                watch,
+                token,
+                counters,
+            });
+        });
+    }
+}
+
+/// Per thread, the generation of the last token each provider served it, for the
+/// [`SERVED_MAX`] providers that served it most recently.
+pub(crate) mod served {
+    use super::*;
+
+    /// Providers a thread remembers for `vault_invalidate`: the 64 that served it most recently.
+    pub const SERVED_MAX: usize = 64;
+
+    thread_local! {
+        /// (handle, generation), most recently served last; at most [`SERVED_MAX`] entries.
+        static SERVED: RefCell<Vec<(u64, u64)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// `handle` served this thread the token of `generation`: it becomes the most recent entry
+    /// (the least recently served provider is forgotten when the table is full).
+    pub fn note(handle: u64, generation: u64) {
+        let _ = SERVED.try_with(|c| {
+            let Ok(mut table) = c.try_borrow_mut() else {
+                return;
+            };
+            if let Some(i) = table.iter().rposition(|(h, _)| *h == handle) {
+                table.remove(i);
+            } else if table.len() >= SERVED_MAX {
+                table.remove(0);
+            }
+            table.push((handle, generation));
+        });
+    }
+
+    /// The generation of the last token `handle` served this thread, if it is remembered.
+    pub fn last(handle: u64) -> Option<u64> {
+        SERVED
+            .try_with(|c| {
+                let table = c.try_borrow().ok()?;
+                table
+                    .iter()
+                    .rev()
+                    .find(|(h, _)| *h == handle)
+                    .map(|(_, g)| *g)
+            })
+            .ok()
+            .flatten()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        /// Being served again moves a provider to the front; the least recently served one is
+        /// forgotten, and only once [`SERVED_MAX`] others served the thread after it.
+        #[test]
+        fn most_recently_served() {
+            std::thread::spawn(|| {
+                note(1, 10);
+                for h in 100..100 + SERVED_MAX as u64 - 1 {
+                    note(h, 1);
+                }
+                assert_eq!(last(1), Some(10), "63 others: still remembered");
+                note(1, 11);
+                note(500, 1);
+                assert_eq!(last(1), Some(11), "served again: moved to the front");
+                assert_eq!(last(100), None, "the least recently served is forgotten");
+                for h in 600..600 + SERVED_MAX as u64 - 1 {
+                    note(h, 1);
+                }
+                assert_eq!(last(1), None, "64 others since: forgotten");
+            })
+            .join()
+            .unwrap();
+        }
+    }
+}
