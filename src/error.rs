@@ -239,7 +239,11 @@ pub(crate) mod last {
 
     /// The last call succeeded.
     pub fn clear() {
-        let _ = STATUS.try_with(|s| s.set(Status::Ok));
+        // The hit path's case: the previous call succeeded too, and there is nothing to clear
+        // (a status of OK always goes with no message and no code).
+        if STATUS.try_with(|s| s.replace(Status::Ok)) == Ok(Status::Ok) {
+            return;
+        }
         let _ = OAUTH_ERROR.try_with(|c| c.set([0; MAX_OAUTH_ERROR + 1]));
         let _ = MESSAGE.try_with(|m| {
             if let Ok(mut slot) = m.try_borrow_mut() {

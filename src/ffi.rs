@@ -77,32 +77,44 @@ impl Failure for () {
 /// thread's last error and becomes the return type's failure value. Nothing here can panic:
 /// `last::set` never does (see `error::last`), and the panic's payload is dropped behind a
 /// boundary of its own (a payload whose `Drop` panics is leaked instead).
+#[inline(always)]
 fn guard<T: Failure>(f: impl FnOnce() -> T) -> T {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(v) => v,
-        Err(payload) => {
-            if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
-                std::mem::forget(again);
-            }
-            let e = Error::internal("internal error: a panic was caught at the C boundary");
-            last::set(&e);
-            T::failure(&e)
-        }
+        Err(payload) => caught_panic(payload),
     }
+}
+
+/// A panic reached the boundary (kept out of line: the hit path stays small).
+#[cold]
+#[inline(never)]
+fn caught_panic<T: Failure>(payload: Box<dyn std::any::Any + Send>) -> T {
+    if let Err(again) = catch_unwind(AssertUnwindSafe(move || drop(payload))) {
+        std::mem::forget(again);
+    }
+    failed(Error::internal(
+        "internal error: a panic was caught at the C boundary",
+    ))
+}
+
+/// Records `e` as the thread's last error; the return type's failure value.
+#[cold]
+#[inline(never)]
+fn failed<T: Failure>(e: Error) -> T {
+    last::set(&e);
+    T::failure(&e)
 }
 
 /// The simple calls: the value, or the type's failure value with the error in the thread's last
 /// error (`vault_last_error`, `vault_last_status`, `vault_last_oauth_error`).
+#[inline(always)]
 fn value_or_error<T: Failure>(f: impl FnOnce() -> Result<T, Error>) -> T {
     guard(|| match f() {
         Ok(v) => {
             last::clear();
             v
         }
-        Err(e) => {
-            last::set(&e);
-            T::failure(&e)
-        }
+        Err(e) => failed(e),
     })
 }
 
@@ -111,6 +123,7 @@ fn value_or_error<T: Failure>(f: impl FnOnce() -> Result<T, Error>) -> T {
 ///
 /// # Safety
 /// `err_buf` must be NULL or `err_len` writable bytes.
+#[inline(always)]
 unsafe fn status_call(
     err_buf: *mut c_char,
     err_len: usize,

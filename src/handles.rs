@@ -261,6 +261,11 @@ pub(crate) mod served {
             let Ok(mut table) = c.try_borrow_mut() else {
                 return;
             };
+            if let Some(last) = table.last_mut().filter(|(h, _)| *h == handle) {
+                // Already the most recent (the usual case of a repeated call).
+                last.1 = generation;
+                return;
+            }
             if let Some(i) = table.iter().rposition(|(h, _)| *h == handle) {
                 table.remove(i);
             } else if table.len() >= SERVED_MAX {
