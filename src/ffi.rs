@@ -467,9 +467,9 @@ pub extern "C" fn vault_key_memory_locked() -> i32 {
 /// `n` is out of range.
 #[no_mangle]
 pub extern "C" fn vault_set_refresh_workers(n: u32) -> i32 {
-    guard(Status::Internal as i32, || {
-        let result = if crate::scheduler::set_workers(n as usize) {
-            Ok(())
+    value_or_error(|| {
+        if crate::scheduler::set_workers(n as usize) {
+            Ok(Status::Ok as i32)
         } else {
             Err(Error::new(
                 Status::InvalidArgument,
@@ -478,8 +478,7 @@ pub extern "C" fn vault_set_refresh_workers(n: u32) -> i32 {
                     crate::scheduler::MAX_WORKERS
                 ),
             ))
-        };
-        report(result, ptr::null_mut(), 0) as i32
+        }
     })
 }
 
@@ -686,14 +685,12 @@ pub struct VaultFill {
 /// `fill` must be NULL or point to a writable `VaultFill` whose `buf` is NULL (with `buf_len`
 /// 0) or `buf_len` writable bytes.
 unsafe fn try_fill(fill: *mut VaultFill, shape: Shape) -> Status {
-    guard(Status::Internal, || {
-        let result = (|| {
-            if fill.is_null() {
-                return Err(Error::new(Status::InvalidArgument, "fill is NULL"));
-            }
-            // SAFETY: non-NULL, writable and not used elsewhere during the call (the caller's
-            // promise).
-            let f = unsafe { &mut *fill };
+    // SAFETY: pointer contracts are the caller's, passed through; no err_buf (the message goes
+    // to the thread-local only).
+    unsafe {
+        status_call(ptr::null_mut(), 0, || {
+            // Writable and not used elsewhere during the call (the caller's promise).
+            let f = out_ptr(fill, "fill")?;
             if f.buf.is_null() && f.buf_len > 0 {
                 return Err(Error::new(
                     Status::InvalidArgument,
@@ -702,7 +699,7 @@ unsafe fn try_fill(fill: *mut VaultFill, shape: Shape) -> Status {
             }
             let held = f.generation;
             let (buf, buf_len) = (f.buf, f.buf_len);
-            let generation = serve(f.provider, Wait::No, |t| {
+            f.generation = handles::serve(f.provider, Wait::No, |t| {
                 if held != 0 && t.generation == held {
                     return Ok(held);
                 }
@@ -714,17 +711,14 @@ unsafe fn try_fill(fill: *mut VaultFill, shape: Shape) -> Status {
                     ));
                 }
                 // SAFETY: buf has buf_len >= n + 1 writable bytes per the caller's promise.
-                let out = unsafe { std::slice::from_raw_parts_mut(buf as *mut u8, n + 1) };
+                let out = std::slice::from_raw_parts_mut(buf as *mut u8, n + 1);
                 write_shape(t, shape, &mut out[..n])?;
                 out[n] = 0;
                 Ok(t.generation)
             })?;
-            f.generation = generation;
-            note_served(f.provider, generation);
             Ok(())
-        })();
-        report(result, ptr::null_mut(), 0)
-    })
+        })
+    }
 }
 
 /// `vault_try_get_token_into` in one argument (see `vault_fill`): a servable cached token is
