@@ -45,6 +45,16 @@ rm -rf bindings/python/build bindings/python/src/credvault.egg-info
 WHEEL=$(ls "$DIST"/credvault-*.whl)
 echo "built $(basename "$WHEEL")"
 
+# `pip install ./bindings/python` (the other install path) builds and bundles the library too.
+PIP_VENV=target/python/pip-venv
+rm -rf "$PIP_VENV"
+python3 -m venv "$PIP_VENV"
+"$PIP_VENV/bin/pip" install ./bindings/python >target/python/pip-install.log 2>&1 \
+  || { cat target/python/pip-install.log; exit 1; }
+rm -rf bindings/python/build bindings/python/src/credvault.egg-info
+env -u CREDVAULT_LIB "$PIP_VENV/bin/python" -c \
+  'import credvault; assert credvault.library_path().endswith("site-packages/credvault/libcredvault.so"); print("pip install ./bindings/python: ok,", credvault.library_version())'
+
 rm -rf "$TEST_VENV"
 python3 -m venv "$TEST_VENV"
 "$TEST_VENV/bin/pip" install "$WHEEL" pytest requests httpx authlib httpx-auth mypy types-requests
