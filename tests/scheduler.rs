@@ -250,3 +250,35 @@ fn a_fork_child_refreshes_with_its_own_workers() {
         requests_by(&idp.stats(), "fork-queued") >= 2 && idle()
     });
 }
+
+#[test]
+fn a_caller_with_nothing_servable_fetches_at_once_not_behind_the_queue() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(scheduler::set_workers(1));
+    let idp = Idp::start_with(&[]);
+    // busy: due at 3 s, served until 27 s; short: due at 2 s, served until 3.6 s.
+    let busy = provider(&idp, "at-once-busy", 30, 0.1);
+    let short = provider(&idp, "at-once-short", 4, 0.5);
+    let start = Instant::now();
+    busy.token().unwrap();
+    short.token().unwrap();
+    thread::sleep((start + Duration::from_millis(3100)).saturating_duration_since(Instant::now()));
+    // The one worker is held 5 s by busy's refresh; short's refresh queues behind it.
+    idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 5000}));
+    busy.token().unwrap();
+    wait_for(Duration::from_secs(10), "busy's refresh sent", || {
+        requests_by(&idp.stats(), "at-once-busy") == 2
+    });
+    short.token().unwrap();
+    // Past short's serving limit the caller fetches on its own thread, while the worker is
+    // still in busy's refresh (busy still holds its first token).
+    thread::sleep((start + Duration::from_millis(3700)).saturating_duration_since(Instant::now()));
+    let t = short.token().unwrap();
+    assert_eq!(t.generation(), 2, "a fresh token for the caller");
+    assert_eq!(
+        busy.schedule().unwrap().0,
+        1,
+        "fetched while the queue's worker was still busy"
+    );
+    wait_for(Duration::from_secs(20), "workers gone", idle);
+}
