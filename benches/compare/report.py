@@ -95,7 +95,8 @@ def main() -> None:
     floor = parse_floor(Path(args.protection))
     w("### Cached lookup (ns per call)\n")
     w("A token is cached (lifetime 3600 s, no refresh due): the cost of \"give me the token\" on the path")
-    w("a request takes. Each repetition runs the three language programs one after another (order")
+    w("a request takes, in CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`; wall-clock time on a")
+    w("shared machine would also count the time the thread waited for a core). Each repetition runs the three language programs one after another (order")
     w("rotated), and each program interleaves its own clients in rounds; a repetition's figure is the")
     w("median of its rounds. Median over repetitions, and the spread (min..max) of the repetitions.\n")
     w("| language | client | median ns | spread (min..max) | repetitions |")
@@ -179,7 +180,7 @@ def main() -> None:
     if pv:
         w("### credvault with many providers (C)\n")
         w("N providers registered, each holding a fetched token; the hit on one provider, and hits cycling")
-        w("through all N (`vault_get_token_into`; median of rounds). Resident memory per provider: the")
+        w("through all N (`vault_get_token_into`; CPU time of the thread, median of rounds). Resident memory per provider: the")
         w("process's RSS growth over registering and fetching the N, divided by N.\n")
         w("| providers | hit, one provider (ns) | / 1 provider | hit, cycling all (ns) | RSS per provider (bytes) |")
         w("|---:|---:|---:|---:|---:|")

@@ -20,7 +20,7 @@
 # Environment (all optional): BENCH_LIFETIME_S (15), BENCH_DELAY_MS (300), BENCH_SECS (20),
 # BENCH_THREADS (8), BENCH_PAUSE_MS (1), BENCH_REPS (5), BENCH_TP_SECS (2, per thread count),
 # BENCH_THREAD_LIST ("1 2 4 8"), BENCH_PROVIDERS ("1,100,10000"), BENCH_PROTECTION (1; 0 skips
-# the cargo-bench steps), STALL_CLIENTS (subset of the default list below).
+# the cargo-bench steps), BENCH_NO_CARGO (0; 1 reuses target/release as built), STALL_CLIENTS (subset of the default list below).
 # Needs cargo, go, gcc, python3, curl, jq. Network: PyPI and the Go module proxy (first run).
 # No token value is printed anywhere.
 set -euo pipefail
@@ -76,7 +76,7 @@ mkdir -p "$out"
 log() { echo "== $*" >&2; }
 
 log "building (release library and idp, the C and Go clients, the Python venv)"
-cargo build --release --quiet --lib --bin credvault
+[ "${BENCH_NO_CARGO:-0}" = 1 ] || cargo build --release --quiet --lib --bin credvault
 gcc -O2 -std=c11 -Wall -Wextra -Werror -I include "$here/c/compare.c" -L target/release -lcredvault \
     -Wl,-rpath,"$root/target/release" -lpthread -lm -o "$out/c_compare"
 (cd "$here/go" && go build -o "$out/go_compare" .)
