@@ -40,6 +40,9 @@ def parse_protection(d: Path) -> dict[str, dict[str, float]]:
             m = re.match(r"cached hit\s+median\s+([\d.]+) ns", line)
             if m:
                 v["hit"] = float(m.group(1))
+            m = re.match(r"key memory locked: (\d+)", line)
+            if m:
+                v["locked"] = float(m.group(1))
         out[name] = v
     return out
 
@@ -196,15 +199,16 @@ def main() -> None:
     prot = parse_protection(Path(args.protection))
     if prot:
         w("### The memory protections' cost (credvault)\n")
-        w("`cargo bench --bench protection_cost` three times: as built; with `RLIMIT_MEMLOCK` 0 (`prlimit")
-        w("--memlock=0:0`: every `mlock` refused, the library carries on unlocked); and without the")
+        w("`cargo bench --bench protection_cost` three times: as built; with `mlock` refused (`prlimit")
+        w("--memlock=0:0`, and as root without `CAP_IPC_LOCK`, `setpriv --bounding-set=-ipc_lock`: the")
+        w("library carries on unlocked, as `vault_key_memory_locked()` confirms); and without the")
         w("zeroizing allocator (`--no-default-features --features cli`). Fetch: `invalidate` + `token()`,")
         w("a new connection each (median of 400); hit: `vault_get_token` + `vault_token_free` (median).\n")
-        w("| build | fetch over HTTP (µs) | fetch over HTTPS (µs) | cached hit (ns) |")
-        w("|---|---:|---:|---:|")
+        w("| build | fetch over HTTP (µs) | fetch over HTTPS (µs) | cached hit (ns) | key memory locked |")
+        w("|---|---:|---:|---:|---|")
         names = {"default": "as built (allocator + mlock)", "no-mlock": "mlock refused", "no-alloc": "no zeroizing allocator"}
         for k, v in prot.items():
-            w(f"| {names[k]} | {f(v.get('fetch_HTTP', float('nan')))} | {f(v.get('fetch_HTTPS', float('nan')))} | {f(v.get('hit', float('nan')))} |")
+            w(f"| {names[k]} | {f(v.get('fetch_HTTP', float('nan')))} | {f(v.get('fetch_HTTPS', float('nan')))} | {f(v.get('hit', float('nan')))} | {({1.0: 'yes', 0.0: 'no'}).get(v.get('locked'), '')} |")
         w("")
 
     # ---- stall
@@ -227,7 +231,7 @@ def main() -> None:
                     f"{r['token_requests']} token requests" + (f" (x/oauth2: {xo['token_requests']})" if xo else "")
                     + f" (targets under 5 ms, 0, at most x/oauth2's: {'met' if ok else 'NOT met'})"
                 )
-        fig, ax = plt.subplots(figsize=(8, 4), dpi=80)
+        fig, ax = plt.subplots(figsize=(8, 5.2), dpi=80)
         for r in st:
             s = r["series_max_ms"]
             b = r["bucket_ms"] / 1000
@@ -237,7 +241,7 @@ def main() -> None:
         ax.set_xlabel("seconds into the run")
         ax.set_ylabel(f"slowest call per {st[0]['bucket_ms']:g} ms (ms, log)")
         ax.axhline(10, color="red", lw=0.6, ls="--")
-        ax.legend(fontsize=6, loc="upper right", ncol=2)
+        ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
         ax.set_title(args.scenario, fontsize=8)
         fig.tight_layout()
         fig.savefig(img / "compare-boundary.png")

@@ -177,9 +177,16 @@ mkdir -p "$prot"
 rm -f "$prot"/*.txt
 if [ "$PROTECTION" = 1 ] && want protection; then
     log "memory protections (cargo bench; builds the bench profile twice)"
-    cargo bench --quiet --bench protection_cost >"$prot/default.txt"
-    # mlock refused: RLIMIT_MEMLOCK 0 (the library carries on unlocked, as it does when it must).
-    prlimit --memlock=0:0 cargo bench --quiet --bench protection_cost >"$prot/no-mlock.txt"
+    # Whether the library's key memory is locked, as vault_key_memory_locked() reports it.
+    locked() { "$@" "$py" -c 'import credvault._lib as l, credvault
+p = credvault.Provider(token_url="http://127.0.0.1:9/t", client_id="a", client_secret="b")
+print("key memory locked:", l.lib.vault_key_memory_locked())'; }
+    # mlock refused: RLIMIT_MEMLOCK 0, and for root no CAP_IPC_LOCK (which ignores the limit);
+    # the library carries on unlocked, as it does wherever mlock is refused.
+    nolock=(prlimit --memlock=0:0)
+    [ "$(id -u)" = 0 ] && nolock=(setpriv --bounding-set=-ipc_lock "${nolock[@]}")
+    { cargo bench --quiet --bench protection_cost; locked; } >"$prot/default.txt"
+    { "${nolock[@]}" cargo bench --quiet --bench protection_cost; locked "${nolock[@]}"; } >"$prot/no-mlock.txt"
     cargo bench --quiet --bench protection_cost --no-default-features --features cli >"$prot/no-alloc.txt"
     log "AEAD open floor (cargo bench --bench hit_path -- paired)"
     cargo bench --quiet --bench hit_path -- paired >"$prot/hit_path_paired.txt"
