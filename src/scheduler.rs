@@ -38,6 +38,9 @@ static WORKERS: AtomicUsize = AtomicUsize::new(DEFAULT_WORKERS);
 static ENDPOINT_LIMIT: AtomicUsize = AtomicUsize::new(DEFAULT_ENDPOINT_LIMIT);
 static PEAK_WORKERS: AtomicUsize = AtomicUsize::new(0);
 static REFRESHES: AtomicU64 = AtomicU64::new(0);
+/// Most refreshes in flight to one token endpoint at once (since the process started, or the
+/// last [`reset_peaks`]).
+static PEAK_PER_ENDPOINT: AtomicUsize = AtomicUsize::new(0);
 
 /// A provider as the scheduler sees it.
 pub(crate) trait Refresh: Send + Sync {
@@ -105,10 +108,17 @@ impl State {
     }
 
     fn add_in_flight(&mut self, endpoint: &Arc<str>) {
-        match self.in_flight.iter_mut().find(|(e, _)| e == endpoint) {
-            Some((_, n)) => *n += 1,
-            None => self.in_flight.push((endpoint.clone(), 1)),
-        }
+        let n = match self.in_flight.iter_mut().find(|(e, _)| e == endpoint) {
+            Some((_, n)) => {
+                *n += 1;
+                *n
+            }
+            None => {
+                self.in_flight.push((endpoint.clone(), 1));
+                1
+            }
+        };
+        PEAK_PER_ENDPOINT.fetch_max(n, Ordering::AcqRel);
     }
 
     fn sub_in_flight(&mut self, endpoint: &Arc<str>) {
@@ -201,6 +211,16 @@ pub struct Stats {
     pub refreshes: u64,
     /// How long the refresh queued longest ago has waited, in ms (0 with an empty queue).
     pub oldest_queued_ms: u64,
+    /// Most refreshes in flight to one token endpoint at once.
+    pub peak_per_endpoint: usize,
+}
+
+/// Resets the peaks of [`Stats`] (for tests and benchmarks that measure one phase).
+#[doc(hidden)]
+pub fn reset_peaks() {
+    let s = STATE.lock();
+    PEAK_WORKERS.store(s.workers, Ordering::Release);
+    PEAK_PER_ENDPOINT.store(s.busy(), Ordering::Release);
 }
 
 pub fn stats() -> Stats {
@@ -210,6 +230,7 @@ pub fn stats() -> Stats {
         workers: s.workers,
         peak_workers: PEAK_WORKERS.load(Ordering::Acquire),
         refreshes: REFRESHES.load(Ordering::Acquire),
+        peak_per_endpoint: PEAK_PER_ENDPOINT.load(Ordering::Acquire),
         oldest_queued_ms: s
             .queue
             .iter()

@@ -56,6 +56,18 @@ fn refresh_threads() -> usize {
         .unwrap_or(0)
 }
 
+/// Waits for the workers of an earlier test to be gone, then sets the pool size and starts
+/// the peaks afresh.
+fn fresh(workers: usize) {
+    wait_for(
+        Duration::from_secs(20),
+        "an earlier test's workers gone",
+        idle,
+    );
+    assert!(scheduler::set_workers(workers));
+    scheduler::reset_peaks();
+}
+
 fn idle() -> bool {
     let s = scheduler::stats();
     s.workers == 0 && s.queued == 0 && refresh_threads() == 0
@@ -64,7 +76,7 @@ fn idle() -> bool {
 #[test]
 fn the_token_closest_to_its_serving_limit_is_refreshed_first() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    assert!(scheduler::set_workers(1));
+    fresh(1);
     let idp = Idp::start_with(&[]);
     // All due 3 s after the fetch; served until 9 s (busy), 10.8 s (urgent), 27 s (late).
     let busy = provider(&idp, "order-busy", 10, 0.3);
@@ -103,7 +115,7 @@ fn the_token_closest_to_its_serving_limit_is_refreshed_first() {
 #[test]
 fn workers_are_bounded_and_gone_when_nothing_is_due() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    assert!(scheduler::set_workers(2));
+    fresh(2);
     assert!(scheduler::set_endpoint_limit(64));
     assert!(!scheduler::set_workers(0) && !scheduler::set_workers(65));
     let idp = Idp::start_with(&[]);
@@ -147,7 +159,7 @@ fn workers_are_bounded_and_gone_when_nothing_is_due() {
 #[test]
 fn a_provider_freed_while_queued_is_not_refreshed() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    assert!(scheduler::set_workers(1));
+    fresh(1);
     let idp = Idp::start_with(&[]);
     let busy = provider(&idp, "freed-busy", 10, 0.1);
     let gone = provider(&idp, "freed-gone", 10, 0.1);
@@ -188,7 +200,7 @@ fn a_provider_freed_while_queued_is_not_refreshed() {
 #[test]
 fn a_fork_child_refreshes_with_its_own_workers() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    assert!(scheduler::set_workers(1));
+    fresh(1);
     let idp = Idp::start_with(&[]);
     let busy = provider(&idp, "fork-busy", 10, 0.1);
     let queued = provider(&idp, "fork-queued", 10, 0.1);
@@ -254,7 +266,7 @@ fn a_fork_child_refreshes_with_its_own_workers() {
 #[test]
 fn a_caller_with_nothing_servable_fetches_at_once_not_behind_the_queue() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    assert!(scheduler::set_workers(1));
+    fresh(1);
     let idp = Idp::start_with(&[]);
     // busy: due at 3 s, served until 27 s; short: due at 2 s, served until 3.6 s.
     let busy = provider(&idp, "at-once-busy", 30, 0.1);
@@ -281,4 +293,39 @@ fn a_caller_with_nothing_servable_fetches_at_once_not_behind_the_queue() {
         "fetched while the queue's worker was still busy"
     );
     wait_for(Duration::from_secs(20), "workers gone", idle);
+}
+
+#[test]
+fn refreshes_to_one_token_endpoint_are_limited() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    fresh(4);
+    assert!(scheduler::set_endpoint_limit(1));
+    let idp = Idp::start_with(&[]);
+    let providers: Vec<Provider> = (0..6)
+        .map(|i| provider(&idp, &format!("limit-{i}"), 10, 0.1))
+        .collect();
+    let start = Instant::now();
+    for p in &providers {
+        p.token().unwrap();
+    }
+    wait_for(Duration::from_secs(10), "nothing due, no worker", idle);
+    thread::sleep((start + Duration::from_millis(1200)).saturating_duration_since(Instant::now()));
+    idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 200, "count": 0}));
+    scheduler::reset_peaks();
+    wait_for(Duration::from_secs(60), "all refreshed", || {
+        for p in &providers {
+            p.token().unwrap();
+        }
+        let s = idp.stats();
+        (0..6).all(|i| s["issued_by_client"][format!("limit-{i}")].as_u64() == Some(2))
+    });
+    let s = scheduler::stats();
+    assert_eq!(
+        s.peak_per_endpoint, 1,
+        "one refresh at a time to the endpoint"
+    );
+    wait_for(Duration::from_secs(20), "workers gone", idle);
+    assert!(scheduler::set_endpoint_limit(
+        scheduler::DEFAULT_ENDPOINT_LIMIT
+    ));
 }
