@@ -84,6 +84,9 @@ type Provider struct {
 	last atomic.Pointer[string]
 	// The length of the last value of each shape: the size the fast path allocates.
 	hint [2]atomic.Int64
+	// borrowed: the provider belongs to the loaded configuration file (ProviderByName); Close
+	// detaches this value and frees nothing.
+	borrowed bool
 }
 
 // fetchGoroutines counts the goroutines getContext started (read by the tests: a cached hit
@@ -158,10 +161,11 @@ func (p *Provider) finalize() {
 
 // Close frees the provider and wipes its secrets. It is idempotent (a second Close returns nil)
 // and safe to call while other goroutines use the Provider: their calls in flight complete, and
-// later calls return an error that matches ErrClosed.
+// later calls return an error that matches ErrClosed. For a Provider from ProviderByName, Close
+// only detaches this value: the provider belongs to the configuration file and stays registered.
 func (p *Provider) Close() error {
 	h := p.handle.Swap(0)
-	if h == 0 {
+	if h == 0 || p.borrowed {
 		return nil
 	}
 	runtime.SetFinalizer(p, nil)
@@ -304,10 +308,14 @@ func call(h uint64, sh shape, block bool, buf []byte, n *C.size_t, eb []byte) St
 // starts the background refresh the full call would find running).
 func (p *Provider) fast(sh shape) (string, bool) {
 	h := p.handle.Load()
-	if h == 0 {
+	hint := p.hint[sh].Load()
+	if h == 0 || hint == 0 {
+		// Closed, or no value of this shape seen yet: the full call's pooled buffer fits any
+		// usual token, where a guessed size would cost a second call (and the library counts
+		// a call answered BUFFER_TOO_SMALL as a cache hit).
 		return "", false
 	}
-	size := int(p.hint[sh].Load()) + 1
+	size := int(hint) + 1
 	for range 2 {
 		// One allocation: the value and its NUL, then (8-aligned) the length the call writes.
 		off := (size + 7) &^ 7
@@ -404,6 +412,9 @@ func (p *Provider) getOwned(sh shape) ([]byte, error) {
 }
 
 func (p *Provider) rememberShape(sh shape, v string) {
+	if n := int64(len(v)); p.hint[sh].Load() != n {
+		p.hint[sh].Store(n) // the size the fast path asks for next time
+	}
 	if sh == shapeAuthorization {
 		// "<token_type> <token>": the token is after the first space.
 		for i := 0; i < len(v); i++ {

@@ -1,0 +1,305 @@
+package credvault
+
+// Operating it (README "Operating it"): statistics, Prometheus metrics, configuration files.
+
+/*
+#include <stdlib.h>
+#include <string.h>
+#include "credvault.h"
+
+// Copies the calling thread's last error (message, NUL, OAuth error code, NUL) into eb. Called
+// from the same C function as the failed call: a goroutine may change OS threads between two
+// cgo calls, never during one, so the thread-local last error is read on the right thread.
+static void cv_copy_last_error(char *eb, size_t n) {
+	if (eb == NULL || n < 2) return;
+	memset(eb, 0, n);
+	const char *m = vault_last_error();
+	size_t ml = m ? strlen(m) : 0;
+	if (ml > n - 2) ml = n - 2;
+	if (ml) memcpy(eb, m, ml);
+	const char *c = vault_last_oauth_error();
+	size_t cl = c ? strlen(c) : 0;
+	if (cl > n - ml - 2) cl = n - ml - 2;
+	if (cl) memcpy(eb + ml + 1, c, cl);
+}
+
+static vault_status cv_load_config(const char *path, char *eb, size_t n) {
+	vault_status st = vault_load_config(path);
+	if (st != VAULT_STATUS_OK) cv_copy_last_error(eb, n);
+	return st;
+}
+
+static vault_status cv_reload_config(char *eb, size_t n) {
+	vault_status st = vault_reload_config();
+	if (st != VAULT_STATUS_OK) cv_copy_last_error(eb, n);
+	return st;
+}
+
+static uint64_t cv_provider_by_name(const char *name, vault_status *st, char *eb, size_t n) {
+	uint64_t h = vault_provider_by_name(name);
+	*st = h ? VAULT_STATUS_OK : vault_last_status();
+	if (!h) cv_copy_last_error(eb, n);
+	return h;
+}
+
+// 0 stats_json, 1 stats_all_json, 2 metrics_prometheus. *st is the status when NULL comes back.
+static char *cv_text(int which, uint64_t h, vault_status *st) {
+	char *s = which == 0 ? vault_stats_json(h) : which == 1 ? vault_stats_all_json() : vault_metrics_prometheus();
+	*st = s ? VAULT_STATUS_OK : vault_last_status();
+	return s;
+}
+*/
+import "C"
+
+import (
+	"encoding/json"
+	"runtime"
+	"strings"
+	"time"
+	"unsafe"
+)
+
+// Stats is what a provider has done (vault_stats_json): counters since it was created, its last
+// error, and the state of its cache. It never holds a secret or a token.
+type Stats struct {
+	// Provider is the provider's name in the configuration file, or "handle:N" for one made
+	// with NewProvider.
+	Provider string
+	// Handle is the library's handle (filled in by StatsAll; 0 from Provider.Stats).
+	Handle uint64
+
+	TokensFetched             uint64 // tokens fetched from the token endpoint
+	CacheHits                 uint64 // tokens served from the cache
+	BackgroundRefreshes       uint64 // background refreshes started
+	BackgroundRefreshFailures uint64 // background refreshes that failed (the cached token kept being served)
+	Retries                   uint64 // token requests retried after a transient failure
+	// Failures counts failed fetches by status (only statuses seen).
+	Failures map[Status]uint64
+	// LastError is the last failed fetch, nil if none failed.
+	LastError *LastError
+	// LastFetch is when the last token was fetched; the zero Time if none was.
+	LastFetch time.Time
+	// TokenCached reports whether a token is cached; TokenRemaining is how long it is still
+	// served (0 when none is cached).
+	TokenCached    bool
+	TokenRemaining time.Duration
+	// Cooldown is the failure cool-down: while Active, calls get the stored error at once.
+	Cooldown Cooldown
+}
+
+// LastError is a provider's last failed fetch. Message never holds a secret or a token.
+type LastError struct {
+	Status  Status
+	Message string
+	At      time.Time
+}
+
+// Cooldown is the state of a provider's failure cool-down.
+type Cooldown struct {
+	Active    bool
+	Remaining time.Duration
+}
+
+// SchedulerStats is the state of the library's background refresh scheduler (StatsAll).
+type SchedulerStats struct {
+	Queued       uint64        // refreshes waiting for a worker
+	OldestQueued time.Duration // how long the oldest of them has waited
+	Workers      uint64        // worker threads now
+	PeakWorkers  uint64        // the most there were at once
+	Refreshes    uint64        // refreshes run
+	MaxWorkers   uint64        // the bound (vault_set_refresh_workers)
+}
+
+// statsJSON is vault_stats_json's object.
+type statsJSON struct {
+	Provider                  string            `json:"provider"`
+	Handle                    uint64            `json:"handle"`
+	TokensFetched             uint64            `json:"tokens_fetched"`
+	CacheHits                 uint64            `json:"cache_hits"`
+	BackgroundRefreshes       uint64            `json:"background_refreshes"`
+	BackgroundRefreshFailures uint64            `json:"background_refresh_failures"`
+	Retries                   uint64            `json:"retries"`
+	Failures                  map[string]uint64 `json:"failures"`
+	LastError                 *struct {
+		Status   string `json:"status"`
+		Message  string `json:"message"`
+		AtUnixMs int64  `json:"at_unix_ms"`
+	} `json:"last_error"`
+	LastFetchUnixMs *int64   `json:"last_fetch_unix_ms"`
+	TokenRemainingS *float64 `json:"token_remaining_s"`
+	Cooldown        struct {
+		Active      bool   `json:"active"`
+		RemainingMs uint64 `json:"remaining_ms"`
+	} `json:"cooldown"`
+}
+
+var statusByName = func() map[string]Status {
+	m := make(map[string]Status, len(statusNames))
+	for s, n := range statusNames {
+		m[n] = s
+	}
+	return m
+}()
+
+func statusFromName(n string) Status {
+	if s, ok := statusByName[n]; ok {
+		return s
+	}
+	return StatusInternal // a status this binding does not know (a newer library)
+}
+
+func (j *statsJSON) stats() Stats {
+	s := Stats{
+		Provider:                  j.Provider,
+		Handle:                    j.Handle,
+		TokensFetched:             j.TokensFetched,
+		CacheHits:                 j.CacheHits,
+		BackgroundRefreshes:       j.BackgroundRefreshes,
+		BackgroundRefreshFailures: j.BackgroundRefreshFailures,
+		Retries:                   j.Retries,
+		Failures:                  make(map[Status]uint64, len(j.Failures)),
+		Cooldown: Cooldown{Active: j.Cooldown.Active,
+			Remaining: time.Duration(j.Cooldown.RemainingMs) * time.Millisecond},
+	}
+	for n, c := range j.Failures {
+		s.Failures[statusFromName(n)] += c
+	}
+	if e := j.LastError; e != nil {
+		s.LastError = &LastError{Status: statusFromName(e.Status), Message: e.Message,
+			At: time.UnixMilli(e.AtUnixMs)}
+	}
+	if j.LastFetchUnixMs != nil {
+		s.LastFetch = time.UnixMilli(*j.LastFetchUnixMs)
+	}
+	if j.TokenRemainingS != nil {
+		s.TokenCached = true
+		s.TokenRemaining = time.Duration(*j.TokenRemainingS * float64(time.Second))
+	}
+	return s
+}
+
+// text runs one of the string-returning calls and frees its string.
+func text(which C.int, h uint64) (string, Status) {
+	var st C.vault_status
+	p := C.cv_text(which, C.uint64_t(h), &st)
+	if p == nil {
+		return "", Status(st)
+	}
+	defer C.vault_string_free(p)
+	return C.GoString(p), StatusOK
+}
+
+// Stats returns the provider's statistics (vault_stats_json). It never waits for the network.
+func (p *Provider) Stats() (Stats, error) {
+	h := p.handle.Load()
+	if h == 0 {
+		return Stats{}, errClosed
+	}
+	s, st := text(0, h)
+	runtime.KeepAlive(p)
+	if st != StatusOK {
+		return Stats{}, p.errorAfter(st, []byte("vault_stats_json failed\x00"))
+	}
+	var j statsJSON
+	if err := json.Unmarshal([]byte(s), &j); err != nil {
+		return Stats{}, Error{Status: StatusInternal, Message: "vault_stats_json: " + err.Error()}
+	}
+	return j.stats(), nil
+}
+
+// StatsAll returns the statistics of every provider registered in the library (made with
+// NewProvider or loaded from a configuration file; vault_stats_all_json), with their handles,
+// and the background refresh scheduler's state.
+func StatsAll() ([]Stats, SchedulerStats, error) {
+	s, st := text(1, 0)
+	if st != StatusOK {
+		return nil, SchedulerStats{}, Error{Status: st, Message: "vault_stats_all_json failed"}
+	}
+	var j struct {
+		Providers []statsJSON `json:"providers"`
+		Scheduler struct {
+			Queued         uint64 `json:"queued"`
+			OldestQueuedMs uint64 `json:"oldest_queued_ms"`
+			Workers        uint64 `json:"workers"`
+			PeakWorkers    uint64 `json:"peak_workers"`
+			Refreshes      uint64 `json:"refreshes"`
+			MaxWorkers     uint64 `json:"max_workers"`
+		} `json:"scheduler"`
+	}
+	if err := json.Unmarshal([]byte(s), &j); err != nil {
+		return nil, SchedulerStats{}, Error{Status: StatusInternal, Message: "vault_stats_all_json: " + err.Error()}
+	}
+	all := make([]Stats, len(j.Providers))
+	for i := range j.Providers {
+		all[i] = j.Providers[i].stats()
+	}
+	sc := j.Scheduler
+	return all, SchedulerStats{Queued: sc.Queued, OldestQueued: time.Duration(sc.OldestQueuedMs) * time.Millisecond,
+		Workers: sc.Workers, PeakWorkers: sc.PeakWorkers, Refreshes: sc.Refreshes, MaxWorkers: sc.MaxWorkers}, nil
+}
+
+// MetricsPrometheus returns the counters of every registered provider in the Prometheus text
+// exposition format (0.0.4), labelled provider="<name>" (vault_metrics_prometheus): serve it
+// from the host's metrics endpoint with Content-Type "text/plain; version=0.0.4".
+func MetricsPrometheus() (string, error) {
+	s, st := text(2, 0)
+	if st != StatusOK {
+		return "", Error{Status: st, Message: "vault_metrics_prometheus failed"}
+	}
+	return s, nil
+}
+
+// LoadConfig loads a configuration file of named providers (README "Configuration files and
+// rotation": secrets as values or {"env": "VAR"} / {"file": "/path"} references) and
+// registers them all, or none if any is invalid (the error names it). If a file is already
+// loaded, it is ReloadConfig from the new path. ProviderByName gives the providers.
+func LoadConfig(path string) error {
+	if strings.IndexByte(path, 0) >= 0 {
+		return Error{Status: StatusInvalidArgument, Message: "path contains a NUL byte"}
+	}
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+	var eb [errLen]byte
+	st := Status(C.cv_load_config(cpath, (*C.char)(unsafe.Pointer(&eb[0])), errLen))
+	if st != StatusOK {
+		return errorFrom(st, eb[:])
+	}
+	return nil
+}
+
+// ReloadConfig reads the loaded configuration file and its secret references again: an
+// unchanged provider keeps its handle and cached token; a changed one (a rotated secret)
+// keeps its handle, drops its token and uses the new settings on its next fetch; a removed one
+// is freed (its Providers then return ErrInvalidHandle); a file that fails to parse or validate
+// changes nothing and the error says why.
+func ReloadConfig() error {
+	var eb [errLen]byte
+	st := Status(C.cv_reload_config((*C.char)(unsafe.Pointer(&eb[0])), errLen))
+	if st != StatusOK {
+		return errorFrom(st, eb[:])
+	}
+	return nil
+}
+
+// ProviderByName returns the provider name of the loaded configuration file (an error
+// matching ErrInvalidArgument if there is none). The provider belongs to the configuration,
+// not to the returned value: Close only detaches this *Provider (its later calls return
+// ErrClosed) and never frees the provider, which stays registered, with its cached token, for
+// other callers until a ReloadConfig removes it from the file. Several calls for one name give
+// values that share the provider and its cache.
+func ProviderByName(name string) (*Provider, error) {
+	if strings.IndexByte(name, 0) >= 0 {
+		return nil, Error{Status: StatusInvalidArgument, Message: "name contains a NUL byte"}
+	}
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	var st C.vault_status
+	var eb [errLen]byte
+	h := C.cv_provider_by_name(cname, &st, (*C.char)(unsafe.Pointer(&eb[0])), errLen)
+	if h == 0 {
+		return nil, errorFrom(Status(st), eb[:])
+	}
+	p := &Provider{borrowed: true}
+	p.handle.Store(uint64(h))
+	return p, nil
+}
