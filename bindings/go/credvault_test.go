@@ -16,12 +16,13 @@ import (
 
 var theIdp *idptest.Idp
 
-func TestMain(m *testing.M) { idptest.Main(m, &theIdp) }
+func TestMain(m *testing.M) { idptest.Main(loggedRun{m}, &theIdp) }
 
 const oauthSecret = "demo: secret+with%odd chars"
 
 func mustProvider(t *testing.T, cfg credvault.Config) *credvault.Provider {
 	t.Helper()
+	idptest.RememberSecret(cfg.ClientSecret) // for the run's log check (runlog_test.go)
 	p, err := credvault.NewProvider(cfg)
 	if err != nil {
 		t.Fatalf("NewProvider: %v", err)

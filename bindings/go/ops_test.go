@@ -17,6 +17,7 @@ import (
 	"time"
 
 	credvault "github.com/credvault/credvault/bindings/go"
+	"github.com/credvault/credvault/bindings/go/internal/idptest"
 )
 
 // newClient registers a client of its own with the idp (so that its counts start at 0) and
@@ -203,6 +204,7 @@ func loadProviders(t *testing.T, ps map[string][3]string) map[string]*credvault.
 	t.Helper()
 	var parts []string
 	for name, p := range ps {
+		idptest.RememberSecret(p[1])
 		parts = append(parts, fmt.Sprintf(`%q: {"token_url": %q, "client_id": %q, "client_secret": %q, "cooldown_ms": %s}`,
 			name, theIdp.URL("/oauth/token"), p[0], p[1], p[2]))
 	}
@@ -237,7 +239,7 @@ func TestSetLogger(t *testing.T) {
 	})
 	c := &capture{}
 	credvault.SetLogger(slog.New(c), slog.LevelDebug)
-	t.Cleanup(func() { credvault.SetLogger(nil, 0) })
+	t.Cleanup(func() { credvault.SetLogger(slog.New(runLog), slog.LevelDebug) }) // the run's logger
 
 	tok, err := ps["go-log"].Token()
 	if err != nil {
@@ -475,7 +477,7 @@ func TestConfigFile(t *testing.T) {
 	}
 
 	// A rotated secret: the token is dropped and the new secret is used (here a wrong one).
-	writeFile(t, secretFile, "rotated-wrong-secret\n")
+	writeFile(t, secretFile, idptest.RememberSecret("rotated-wrong-secret")+"\n")
 	if err := credvault.ReloadConfig(); err != nil {
 		t.Fatal(err)
 	}

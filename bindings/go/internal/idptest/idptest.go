@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -112,8 +113,17 @@ func (i *Idp) Admin(t testing.TB, method, path string, body any) map[string]any 
 	return v
 }
 
-func (i *Idp) Reset(t testing.TB)                { i.Admin(t, "POST", "/_idp/reset", nil) }
-func (i *Idp) AddClient(t testing.TB, c any)     { i.Admin(t, "POST", "/_idp/clients", c) }
+func (i *Idp) Reset(t testing.TB) { i.Admin(t, "POST", "/_idp/reset", nil) }
+func (i *Idp) AddClient(t testing.TB, c any) {
+	if m, ok := c.(map[string]any); ok {
+		for _, k := range []string{"client_secret", "subscription_key"} {
+			if v, ok := m[k].(string); ok {
+				RememberSecret(v)
+			}
+		}
+	}
+	i.Admin(t, "POST", "/_idp/clients", c)
+}
 func (i *Idp) Fault(t testing.TB, rule any)      { i.Admin(t, "POST", "/_idp/faults", rule) }
 func (i *Idp) Stats(t testing.TB) map[string]any { return i.Admin(t, "GET", "/_idp/stats", nil) }
 func (i *Idp) LastRequest(t testing.TB) map[string]any {
@@ -148,8 +158,41 @@ func (i *Idp) RequestsFrom(t testing.TB, clientID string) int {
 	return int(v)
 }
 
+var (
+	secretsMu sync.Mutex
+	// secrets: every secret of the demo clients and of the clients the tests added, and the
+	// wrong ones the tests use (RememberSecret): what must appear in no log record.
+	secrets = map[string]bool{"demo-vitesse-secret": true, "demo-apiture-secret": true,
+		"demo-vipps-secret": true, "demo-vipps-subscription-key": true, "demo-partner-secret": true,
+		"demo-vgs-secret": true, "demo: secret+with%odd chars": true}
+)
+
+// RememberSecret adds s to Secrets (AddClient does it for the clients it adds) and returns it.
+func RememberSecret(s string) string {
+	if s != "" {
+		secretsMu.Lock()
+		secrets[s] = true
+		secretsMu.Unlock()
+	}
+	return s
+}
+
+// Secrets returns every secret known to have been used in this run.
+func Secrets() []string {
+	secretsMu.Lock()
+	defer secretsMu.Unlock()
+	out := make([]string, 0, len(secrets))
+	for s := range secrets {
+		out = append(out, s)
+	}
+	return out
+}
+
+// Runner is what Main runs: a *testing.M, or a wrapper around one.
+type Runner interface{ Run() int }
+
 // Main is a TestMain: loopback without proxies, one idp for the package's tests (in *theIdp).
-func Main(m *testing.M, theIdp **Idp) {
+func Main(m Runner, theIdp **Idp) {
 	os.Setenv("NO_PROXY", "127.0.0.1,localhost,::1")
 	os.Setenv("no_proxy", "127.0.0.1,localhost,::1")
 	i, err := Start()
