@@ -86,6 +86,9 @@ fn serve_token<R>(
     let hit = registry::with(handle, |p| {
         p.try_serve(|t, version| {
             let result = f(t);
+            if result.is_ok() {
+                p.counters().hit();
+            }
             // Not worth keeping near the refresh point: the memo would not serve it.
             let keep = (result.is_ok() && t.quick())
                 .then(|| (version, p.watch().clone(), t.clone(), p.counters().clone()));
@@ -206,8 +209,11 @@ mod memo {
             if e.watch.version() != e.version || !e.token.quick() {
                 return None;
             }
-            e.counters.hit();
-            Some(f(&e.token))
+            let result = f(&e.token);
+            if result.is_ok() {
+                e.counters.hit();
+            }
+            Some(result)
         })
         .ok()
         .flatten()

@@ -208,7 +208,6 @@ impl Provider {
     pub(crate) fn try_serve<R>(&self, f: impl FnOnce(&Arc<CachedToken>, u64) -> R) -> Option<R> {
         match self.inner.cache.try_hit(f) {
             Hit::Served { value, refresh } => {
-                self.inner.counters.hit();
                 if let Some(serve_until) = refresh {
                     self.queue_refresh(serve_until);
                 }
@@ -248,6 +247,7 @@ impl Provider {
     pub(crate) fn with_token<R>(&self, f: impl FnOnce(&CachedToken) -> R) -> Result<R> {
         let mut f = Some(f);
         if let Some(v) = self.try_serve(|t, _| f.take().map(|f| f(t))) {
+            self.inner.counters.hit();
             return v.ok_or_else(|| Error::internal("token closure already used"));
         }
         match f.take() {
@@ -331,7 +331,8 @@ impl Provider {
         &self.inner.counters
     }
 
-    /// Names the provider in stats, metrics and events (a configuration file does this).
+    /// Names the provider in stats, metrics and events: the first name given stays (a
+    /// configuration file names its providers before the registry would name them by handle).
     pub(crate) fn set_label(&self, name: &str) {
         let _ = self.inner.label.set(name.to_string());
     }

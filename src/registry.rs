@@ -45,8 +45,11 @@ pub fn insert(provider: Provider) -> Option<u64> {
         None => return None,
     };
     let entry = &mut slab.entries[index];
+    let handle = ((entry.generation as u64) << 32) | index as u64;
+    // Stats, metrics and events name it by its handle unless a configuration file named it.
+    provider.set_label(&format!("handle:{handle}"));
     entry.provider = Some(provider);
-    Some(((entry.generation as u64) << 32) | index as u64)
+    Some(handle)
 }
 
 /// Runs `f` on the provider under the shared lock (for work that never blocks).

@@ -157,3 +157,51 @@ fn config_stats_metrics_and_log_callback_through_the_c_abi() {
     assert!(!all.contains("demo-vgs-secret") && !all.contains("demo-partner-secret"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A provider made with vault_provider_new is `handle:N` in stats and events alike, and a call
+/// that only learns the size it needs (BUFFER_TOO_SMALL) is not a cache hit.
+#[test]
+fn unnamed_providers_and_size_probes() {
+    let idp = Idp::start();
+    let cfg = CString::new(
+        json!({"preset": "vgs",
+               "token_url": idp.url("/vgs/auth/realms/vgs/protocol/openid-connect/token"),
+               "client_id": "demo-vgs-client", "client_secret": "demo-vgs-secret"})
+        .to_string(),
+    )
+    .unwrap();
+    // SAFETY: valid strings and buffers of the stated sizes.
+    unsafe {
+        let h = vault_provider_new(cfg.as_ptr());
+        assert_ne!(h, 0);
+        let t = vault_get_token(h);
+        assert!(!t.is_null());
+        vault_token_free(t);
+        let mut need = 0usize;
+        for _ in 0..3 {
+            let s = vault_get_token_into(
+                h,
+                std::ptr::null_mut(),
+                0,
+                &mut need,
+                std::ptr::null_mut(),
+                0,
+            );
+            assert_eq!(s, Status::BufferTooSmall);
+        }
+        let mut buf = vec![0 as c_char; need + 1];
+        let s = vault_get_token_into(
+            h,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut need,
+            std::ptr::null_mut(),
+            0,
+        );
+        assert_eq!(s, Status::Ok);
+        let stats: Value = serde_json::from_str(&take_string(vault_stats_json(h))).unwrap();
+        assert_eq!(stats["provider"], format!("handle:{h}"));
+        assert_eq!(stats["cache_hits"], 1, "size probes are not hits: {stats}");
+        assert_eq!(vault_provider_free(h), Status::Ok as i32);
+    }
+}
