@@ -14,8 +14,10 @@ The bundled copy is stripped of debug information (``strip --strip-debug``; ``ob
 ``strip`` is missing): symbols stay, so backtraces still name functions.
 
 Where the crate is: ``$CREDVAULT_SOURCE_DIR`` if set, else two directories up from this file
-(the repository checkout). ``$CREDVAULT_PREBUILT_LIB`` bundles an already built library
-instead of running cargo.
+(the repository checkout), else the checkout a source distribution was made from: the crate is
+outside this folder, so an sdist cannot carry it, and records where it was made instead, so
+that ``python -m build`` (an sdist, then a wheel built from it) works in the checkout.
+``$CREDVAULT_PREBUILT_LIB`` bundles an already built library instead of running cargo.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pathlib import Path
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
+from setuptools.command.sdist import sdist
 from setuptools.dist import Distribution
 
 try:
@@ -37,11 +40,16 @@ except ImportError:  # setuptools < 70.1
 
 HERE = Path(__file__).resolve().parent
 LIB = "libcredvault.so"
+# In an sdist: the checkout it was made from (see the module docstring).
+SOURCE_NOTE = "credvault-source-dir.txt"
 
 
 def _crate_dir() -> Path:
     env = os.environ.get("CREDVAULT_SOURCE_DIR")
     candidates = [Path(env)] if env else [HERE.parent.parent]
+    note = HERE / SOURCE_NOTE
+    if not env and note.is_file():
+        candidates.append(Path(note.read_text().strip()))
     for c in candidates:
         if (c / "Cargo.toml").is_file() and (c / "src" / "ffi.rs").is_file():
             return c
@@ -95,6 +103,14 @@ class BuildPyWithLibrary(build_py):
         _strip_debug(dest)
 
 
+class SdistWithSourceDir(sdist):
+    """An sdist that records the checkout it was made from (the crate it cannot carry)."""
+
+    def make_release_tree(self, base_dir: str, files: list[str]) -> None:
+        super().make_release_tree(base_dir, files)
+        Path(base_dir, SOURCE_NOTE).write_text(str(HERE.parent.parent) + "\n")
+
+
 class PlatformWheel(bdist_wheel):
     """The wheel holds a native library but no Python extension: any CPython 3, this platform."""
 
@@ -113,6 +129,10 @@ class BinaryDistribution(Distribution):
 
 
 setup(
-    cmdclass={"build_py": BuildPyWithLibrary, "bdist_wheel": PlatformWheel},
+    cmdclass={
+        "build_py": BuildPyWithLibrary,
+        "bdist_wheel": PlatformWheel,
+        "sdist": SdistWithSourceDir,
+    },
     distclass=BinaryDistribution,
 )

@@ -44,6 +44,14 @@ rm -rf "$DIST" bindings/python/build bindings/python/src/credvault.egg-info
 rm -rf bindings/python/build bindings/python/src/credvault.egg-info
 WHEEL=$(ls "$DIST"/credvault-*.whl)
 echo "built $(basename "$WHEEL")"
+# Plain `python -m build` (an sdist, then a wheel built from it) works in the checkout too.
+SDIST_OUT=target/python/sdist-check
+rm -rf "$SDIST_OUT"
+"$BUILD_VENV/bin/python" -m build --outdir "$SDIST_OUT" bindings/python >target/python/sdist.log 2>&1 \
+  || { cat target/python/sdist.log; exit 1; }
+rm -rf bindings/python/build bindings/python/src/credvault.egg-info
+ls "$SDIST_OUT"/credvault-*.tar.gz "$SDIST_OUT"/credvault-*.whl >/dev/null
+echo "python -m build (sdist and wheel): ok"
 
 # `pip install ./bindings/python` (the other install path) builds and bundles the library too.
 PIP_VENV=target/python/pip-venv
