@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The Python binding's tests: builds the wheel (the build hook bundles the stripped release
-# library), installs it into a fresh virtual environment with pytest, requests and httpx (and
+# library), installs it into a fresh virtual environment with pytest, requests, httpx and
+# prometheus_client (its text parser reads the metrics) (and
 # what the benchmark needs), and runs the suite against the local identity provider. The test
 # run has no Rust toolchain on its PATH: the installed wheel must not need one.
 set -euo pipefail
@@ -65,7 +66,7 @@ env -u CREDVAULT_LIB "$PIP_VENV/bin/python" -c \
 
 rm -rf "$TEST_VENV"
 python3 -m venv "$TEST_VENV"
-"$TEST_VENV/bin/pip" install "$WHEEL" pytest requests httpx authlib httpx-auth mypy types-requests
+"$TEST_VENV/bin/pip" install "$WHEEL" pytest requests httpx authlib httpx-auth mypy types-requests prometheus_client
 
 LIB=$("$TEST_VENV/bin/python" -c 'import credvault; print(credvault.library_path())')
 case "$LIB" in "$ROOT/$TEST_VENV"/*) ;; *) echo "loaded $LIB, not the wheel's copy" >&2; exit 1 ;; esac

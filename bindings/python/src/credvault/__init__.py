@@ -10,6 +10,9 @@ refreshed ahead of expiry, from the credvault library (loaded through ctypes).
 
 * :class:`Provider` (thread-safe, fork-safe) and :class:`AsyncProvider` (asyncio);
 * errors: :class:`CredvaultError` and one subclass per status code (:mod:`credvault.errors`);
+* operating it: ``Provider.stats()``, :func:`stats_all`, :func:`metrics_prometheus`,
+  :func:`enable_logging` (the library's events as ``logging`` records), configuration files
+  (:func:`load_config`, :func:`reload_config`, :func:`provider`);
 * adapters: ``credvault.requests.VaultAuth`` and ``credvault.httpx.VaultAuth`` (importing
   ``credvault`` itself needs neither ``requests`` nor ``httpx``).
 
@@ -22,6 +25,15 @@ from __future__ import annotations
 from . import _lib
 from ._async import AsyncProvider
 from ._lib import LibraryNotFoundError
+from ._ops import (
+    disable_logging,
+    enable_logging,
+    load_config,
+    metrics_prometheus,
+    provider,
+    reload_config,
+    stats_all,
+)
 from ._provider import Provider
 from .errors import (
     BufferTooSmall,
@@ -65,6 +77,13 @@ __all__ = [
     "library_version",
     "library_path",
     "key_memory_locked",
+    "load_config",
+    "reload_config",
+    "provider",
+    "stats_all",
+    "metrics_prometheus",
+    "enable_logging",
+    "disable_logging",
     "__version__",
 ]
 

@@ -27,7 +27,16 @@ from ctypes import POINTER, c_char, c_char_p, c_int32, c_size_t, c_uint64, c_voi
 from pathlib import Path
 from typing import Any
 
-__all__ = ["lib", "fast", "path", "LibraryNotFoundError", "HAS_TRY", "VaultFill", "check_fast_arg"]
+__all__ = [
+    "lib",
+    "fast",
+    "path",
+    "LibraryNotFoundError",
+    "HAS_TRY",
+    "VaultFill",
+    "check_fast_arg",
+    "LOG_CALLBACK",
+]
 
 _NAME = "libcredvault.so"
 
@@ -82,7 +91,25 @@ _PROTOTYPES: list[tuple[str, object, list[object]]] = [
     ("vault_status_name", c_char_p, [c_int32]),
     ("vault_version", c_char_p, []),
     ("vault_key_memory_locked", c_int32, []),
+    ("vault_last_error", c_char_p, []),
+    ("vault_last_oauth_error", c_char_p, []),
+    ("vault_last_status", c_int32, []),
+    # Operating it (issue 14): configuration files, statistics, metrics, the log hook. The
+    # strings these return are the library's (malloc'd): declared as c_void_p so that the
+    # pointer survives to be handed back to vault_string_free.
+    ("vault_load_config", c_int32, [c_char_p]),
+    ("vault_reload_config", c_int32, []),
+    ("vault_provider_by_name", c_uint64, [c_char_p]),
+    ("vault_stats_json", c_void_p, [c_uint64]),
+    ("vault_stats_all_json", c_void_p, []),
+    ("vault_metrics_prometheus", c_void_p, []),
+    ("vault_string_free", None, [c_void_p]),
 ]
+
+#: ``void (*)(void *userdata, int32_t level, const char *event_json)``: the log callback of
+#: ``vault_set_log_callback``.
+LOG_CALLBACK = ctypes.CFUNCTYPE(None, c_void_p, c_int32, c_char_p)
+_PROTOTYPES.append(("vault_set_log_callback", c_int32, [LOG_CALLBACK, c_int32, c_void_p]))
 
 class VaultFill(ctypes.Structure):
     """``struct vault_fill`` (credvault.h): the prepared request of the one-argument calls."""

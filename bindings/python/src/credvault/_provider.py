@@ -31,6 +31,12 @@ _get_tok = _lib_.vault_get_token_into
 _get_auth = _lib_.vault_get_authorization_into
 _inval = _lib_.vault_invalidate
 _inval_tok = _lib_.vault_invalidate_token
+_by_name = _lib_.vault_provider_by_name
+_stats = _lib_.vault_stats_json
+_string_free = _lib_.vault_string_free
+_last_status = _lib_.vault_last_status
+_last_msg = _lib_.vault_last_error
+_last_oauth = _lib_.vault_last_oauth_error
 _fill_tok: Any
 _fill_auth: Any
 # The fast path relies on the GIL: it serialises the calls that share a provider's vault_fill
@@ -83,6 +89,35 @@ def _free(handle: int) -> None:
         pass
 
 
+def _detach(handle: int) -> None:
+    """The finalizer of a provider of the configuration file: the file owns it, nothing to free."""
+
+
+def _last_error(fallback: str) -> CredvaultError:
+    """The exception for this thread's last failed call (``vault_last_status`` and
+    ``vault_last_error``), for the calls that return a value rather than a status."""
+    status = int(_last_status()) or 99
+    msg = _last_msg()
+    code = _last_oauth()
+    return error_for_status(
+        status,
+        msg.decode("utf-8", "replace") if msg else fallback,
+        code.decode("ascii", "replace") if code else None,
+    )
+
+
+def _json_call(call: Any, *args: Any) -> Any:
+    """Calls a function that returns a JSON string of the library, parses and frees it."""
+    ptr = call(*args)
+    if not ptr:
+        raise _last_error("the library returned no statistics")
+    try:
+        text = ctypes.string_at(ptr)
+    finally:
+        _string_free(ptr)
+    return json.loads(text.decode("utf-8", "replace"))
+
+
 def _describe(cfg: Mapping[str, Any]) -> tuple[str, str]:
     endpoint = cfg.get("token_url") or cfg.get("issuer")
     if not endpoint:
@@ -121,6 +156,7 @@ class Provider:
         "_finalizer",
         "_endpoint",
         "_client_id",
+        "_name",
         "__weakref__",
     )
 
@@ -146,8 +182,9 @@ class Provider:
         cfg.update(keys)
         del config, keys
         self._endpoint, self._client_id = _describe(cfg)
+        self._name: Optional[str] = None
         self._h = c_uint64(0)
-        self._finalizer = None
+        self._finalizer: Optional[Any] = None
         if bad is None and text is None:
             try:
                 text = json.dumps(cfg)
@@ -169,17 +206,64 @@ class Provider:
         del data
         if status != _OK:
             raise _raise_from(status, err)
-        self._h = handle
+        self._attach(handle.value, owned=True)
+
+    def _attach(self, handle: int, owned: bool) -> None:
+        """Sets up the provider over the library's ``handle``; ``owned``: freed by close()."""
+        self._h = c_uint64(handle)
         # The fast path: one prepared vault_fill (and buffer) per shape, and the str made of
         # the value it holds, reused while the library reports the same token generation.
         self._tbuf = create_string_buffer(_FAST_CAP)
         self._abuf = create_string_buffer(_FAST_CAP)
-        self._tfill = _lib.VaultFill(handle.value, ctypes.cast(self._tbuf, _CHARP), _FAST_CAP, 0)
-        self._afill = _lib.VaultFill(handle.value, ctypes.cast(self._abuf, _CHARP), _FAST_CAP, 0)
+        self._tfill = _lib.VaultFill(handle, ctypes.cast(self._tbuf, _CHARP), _FAST_CAP, 0)
+        self._afill = _lib.VaultFill(handle, ctypes.cast(self._abuf, _CHARP), _FAST_CAP, 0)
         self._tptr = _lib.check_fast_arg(ctypes.pointer(self._tfill))
         self._aptr = _lib.check_fast_arg(ctypes.pointer(self._afill))
         self._tval = self._aval = _NOTHING
-        self._finalizer = weakref.finalize(self, _free, handle.value)
+        # A provider of the configuration file belongs to the file (vault_reload_config frees
+        # it when it leaves the file): closing this object only detaches it.
+        self._finalizer = weakref.finalize(self, _free if owned else _detach, handle)
+
+    @classmethod
+    def by_name(cls, name: str) -> "Provider":
+        """The provider ``name`` of the configuration file loaded with
+        :func:`credvault.load_config` (``vault_provider_by_name``).
+
+        The provider belongs to the file, not to this object: :meth:`close` (or ``with``, or
+        the garbage collector) only detaches this object from it, and never frees it, so other
+        objects over the same name keep working. After :func:`credvault.reload_config` the
+        object serves the provider's new settings (same handle); if the name left the file,
+        calls raise :class:`~credvault.InvalidHandle`. Raises
+        :class:`~credvault.InvalidArgument` if no provider of that name is loaded."""
+        if not isinstance(name, str):
+            raise TypeError(f"name must be a str, not {type(name).__name__}")
+        handle = int(_by_name(name.encode("utf-8", "surrogateescape")))
+        if handle == 0:
+            raise _last_error("no provider of that name is loaded")
+        self = cls.__new__(cls)
+        self._endpoint, self._client_id = f"config:{name}", "?"
+        self._name = name
+        self._attach(handle, owned=False)
+        return self
+
+    @property
+    def name(self) -> Optional[str]:
+        """The provider's name in the configuration file (:meth:`by_name`), else ``None``."""
+        return self._name
+
+    # -- statistics ----------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """This provider's statistics (``vault_stats_json``), parsed: ``provider`` (its name in
+        the configuration file, else ``"handle:N"``), ``tokens_fetched``, ``cache_hits``,
+        ``background_refreshes``, ``background_refresh_failures``, ``retries``, ``failures``
+        (a dict by status name, e.g. ``{"VAULT_STATUS_TIMEOUT": 2}``), ``last_error``
+        (``None`` or ``{"status", "message", "at_unix_ms"}``), ``last_fetch_unix_ms``,
+        ``token_remaining_s`` and ``cooldown`` (``{"active", "remaining_ms"}``). Never a secret
+        or a token. Raises :class:`~credvault.InvalidHandle` once closed."""
+        result = _json_call(_stats, self._h.value)
+        assert isinstance(result, dict)
+        return result
 
     @classmethod
     def from_preset(
@@ -329,10 +413,15 @@ class Provider:
 
     def close(self) -> None:
         """Frees the provider and wipes its secrets in the library. Idempotent; later calls on
-        this provider raise :class:`~credvault.InvalidHandle`."""
+        this provider raise :class:`~credvault.InvalidHandle`. A provider of the configuration
+        file (:meth:`by_name`) is not freed: this object is only detached from it."""
         fin = self._finalizer
         if fin is not None:
             fin()
+            # Handle 0 is never a provider: every later call answers INVALID_HANDLE, also for
+            # a provider of the configuration file, which close() does not free.
+            self._h = c_uint64(0)
+            self._tfill.provider = self._afill.provider = 0
             self._tval = self._aval = _NOTHING
             self._tfill.generation = self._afill.generation = 0
             _memset(self._tbuf, 0, _FAST_CAP)

@@ -1,0 +1,192 @@
+"""Operating it: configuration files, statistics, Prometheus metrics and the log hook (issue 14).
+
+Everything here maps one C call of ``credvault.h``:
+
+* :func:`load_config` / :func:`reload_config` / :func:`provider` (``vault_load_config``,
+  ``vault_reload_config``, ``vault_provider_by_name``);
+* :func:`stats_all` / :func:`metrics_prometheus` (``vault_stats_all_json``,
+  ``vault_metrics_prometheus``); a provider's own statistics are ``Provider.stats()``;
+* :func:`enable_logging` / :func:`disable_logging` (``vault_set_log_callback``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import ctypes
+import json
+import logging
+import os
+import threading
+from typing import Any, Optional, Union
+
+from . import _lib
+from ._provider import Provider, _json_call, _last_error
+from .errors import error_for_status
+
+__all__ = [
+    "load_config",
+    "reload_config",
+    "provider",
+    "stats_all",
+    "metrics_prometheus",
+    "enable_logging",
+    "disable_logging",
+]
+
+_lib_ = _lib.lib
+_OK = 0
+
+
+# -- configuration files --------------------------------------------------------------------------
+
+
+def _status_call(status: int, what: str) -> None:
+    if status != _OK:
+        # The message is this thread's vault_last_error: names the file, the provider and the
+        # rule, never a secret value.
+        msg = _lib_.vault_last_error()
+        raise error_for_status(status, msg.decode("utf-8", "replace") if msg else what)
+
+
+def load_config(path: Union[str, "os.PathLike[str]"]) -> None:
+    """Loads a configuration file of named providers (``{"providers": {"name": {...}}}``,
+    README "Configuration files") and registers every provider; :func:`provider` (or
+    ``Provider.by_name``) gives them by name. Secrets may be references, ``{"env": "VAR"}`` or
+    ``{"file": "/run/secrets/x"}`` (a file readable by group or others is refused unless
+    ``"allow_shared": true``). All or nothing: if any provider is invalid none is registered,
+    and the :class:`~credvault.CredvaultError` (usually :class:`~credvault.ConfigError`) names
+    it. Loading another file while one is loaded is a :func:`reload_config` from the new path."""
+    data = os.fsencode(path)
+    _status_call(_lib_.vault_load_config(data), "the configuration file could not be loaded")
+
+
+def reload_config() -> None:
+    """Reads the loaded configuration file again, with the secrets it refers to, and applies
+    what changed (rotation without a restart): an unchanged provider keeps its cached token; a
+    changed one (a rotated secret) keeps its handle, so existing :class:`Provider` objects over
+    it keep working, drops its token and uses the new settings on its next fetch; a removed one
+    answers :class:`~credvault.InvalidHandle`; a new one is registered. A file that fails to
+    parse or validate changes nothing, and the exception says why."""
+    _status_call(_lib_.vault_reload_config(), "the configuration file could not be reloaded")
+
+
+def provider(name: str) -> Provider:
+    """The provider ``name`` of the loaded configuration file: ``Provider.by_name(name)``. Its
+    ``close()`` detaches the object and never frees the provider, which belongs to the file."""
+    return Provider.by_name(name)
+
+
+# -- statistics and metrics -------------------------------------------------------------------------
+
+
+def stats_all() -> dict[str, Any]:
+    """The statistics of every registered provider (``vault_stats_all_json``), parsed:
+    ``{"providers": [{"handle": N, "provider": name, "tokens_fetched": ..., ...}, ...],
+    "scheduler": {"queued", "oldest_queued_ms", "workers", "peak_workers", "refreshes",
+    "max_workers"}}``; each provider as ``Provider.stats()`` gives it. Never a secret."""
+    result = _json_call(_lib_.vault_stats_all_json)
+    assert isinstance(result, dict)
+    return result
+
+
+def metrics_prometheus() -> str:
+    """The counters of every registered provider in the Prometheus text exposition format
+    (0.0.4), labelled by provider name (``credvault_tokens_fetched_total{provider="..."}``,
+    ``credvault_cache_hits_total``, ...): the body of the host's metrics endpoint
+    (content type ``text/plain; version=0.0.4``)."""
+    ptr = _lib_.vault_metrics_prometheus()
+    if not ptr:
+        raise _last_error("the library returned no metrics")
+    try:
+        return ctypes.string_at(ptr).decode("utf-8", "replace")
+    finally:
+        _lib_.vault_string_free(ptr)
+
+
+# -- the log hook ------------------------------------------------------------------------------------
+
+#: The attributes of a LogRecord (and the two names logging refuses in ``extra``): an event
+#: field of one of these names is given as ``credvault_<name>`` (``message`` ->
+#: ``credvault_message``), since ``extra`` may not replace them.
+_RESERVED = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+_LEVELS = {10: logging.DEBUG, 20: logging.INFO, 30: logging.WARNING, 40: logging.ERROR}
+
+# The logger events go to while logging is enabled; None: events are dropped.
+_target: Optional[logging.Logger] = None
+_install_lock = threading.Lock()
+_atexit_registered = False
+
+
+def _on_event(_userdata: Optional[int], level: int, event_json: Optional[bytes]) -> None:
+    """The C callback: one event (a JSON object) -> one logging record. Runs on the library
+    thread that caused the event; must never raise into C."""
+    try:
+        logger = _target
+        if logger is None or not event_json:
+            return
+        py_level = _LEVELS.get(level, logging.WARNING)
+        if not logger.isEnabledFor(py_level):
+            return
+        event = json.loads(event_json.decode("utf-8", "replace"))
+        if not isinstance(event, dict):
+            return
+        extra: dict[str, Any] = {}
+        for key, value in event.items():
+            extra[f"credvault_{key}" if key in _RESERVED else key] = value
+        extra["credvault_event"] = event
+        logger.log(py_level, str(event.get("event", "event")), extra=extra)
+    except BaseException:  # noqa: BLE001 - nothing may propagate into the library's thread
+        pass
+
+
+#: The one C function pointer handed to the library. Made once and kept for the life of the
+#: process, never collected: the library may be calling it on another thread at the moment it
+#: is replaced (it keeps replaced callbacks for the same reason), so it must stay callable even
+#: after disable_logging().
+_CALLBACK = _lib.LOG_CALLBACK(_on_event)
+_NO_CALLBACK = _lib.LOG_CALLBACK()  # the NULL function pointer: "remove the callback"
+
+
+def enable_logging(logger: Optional[logging.Logger] = None, level: int = logging.INFO) -> None:
+    """Sends the library's structured events to ``logger`` (default: the logger
+    ``"credvault"``), at ``level`` and above (``vault_set_log_callback``).
+
+    Each event becomes one record whose message is the event's name (``fetch_started``,
+    ``fetch_finished``, ``retry``, ``refresh_failed``, ``cooldown_entered``,
+    ``cooldown_ended``, ``config_loaded``, ``config_reloaded``) and whose ``extra`` attributes
+    are the event's fields (``provider``, ``kind``, ``latency_ms``, ``status``, ...). A field
+    named like a LogRecord attribute is prefixed: the error text is ``credvault_message``. The
+    whole event is also ``record.credvault_event`` (a dict). Levels: the library's 10/20/30/40
+    are ``DEBUG``/``INFO``/``WARNING``/``ERROR``. No event carries a secret or a token.
+
+    Records are emitted **on the library's threads** (the caller's thread during a fetch, a
+    background refresh worker for a refresh), with no library lock held: handlers must be
+    thread-safe (the standard ones are) and may call credvault. Calling it again replaces the
+    logger and level. Nothing is installed until this is called; :func:`disable_logging` (also
+    run at interpreter exit) removes it."""
+    global _target, _atexit_registered
+    if logger is None:
+        logger = logging.getLogger("credvault")
+    level = int(level)
+    with _install_lock:
+        _target = logger
+        status = _lib_.vault_set_log_callback(_CALLBACK, level, None)
+        if status != _OK:
+            _target = None
+            raise error_for_status(status, "the log callback could not be installed")
+        if not _atexit_registered:
+            atexit.register(disable_logging)
+            _atexit_registered = True
+
+
+def disable_logging() -> None:
+    """Removes the log hook: the library logs nothing again. Idempotent; also run at
+    interpreter exit, so that no library thread calls into a finalizing interpreter."""
+    global _target
+    with _install_lock:
+        _target = None
+        try:
+            _lib_.vault_set_log_callback(_NO_CALLBACK, 40, None)
+        except Exception:  # pragma: no cover - interpreter teardown
+            pass
