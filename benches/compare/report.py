@@ -217,22 +217,31 @@ def main() -> None:
         w("### The refresh boundary\n")
         w(f"{args.scenario}. One warm-up call per client first (it waits for the first fetch: `warm-up`),")
         w("left out of the statistics; token requests as counted by the idp, the warm-up's included.\n")
-        w("| language | client | calls | slowest (ms) | calls > 10 ms | p50 (ms) | p99 (ms) | p99.9 (ms) | token requests | errors | warm-up (ms) |")
-        w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
-        for r in st:
-            w(f"| {r['lang']} | {r['client']} | {r['calls']:,} | {r['max_ms']:.2f} | {r['over_10ms']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['p999_ms']:.3f} | {r['token_requests']} | {r['errors']} | {r['warmup_ms']:.1f} |")
-        w("")
-        xo = next((r for r in st if r["client"].startswith("x/oauth2")), None)
-        for r in st:
-            if "credvault" in r["client"]:
+        pl = [r for r in rows if r["mode"] == "plot"]
+        for label, runs in (("", st), ("plot", pl)):
+            if not runs:
+                continue
+            if label:
+                secs = (len(runs[0]["series_max_ms"]) - 1) * runs[0]["bucket_ms"] / 1000
+                w(f"The same scenario run for {secs:g} s per client (the runs the plot below is drawn from; by default")
+                w("two lifetimes and 2 s, long enough for credvault to cross two refresh points):\n")
+            w("| language | client | calls | slowest (ms) | at (s) | calls > 10 ms | p50 (ms) | p99 (ms) | p99.9 (ms) | token requests | errors | warm-up (ms) |")
+            w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+            for r in runs:
+                w(f"| {r['lang']} | {r['client']} | {r['calls']:,} | {r['max_ms']:.2f} | {r['max_at_s']:.2f} | {r['over_10ms']} | {r['p50_ms']:.3f} | {r['p99_ms']:.3f} | {r['p999_ms']:.3f} | {r['token_requests']} | {r['errors']} | {r['warmup_ms']:.1f} |")
+            w("")
+        for label, runs in (("", st), (" (plot run)", pl)):
+            xo = next((r for r in runs if r["client"].startswith("x/oauth2")), None)
+            for r in (r for r in runs if "credvault" in r["client"]):
                 ok = r["max_ms"] < 5 and r["over_10ms"] == 0 and (xo is None or r["token_requests"] <= xo["token_requests"])
                 checks.append(
-                    f"boundary, {r['client']}: slowest {r['max_ms']:.2f} ms, {r['over_10ms']} calls over 10 ms, "
+                    f"boundary{label}, {r['client']}: slowest {r['max_ms']:.2f} ms, {r['over_10ms']} calls over 10 ms, "
                     f"{r['token_requests']} token requests" + (f" (x/oauth2: {xo['token_requests']})" if xo else "")
                     + f" (targets under 5 ms, 0, at most x/oauth2's: {'met' if ok else 'NOT met'})"
                 )
+        plot_secs = (len(pl[0]["series_max_ms"]) - 1) * pl[0]["bucket_ms"] / 1000 if pl else None
         fig, ax = plt.subplots(figsize=(8, 5.2), dpi=80)
-        for r in st:
+        for r in pl or st:
             s = r["series_max_ms"]
             b = r["bucket_ms"] / 1000
             ax.step([i * b for i in range(len(s))], [v if v > 0 else float("nan") for v in s], where="post", lw=1.4 if "credvault" in r["client"] else 0.9,
@@ -242,10 +251,12 @@ def main() -> None:
         ax.set_ylabel(f"slowest call per {st[0]['bucket_ms']:g} ms (ms, log)")
         ax.axhline(10, color="red", lw=0.6, ls="--")
         ax.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
-        ax.set_title(args.scenario, fontsize=8)
+        ax.set_title(args.scenario + (f" (plot: {plot_secs:g} s runs)" if pl else ""), fontsize=8)
         fig.tight_layout()
         fig.savefig(img / "compare-boundary.png")
         plt.close(fig)
+        if pl:
+            w(f"Plot: the slowest call in each {st[0]['bucket_ms']:g} ms of the {plot_secs:g} s runs (empty intervals left out).\n")
         w("![call latency over time at the refresh boundaries](img/compare-boundary.png)\n")
 
     w("### Against the targets\n")

@@ -2,7 +2,7 @@
 # credvault side by side with what users would pick instead, in every language, against one local
 # identity provider (issue 16). One command:
 #
-#   bash benches/compare/run.sh            # full run (~10 min): rewrites the compare section of
+#   bash benches/compare/run.sh            # full run (~15 min): rewrites the compare section of
 #                                          # docs/BENCHMARKS.md and docs/img/compare-*.png
 #   bash benches/compare/run.sh --smoke    # tiny durations, for CI (~30 s after the builds);
 #                                          # writes target/compare/BENCHMARKS.md only
@@ -18,7 +18,7 @@
 # and the memory protections' cost (benches/protection_cost.rs; full run only).
 #
 # Environment (all optional): BENCH_LIFETIME_S (15), BENCH_DELAY_MS (300), BENCH_SECS (20),
-# BENCH_THREADS (8), BENCH_PAUSE_MS (1), BENCH_REPS (5), BENCH_TP_SECS (2, per thread count),
+# BENCH_THREADS (8), BENCH_PAUSE_MS (1), BENCH_PLOT_SECS (2 lifetimes + 2 s), BENCH_REPS (5), BENCH_TP_SECS (2, per thread count),
 # BENCH_THREAD_LIST ("1 2 4 8"), BENCH_PROVIDERS ("1,100,10000"), BENCH_PROTECTION (1; 0 skips
 # the cargo-bench steps), BENCH_NO_CARGO (0; 1 reuses target/release as built), STALL_CLIENTS (subset of the default list below).
 # Needs cargo, go, gcc, python3, curl, jq. Network: PyPI and the Go module proxy (first run).
@@ -31,12 +31,12 @@ out="$root/target/compare"
 cd "$root"
 
 SMOKE=0
-ALL="cached threads providers stall protection"
+ALL="cached threads providers stall plot protection"
 ONLY="${BENCH_ONLY:-$ALL}"
 while [ $# -gt 0 ]; do
     case "$1" in
         --smoke) SMOKE=1 ;;
-        --only) ONLY="$2"; shift ;;
+        --only) ONLY="$2"; ONLY_SET=1; shift ;;
         -h | --help) sed -n '2,28p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
@@ -46,7 +46,10 @@ want() { case " $ONLY " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 [ "${BENCH_SMOKE:-0}" = 1 ] && SMOKE=1
 
 if [ "$SMOKE" = 1 ]; then
-    : "${BENCH_SECS:=1}" "${BENCH_REPS:=1}" "${BENCH_TP_SECS:=0.2}" "${BENCH_THREAD_LIST:=1 2}"
+    # No "plot" scenario (it would take two token lifetimes per client): the plot is drawn from
+    # the "stall" runs instead, by the same code.
+    [ -n "${BENCH_ONLY:-}${ONLY_SET:-}" ] || ONLY="cached threads providers stall"
+    : "${BENCH_SECS:=0.5}" "${BENCH_REPS:=1}" "${BENCH_TP_SECS:=0.2}" "${BENCH_THREAD_LIST:=1 2}"
     : "${BENCH_PROVIDERS:=1,10,100}" "${BENCH_PROTECTION:=0}" "${BENCH_LIFETIME_S:=2}" "${BENCH_DELAY_MS:=50}"
     N_C=20000 N_GO=20000 N_PY=500 ROUNDS=2
 else
@@ -126,6 +129,7 @@ run_client() { # LANG:CLIENT, environment already set
 }
 
 results="$out/results.jsonl"
+[ "$SMOKE" = 1 ] && results="$out/smoke-results.jsonl"
 : >"$results"
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 started="$(date -u +%Y-%m-%dT%H:%MZ)"
@@ -162,13 +166,23 @@ fi
 if want stall; then
 
 log "refresh boundary: token life $LIFETIME_S s, latency $DELAY_MS ms, $THREADS threads, $SECS s"
-for c in $STALL_CLIENTS; do
-    log "  $c"
-    prepare_idp "$LIFETIME_S" "$DELAY_MS"
-    line="$(BENCH_MODE=stall BENCH_THREADS=$THREADS BENCH_SECS=$SECS BENCH_PAUSE_MS=$PAUSE_MS run_client "$c")"
-    stats="$(admin GET /_idp/stats)"
-    jq -c --argjson st "$stats" '. + {token_requests: $st.token_requests}' <<<"$line" >>"$results"
-done
+stall() { # MODE SECONDS: every client of STALL_CLIENTS, each against freshly reset idp state
+    for c in $STALL_CLIENTS; do
+        log "  $c"
+        prepare_idp "$LIFETIME_S" "$DELAY_MS"
+        line="$(BENCH_MODE=stall BENCH_THREADS=$THREADS BENCH_SECS=$2 BENCH_PAUSE_MS=$PAUSE_MS run_client "$c")"
+        stats="$(admin GET /_idp/stats)"
+        jq -c --arg mode "$1" --argjson st "$stats" '. + {mode: $mode, token_requests: $st.token_requests}' <<<"$line" >>"$results"
+    done
+}
+stall stall "$SECS"
+fi
+if want plot; then
+# The same scenario run long enough for credvault to cross two refresh points (at 0.75 and 1.5
+# lifetimes): the latency-over-time plot is drawn from these runs.
+PLOT_SECS="${BENCH_PLOT_SECS:-$(awk -v l="$LIFETIME_S" 'BEGIN { printf "%g", 2 * l + 2 }')}"
+log "refresh boundary for the plot: the same for $PLOT_SECS s"
+stall plot "$PLOT_SECS"
 fi
 load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
 
