@@ -21,7 +21,8 @@
 # BENCH_THREADS (8), BENCH_PAUSE_MS (1), BENCH_PLOT_SECS (2 lifetimes + 2 s), BENCH_REPS (5), BENCH_TP_SECS (2, per thread count),
 # BENCH_THREAD_LIST ("1 2 4 8"), BENCH_PROVIDERS ("1,100,10000"), BENCH_PROTECTION (1; 0 skips
 # the cargo-bench steps), BENCH_NO_CARGO (0; 1 reuses target/release as built), STALL_CLIENTS (subset of the default list below).
-# Needs cargo, go, gcc, python3, curl, jq. Network: PyPI and the Go module proxy (first run).
+# Needs cargo, go, gcc, python3, curl, jq (installed with apt-get when missing and root). Network:
+# PyPI, the Go module proxy, Debian packages (first run only).
 # No token value is printed anywhere.
 set -euo pipefail
 
@@ -70,6 +71,13 @@ TP_CLIENTS="c:credvault go:credvault py:credvault go:xoauth2 py:authlib py:httpx
 CLIENT_ID=bench
 CLIENT_SECRET=bench-secret
 
+# curl and jq drive the idp's admin API; a fresh Debian machine (CI) may lack them.
+missing=()
+for tool in curl jq; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+if [ ${#missing[@]} -gt 0 ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+    echo "== installing ${missing[*]} (apt-get)" >&2
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
 for tool in cargo go gcc python3 curl jq; do
     command -v "$tool" >/dev/null || { echo "run.sh: $tool is required" >&2; exit 2; }
 done
