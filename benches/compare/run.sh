@@ -171,9 +171,6 @@ prepare_idp 3600 0
 BENCH_MODE=providers BENCH_PROVIDERS="$PROVIDERS" BENCH_N=$N_C BENCH_ROUNDS=$ROUNDS run_client c:credvault >>"$results"
 fi
 
-if want stall; then
-
-log "refresh boundary: token life $LIFETIME_S s, latency $DELAY_MS ms, $THREADS threads, $SECS s"
 stall() { # MODE SECONDS: every client of STALL_CLIENTS, each against freshly reset idp state
     for c in $STALL_CLIENTS; do
         log "  $c"
@@ -183,6 +180,10 @@ stall() { # MODE SECONDS: every client of STALL_CLIENTS, each against freshly re
         jq -c --arg mode "$1" --argjson st "$stats" '. + {mode: $mode, token_requests: $st.token_requests}' <<<"$line" >>"$results"
     done
 }
+
+if want stall; then
+
+log "refresh boundary: token life $LIFETIME_S s, latency $DELAY_MS ms, $THREADS threads, $SECS s"
 stall stall "$SECS"
 fi
 if want plot; then
