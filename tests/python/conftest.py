@@ -5,12 +5,15 @@ The suite runs with --assert=plain (tests/python/run.sh): a failed assertion sho
 never the values compared, which may be tokens.
 
 Every exception credvault raises during the suite is recorded (text, repr, args) and checked at
-the end for every secret the suite knows: the demo clients' secrets and every token issued.
+the end for every secret the suite knows: the demo clients' secrets and every token issued. So
+is every event the library logs during the whole run: the suite installs the log hook
+(credvault.enable_logging at DEBUG, to the logger "credvault.suite") before the first test.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -60,14 +63,51 @@ def remember(value: str) -> str:
     return value
 
 
+class _SuiteLog(logging.Handler):
+    """Keeps the text of every record the library's events became: message, formatted record
+    and every attribute (the extras), for the final check."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.texts: list[str] = []
+        self.events: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.texts.append(f"{record.getMessage()}\n{logging.Formatter().format(record)}\n{record.__dict__!r}")
+        self.events.add(record.getMessage())
+
+
+SUITE_LOG = _SuiteLog()
+_suite_logger = logging.getLogger("credvault.suite")
+_suite_logger.addHandler(SUITE_LOG)
+_suite_logger.setLevel(logging.DEBUG)
+_suite_logger.propagate = False
+
+
+def suite_logging() -> None:
+    """(Re)installs the suite's log hook (tests of enable_logging call this when done)."""
+    credvault.enable_logging(_suite_logger, logging.DEBUG)
+
+
+suite_logging()
+
+
 def pytest_sessionfinish(session, exitstatus):
     leaks = [s for s in SEEN_SECRETS for t in EXCEPTION_TEXTS if s and s in t]
+    log_leaks = [s for s in SEEN_SECRETS for t in SUITE_LOG.texts if s and s in t]
     if leaks:
         session.exitstatus = 1
         print(f"\nSECRET FOUND IN EXCEPTION TEXT: {len(leaks)} occurrence(s)", file=sys.stderr)
+    elif log_leaks:
+        session.exitstatus = 1
+        print(f"\nSECRET FOUND IN A LOG RECORD: {len(log_leaks)} occurrence(s)", file=sys.stderr)
+    elif not SUITE_LOG.texts and exitstatus == 0 and session.testscollected > 1:
+        session.exitstatus = 1
+        print("\nthe suite's log hook received no event", file=sys.stderr)
     else:
         print(
-            f"\nno secret in {len(EXCEPTION_TEXTS)} exception texts "
+            f"\nno secret in {len(EXCEPTION_TEXTS)} exception texts and {len(SUITE_LOG.texts)} "
+            f"log records ({len(SUITE_LOG.events)} kinds of event) "
             f"(checked against {len(SEEN_SECRETS)} secrets and tokens)"
         )
 

@@ -9,13 +9,15 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import credvault
-from conftest import OAUTH_SECRET, SEEN_SECRETS, oauth_config, remember
+from conftest import OAUTH_SECRET, SEEN_SECRETS, oauth_config, remember, suite_logging
 
 WRONG_SECRET = "ops-test-wrong-secret-value"
 SEEN_SECRETS.add(WRONG_SECRET)
@@ -190,6 +192,7 @@ def test_enable_logging_turns_events_into_records_without_secrets(idp, caplog):
             remember(p.token())
     finally:
         logger.removeHandler(cap)
+        suite_logging()
     assert len(cap.records) == before, "records after disable_logging()"
 
 
@@ -215,6 +218,7 @@ def test_a_handler_that_raises_or_calls_back_does_no_harm(idp):
     finally:
         credvault.disable_logging()
         logger.removeHandler(h)
+        suite_logging()
     assert seen, "the handler was never called"
 
 
@@ -304,3 +308,21 @@ def test_config_file_secret_readable_by_others_is_refused(idp, tmp_path):
     assert "0600" in info.value.message and OAUTH_SECRET not in str(info.value)
     with pytest.raises(credvault.CredvaultError):
         credvault.load_config(str(tmp_path / "missing.json"))
+
+
+def test_interpreter_exit_with_logging_enabled(idp):
+    # A process that enables logging, fetches and exits without disable_logging(): the atexit
+    # handler removes the hook; the process exits cleanly, printing the records it got.
+    code = (
+        "import logging, sys, credvault\n"
+        "logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format='%(message)s %(provider)s')\n"
+        "credvault.enable_logging(level=logging.DEBUG)\n"
+        f"p = credvault.Provider({oauth_config(idp)!r})\n"
+        "p.token()\n"
+    )
+    env = dict(os.environ, NO_PROXY="127.0.0.1,localhost,::1")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert r.returncode == 0, f"exit status {r.returncode}: {r.stderr[-2000:]}"
+    assert "fetch_finished" in r.stdout, r.stdout
+    assert "Exception ignored" not in r.stderr and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert OAUTH_SECRET not in r.stdout + r.stderr
