@@ -231,23 +231,23 @@ fn apply(path: &str, candidates: BTreeMap<String, Candidate>) -> Result<Changes>
     let mut changes = Changes::default();
     let mut providers = BTreeMap::new();
     for (name, c) in candidates {
-        let named = match old.remove(&name) {
+        // A provider its user freed (vault_provider_free) is registered afresh, as a new one.
+        let prev = old
+            .remove(&name)
+            .filter(|p| registry::get(p.handle).is_some());
+        let named = match prev {
             Some(prev) if same(&prev.fingerprint, &c.fingerprint) => {
                 changes.unchanged.push(name.clone());
                 prev
             }
-            Some(prev) => match registry::replace(prev.handle, c.provider) {
-                Some(_) => {
-                    changes.changed.push(name.clone());
-                    Named {
-                        handle: prev.handle,
-                        fingerprint: c.fingerprint,
-                    }
+            Some(prev) if registry::replace(prev.handle, c.provider.clone()).is_some() => {
+                changes.changed.push(name.clone());
+                Named {
+                    handle: prev.handle,
+                    fingerprint: c.fingerprint,
                 }
-                // Freed by its user in the meantime: register the new settings afresh.
-                None => continue,
-            },
-            None => {
+            }
+            _ => {
                 let handle = registry::insert(c.provider)
                     .ok_or_else(|| Error::internal("too many providers alive"))?;
                 changes.added.push(name.clone());
@@ -270,12 +270,14 @@ fn apply(path: &str, candidates: BTreeMap<String, Candidate>) -> Result<Changes>
     Ok(changes)
 }
 
-/// The handle of the provider named `name` in the loaded file, or `None`.
+/// The handle of the provider named `name` in the loaded file, or `None` (also when its user
+/// freed it: a reload registers it again).
 pub fn by_name(name: &str) -> Option<u64> {
     LOADED
         .lock()
         .as_ref()
         .and_then(|l| l.providers.get(name).map(|n| n.handle))
+        .filter(|h| registry::get(*h).is_some())
 }
 
 /// The names and handles of the loaded file's providers.

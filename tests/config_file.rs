@@ -204,6 +204,21 @@ fn reload_keeps_rotates_and_removes() {
         "a removed provider's handle is dead"
     );
 
+    // A provider its user frees is gone by name until a reload registers it again.
+    assert_eq!(
+        credvault::ffi::vault_provider_free(steady),
+        Status::Ok as i32
+    );
+    assert_eq!(
+        configfile::by_name("steady"),
+        None,
+        "a freed handle is not handed out"
+    );
+    let changes = configfile::reload().unwrap();
+    assert_eq!(changes.added, ["steady"]);
+    let steady = handles("steady");
+    configfile::provider("steady").unwrap().token().unwrap();
+
     // A broken file changes nothing and says why.
     std::fs::write(&path, "{\"providers\": {\"steady\": ").unwrap();
     let e = configfile::reload().expect_err("broken file");
