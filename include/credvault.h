@@ -88,8 +88,10 @@ typedef int32_t vault_status;
 // same token still servable leaves `buf` as it is and returns `VAULT_STATUS_OK`; a call that
 // serves another token writes it into `buf` and its number into `generation`. So the caller
 // can keep what it made of the value (a decoded string) while `generation` is unchanged, and
-// the common call copies and decrypts nothing. Generations of a provider only grow. Between
-// calls, the caller must not change `buf` without setting `generation` to 0.
+// the common call copies and decrypts nothing. The number is unique to the token in the
+// process and only grows: no other provider's token has it, nor one of the provider a
+// configuration reload puts under the same handle. Between calls, the caller must not change
+// `buf` without setting `generation` to 0.
 typedef struct vault_fill {
   // The provider handle.
   uint64_t provider;

@@ -39,6 +39,10 @@ pub struct CachedToken {
     pub token_type: String,
     /// Counts the tokens this cache has held; identifies this one for invalidation.
     pub generation: u64,
+    /// Unique to this token in the process: never reused by another provider, nor by the
+    /// provider a configuration reload puts under the same handle (whose generations start
+    /// again). What `vault_fill` callers compare.
+    pub serial: u64,
     /// From here on a background refresh is started.
     pub refresh_at: Instant,
     /// Served until here (the expiry measured from the request, minus the safety margin).
@@ -499,10 +503,12 @@ impl Cache {
                 .mul_f64(0.9);
         let refresh_at = (f.requested_at + life.mul_f64(share)).min(latest);
         TOKENS.fetch_add(1, Ordering::SeqCst);
+        static SERIALS: AtomicU64 = AtomicU64::new(1);
         CachedToken {
             token: f.token,
             token_type: f.token_type,
             generation,
+            serial: SERIALS.fetch_add(1, Ordering::Relaxed),
             quick_until_ns: coarse::quick_until(refresh_at),
             refresh_at,
             serve_until,

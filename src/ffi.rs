@@ -667,8 +667,10 @@ pub unsafe extern "C" fn vault_try_get_authorization_into(
 /// same token still servable leaves `buf` as it is and returns `VAULT_STATUS_OK`; a call that
 /// serves another token writes it into `buf` and its number into `generation`. So the caller
 /// can keep what it made of the value (a decoded string) while `generation` is unchanged, and
-/// the common call copies and decrypts nothing. Generations of a provider only grow. Between
-/// calls, the caller must not change `buf` without setting `generation` to 0.
+/// the common call copies and decrypts nothing. The number is unique to the token in the
+/// process and only grows: no other provider's token has it, nor one of the provider a
+/// configuration reload puts under the same handle. Between calls, the caller must not change
+/// `buf` without setting `generation` to 0.
 #[repr(C)]
 pub struct VaultFill {
     /// The provider handle.
@@ -700,7 +702,7 @@ unsafe fn try_fill(fill: *mut VaultFill, shape: Shape) -> Status {
             let held = f.generation;
             let (buf, buf_len) = (f.buf, f.buf_len);
             f.generation = handles::serve(f.provider, Wait::No, |t| {
-                if held != 0 && t.generation == held {
+                if held != 0 && t.serial == held {
                     return Ok(held);
                 }
                 let n = shape_len(t, shape);
@@ -714,7 +716,7 @@ unsafe fn try_fill(fill: *mut VaultFill, shape: Shape) -> Status {
                 let out = std::slice::from_raw_parts_mut(buf as *mut u8, n + 1);
                 write_shape(t, shape, &mut out[..n])?;
                 out[n] = 0;
-                Ok(t.generation)
+                Ok(t.serial)
             })?;
             Ok(())
         })

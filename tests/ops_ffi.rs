@@ -14,6 +14,8 @@ use credvault::Status;
 use serde_json::{json, Value};
 
 static EVENTS: Mutex<Vec<(i32, String)>> = Mutex::new(Vec::new());
+/// One configuration file is loaded per process: the tests that load one run one at a time.
+static SERIAL: Mutex<()> = Mutex::new(());
 
 unsafe extern "C" fn record(userdata: *mut c_void, level: i32, event: *const c_char) {
     assert_eq!(userdata as usize, 0xC0FFEE, "userdata passed through");
@@ -37,6 +39,7 @@ fn take_string(p: *mut c_char) -> String {
 
 #[test]
 fn config_stats_metrics_and_log_callback_through_the_c_abi() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let idp = Idp::start();
     let dir = std::env::temp_dir().join(format!("credvault-opsffi-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -204,4 +207,65 @@ fn unnamed_providers_and_size_probes() {
         assert_eq!(stats["cache_hits"], 1, "size probes are not hits: {stats}");
         assert_eq!(vault_provider_free(h), Status::Ok as i32);
     }
+}
+
+/// `vault_fill` keeps a value while its number names the cached token: after a reload swaps a
+/// new provider in under the same handle (its generations start again), the old value must not
+/// be taken for the new provider's token.
+#[test]
+fn fill_follows_a_provider_replaced_by_a_reload() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let idp = Idp::start();
+    idp.add_client(
+        json!({"dialect": "oauth", "client_id": "fill-rot", "client_secret": "fill-old-1"}),
+    );
+    let dir = std::env::temp_dir().join(format!("credvault-fill-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg_path = dir.join("credvault.json");
+    let write = |secret: &str| {
+        let cfg = json!({"providers": {"rot": {"token_url": idp.url("/oauth/token"),
+            "client_id": "fill-rot", "client_secret": secret}}});
+        std::fs::write(&cfg_path, cfg.to_string()).unwrap();
+    };
+    write("fill-old-1");
+    let path = CString::new(cfg_path.to_str().unwrap()).unwrap();
+    let mut buf = vec![0 as c_char; 256];
+    // SAFETY: the fill points at a live buffer of the stated size; strings are NUL-terminated.
+    unsafe {
+        assert_eq!(vault_load_config(path.as_ptr()), Status::Ok);
+        let h = vault_provider_by_name(c"rot".as_ptr());
+        let t = vault_get_token(h); // the first token is fetched by a blocking call
+        assert!(!t.is_null());
+        vault_token_free(t);
+        let mut fill = VaultFill {
+            provider: h,
+            buf: buf.as_mut_ptr(),
+            buf_len: buf.len(),
+            generation: 0,
+        };
+        assert_eq!(vault_try_fill_token(&mut fill), Status::Ok);
+        let first = CStr::from_ptr(buf.as_ptr()).to_str().unwrap().to_string();
+        let held = fill.generation;
+
+        idp.add_client(
+            json!({"dialect": "oauth", "client_id": "fill-rot", "client_secret": "fill-new-2"}),
+        );
+        write("fill-new-2");
+        assert_eq!(vault_reload_config(), Status::Ok);
+        assert_eq!(vault_provider_by_name(c"rot".as_ptr()), h, "same handle");
+        let t = vault_get_token(h);
+        assert!(!t.is_null());
+        vault_token_free(t);
+        assert_eq!(vault_try_fill_token(&mut fill), Status::Ok);
+        let now = CStr::from_ptr(buf.as_ptr()).to_str().unwrap().to_string();
+        assert_ne!(
+            fill.generation, held,
+            "a new number for the new provider's token"
+        );
+        assert_ne!(
+            now, first,
+            "the new token was written, not the old one kept"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }
