@@ -16,9 +16,11 @@
 // so the ClientSecret string in a Config, and every token or Authorization string returned, stay
 // in the Go heap until the memory is reused. The binding copies the secret straight from the
 // Config's strings into C memory (no Go buffer in between), hands that to the library and wipes
-// it before NewProvider returns; a cached token is written by the library straight into the
-// returned string's memory, and other tokens pass through a pooled Go buffer wiped at once. Callers that need no secret in the Go heap at
-// all should read the secret into a []byte, call NewProviderJSON and wipe the []byte themselves.
+// it before NewProvider returns. A cached token is served from one Go string per Provider and
+// shape, kept while its token is current (copied once from a C buffer that is wiped right after
+// the copy); other tokens pass through a pooled Go buffer wiped at once. Callers that need no
+// secret in the Go heap at all should read the secret into a []byte, call NewProviderJSON and
+// wipe the []byte themselves.
 //
 // See bindings/go/README.md for linking (shared library or, with the build tag credvault_static,
 // the static one).
@@ -29,6 +31,7 @@ package credvault
 #cgo !credvault_static LDFLAGS: -L${SRCDIR}/../../target/release -lcredvault -Wl,-rpath,${SRCDIR}/../../target/release
 #cgo credvault_static LDFLAGS: ${SRCDIR}/../../target/release/libcredvault.a -lpthread -ldl -lm
 #include <stdlib.h>
+#include <string.h>
 #include "credvault.h"
 
 // Wipes n bytes at p in a way the C compiler may not drop as a dead store.
@@ -82,8 +85,11 @@ type Provider struct {
 	// The token this Provider last handed out (a string already given to a caller, so no extra
 	// copy of the token): what Invalidate drops.
 	last atomic.Pointer[string]
-	// The length of the last value of each shape: the size the fast path allocates.
+	// The length of the last value of each shape: the size of the fast path's fill buffers.
 	hint [2]atomic.Int64
+	// Per shape: the value last copied out by the fast path, and its vault_fill slots.
+	cached [2]atomic.Pointer[cachedValue]
+	slots  [2]sync.Pool
 	// borrowed: the provider belongs to the loaded configuration file (ProviderByName); Close
 	// detaches this value and frees nothing.
 	borrowed bool
@@ -165,11 +171,24 @@ func (p *Provider) finalize() {
 // only detaches this value: the provider belongs to the configuration file and stays registered.
 func (p *Provider) Close() error {
 	h := p.handle.Swap(0)
-	if h == 0 || p.borrowed {
+	if h == 0 {
+		return nil
+	}
+	p.last.Store(nil)
+	for sh := range p.cached {
+		p.cached[sh].Store(nil)
+		for { // free the idle slots now (slots still in use go to the finalizer)
+			s, _ := p.slots[sh].Get().(*fillSlot)
+			if s == nil {
+				break
+			}
+			s.free()
+		}
+	}
+	if p.borrowed {
 		return nil
 	}
 	runtime.SetFinalizer(p, nil)
-	p.last.Store(nil)
 	st := Status(C.vault_provider_free(C.uint64_t(h)))
 	runtime.KeepAlive(p)
 	if st != StatusOK {
@@ -300,10 +319,61 @@ func call(h uint64, sh shape, block bool, buf []byte, n *C.size_t, eb []byte) St
 	}
 }
 
-// fast is the cached hit: the non-blocking C call writes the value straight into the memory of
-// the string returned (sized from the last value's length), so there is no intermediate buffer
-// to wipe and no copy. It reports false for anything else (no servable token, a cool-down, an
-// error, a closed Provider), which the caller then handles with the full call and its error
+// cachedValue is the value of one shape this Provider last copied out of the library, with the
+// number (generation) of the token it was made from: while the library reports that number
+// current, the same string is handed out again (no copy, no allocation). tok is the token part,
+// for Invalidate (a substring of s).
+type cachedValue struct {
+	gen uint64
+	s   string
+	tok string
+}
+
+// fillSlot is one C-allocated vault_fill and its C buffer. A vault_fill may not be used by two
+// threads at once, so slots are pooled per Provider and shape; the buffer is wiped after every
+// copy (it never keeps a value at rest), and once more by the finalizer that frees it when the
+// pool drops the slot.
+type fillSlot struct {
+	f *C.vault_fill
+}
+
+func newFillSlot(size int) *fillSlot {
+	f := (*C.vault_fill)(C.calloc(1, C.size_t(unsafe.Sizeof(C.vault_fill{}))))
+	if f == nil {
+		return nil
+	}
+	buf := C.calloc(1, C.size_t(size))
+	if buf == nil {
+		C.free(unsafe.Pointer(f))
+		return nil
+	}
+	f.buf = (*C.char)(buf)
+	f.buf_len = C.size_t(size)
+	s := &fillSlot{f: f}
+	runtime.SetFinalizer(s, (*fillSlot).free)
+	return s
+}
+
+// free wipes and frees the slot's C memory (the finalizer, or an explicit drop).
+func (s *fillSlot) free() {
+	if s.f == nil {
+		return
+	}
+	runtime.SetFinalizer(s, nil)
+	wipeFree(unsafe.Pointer(s.f.buf), int(s.f.buf_len))
+	C.free(unsafe.Pointer(s.f))
+	s.f = nil
+}
+
+// fillMin is the smallest fill buffer: any usual token fits, so a slot rarely needs replacing.
+const fillMin = 2048
+
+// fast is the cached hit, by vault_try_fill_token / _authorization: the call is told the
+// generation of the value this Provider already holds (cached), and when that token is still the
+// cached one the library writes nothing (no decrypt) and the held string is returned again: no
+// allocation, no copy. A new token is copied out of the slot's C buffer, which is wiped at once.
+// It reports false for anything else (no servable token, a cool-down, an error, a buffer too
+// small, a closed Provider), which the caller then handles with the full call and its error
 // buffer; the non-blocking call has no side effect that repeating it would double (at most it
 // starts the background refresh the full call would find running).
 func (p *Provider) fast(sh shape) (string, bool) {
@@ -315,33 +385,79 @@ func (p *Provider) fast(sh shape) (string, bool) {
 		// a call answered BUFFER_TOO_SMALL as a cache hit).
 		return "", false
 	}
-	size := int(hint) + 1
-	for range 2 {
-		// One allocation: the value and its NUL, then (8-aligned) the length the call writes.
-		off := (size + 7) &^ 7
-		buf := make([]byte, off+8)
-		n := (*C.size_t)(unsafe.Pointer(&buf[off]))
-		out := (*C.char)(unsafe.Pointer(&buf[0]))
-		var st Status
-		if sh == shapeToken {
-			st = Status(C.vault_try_get_token_into(C.uint64_t(h), out, C.size_t(size), n, nil, 0))
-		} else {
-			st = Status(C.vault_try_get_authorization_into(C.uint64_t(h), out, C.size_t(size), n, nil, 0))
+	size := max(int(hint)+1, fillMin)
+	s, _ := p.slots[sh].Get().(*fillSlot)
+	if s != nil && int(s.f.buf_len) < size {
+		s.free() // made before a longer value was seen
+		s = nil
+	}
+	if s == nil {
+		if s = newFillSlot(size); s == nil {
+			return "", false
 		}
-		runtime.KeepAlive(p)
-		switch st {
-		case StatusOK:
-			v := unsafe.String(&buf[0], int(*n))
-			p.rememberShape(sh, v)
-			return v, true
-		case StatusBufferTooSmall: // a longer value than the last: once more with its size
-			p.hint[sh].Store(int64(*n))
-			size = int(*n) + 1
-			continue
+	}
+	cur := p.cached[sh].Load()
+	var held uint64
+	if cur != nil {
+		held = cur.gen
+	}
+	s.f.provider = C.uint64_t(h)
+	s.f.generation = C.uint64_t(held)
+	var st Status
+	if sh == shapeToken {
+		st = Status(C.vault_try_fill_token(s.f))
+	} else {
+		st = Status(C.vault_try_fill_authorization(s.f))
+	}
+	runtime.KeepAlive(p)
+	if st != StatusOK {
+		if st == StatusBufferTooSmall {
+			s.free() // the blocking path below learns the size (hint) for the next slot
+		} else {
+			p.slots[sh].Put(s)
 		}
 		return "", false
 	}
-	return "", false
+	gen := uint64(s.f.generation)
+	if cur != nil && gen == held {
+		p.slots[sh].Put(s)
+		if p.last.Load() != &cur.tok {
+			p.last.Store(&cur.tok)
+		}
+		return cur.s, true
+	}
+	n := C.strlen(s.f.buf)
+	v := C.GoStringN(s.f.buf, C.int(n))
+	C.cv_wipe(unsafe.Pointer(s.f.buf), n+1)
+	p.slots[sh].Put(s)
+	nv := &cachedValue{gen: gen, s: v, tok: tokenPart(sh, v)}
+	// Generations only grow: never replace a newer value another goroutine stored meanwhile.
+	for {
+		old := p.cached[sh].Load()
+		if old != nil && old.gen >= gen {
+			break
+		}
+		if p.cached[sh].CompareAndSwap(old, nv) {
+			break
+		}
+	}
+	if n := int64(len(v)); p.hint[sh].Load() != n {
+		p.hint[sh].Store(n)
+	}
+	p.last.Store(&nv.tok)
+	return v, true
+}
+
+// tokenPart is the token in a value of shape sh ("<token_type> <token>" for Authorization).
+func tokenPart(sh shape, v string) string {
+	if sh == shapeAuthorization {
+		for i := 0; i < len(v); i++ {
+			if v[i] == ' ' {
+				return v[i+1:]
+			}
+		}
+	}
+	return v
 }
 
 // get returns the value, or an Error (StatusWouldBlock included for block == false). The hot
@@ -415,16 +531,7 @@ func (p *Provider) rememberShape(sh shape, v string) {
 	if n := int64(len(v)); p.hint[sh].Load() != n {
 		p.hint[sh].Store(n) // the size the fast path asks for next time
 	}
-	if sh == shapeAuthorization {
-		// "<token_type> <token>": the token is after the first space.
-		for i := 0; i < len(v); i++ {
-			if v[i] == ' ' {
-				v = v[i+1:]
-				break
-			}
-		}
-	}
-	p.remember(v)
+	p.remember(tokenPart(sh, v))
 }
 
 type result struct {

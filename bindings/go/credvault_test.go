@@ -9,6 +9,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	credvault "github.com/credvault/credvault/bindings/go"
 	"github.com/credvault/credvault/bindings/go/internal/idptest"
@@ -567,5 +568,68 @@ func TestCachedHitStartsNoGoroutine(t *testing.T) {
 	}
 	if n := credvault.FetchGoroutinesForTest() - before; n != 1 {
 		t.Fatalf("%d goroutines for 1 fetch and 200 cached hits", n)
+	}
+}
+
+// A cached hit returns the string the Provider already holds while the library reports the same
+// token (vault_try_fill_token with the held generation: nothing decrypted, nothing copied), a new
+// string once the token changed, and the C buffer the value was copied from is wiped.
+func TestCachedHitReusesTheValueAndWipesTheBuffer(t *testing.T) {
+	theIdp.Reset(t)
+	p := mustProvider(t, credvault.Config{TokenURL: theIdp.URL("/oauth/token"),
+		ClientID: "demo-oauth-client", ClientSecret: oauthSecret})
+	for _, get := range []func() (string, error){p.Token, p.Authorization} {
+		if _, err := get(); err != nil { // the first of its kind: the full call
+			t.Fatal(err)
+		}
+		held, err := get() // copied out of a fill buffer once
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 10 {
+			v, err := get()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v != held || unsafe.StringData(v) != unsafe.StringData(held) {
+				t.Fatal("a cached hit made a new string for the same token")
+			}
+		}
+		if !raceEnabled { // the race detector's sync.Pool drops slots at random
+			if n := testing.AllocsPerRun(100, func() { _, _ = get() }); n != 0 {
+				t.Fatalf("a cached hit allocates (%v allocations)", n)
+			}
+		}
+	}
+	n, wiped := credvault.FillSlotsForTest(p)
+	if !wiped {
+		t.Fatal("a fill buffer kept the value after the copy")
+	}
+	if n == 0 && !raceEnabled {
+		t.Fatal("no fill slot was pooled")
+	}
+	old, _ := p.Token()
+	if err := p.Invalidate(); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := p.Token() // fetched by the full call
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := p.Token() // the fill path sees a new generation: a new copy
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fresh == old || again != fresh {
+		t.Fatal("the fill path served the invalidated token")
+	}
+	if _, wiped := credvault.FillSlotsForTest(p); !wiped {
+		t.Fatal("a fill buffer kept the new value after the copy")
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Token(); !errors.Is(err, credvault.ErrClosed) {
+		t.Fatalf("Token after Close: %v", err)
 	}
 }

@@ -1,5 +1,7 @@
 package credvault
 
+import "unsafe"
+
 // FinalizedForTest is the number of times the finalizer ran.
 func FinalizedForTest() int64 { return finalized.Load() }
 
@@ -15,3 +17,29 @@ func FetchGoroutinesForTest() int64 { return fetchGoroutines.Load() }
 
 // TokenPooled is Token() by the full call: pooled buffer, error buffer, string copy, wipe.
 func TokenPooled(p *Provider) (string, error) { return p.get(shapeToken, true) }
+
+// FillSlotsForTest takes the idle fill slots of both shapes out of p's pools, reports how many
+// there were and whether every C buffer was all zeros (no plaintext at rest), and puts them back.
+func FillSlotsForTest(p *Provider) (n int, wiped bool) {
+	wiped = true
+	for sh := range p.slots {
+		var got []*fillSlot
+		for {
+			s, _ := p.slots[sh].Get().(*fillSlot)
+			if s == nil {
+				break
+			}
+			got = append(got, s)
+		}
+		for _, s := range got {
+			for _, b := range unsafe.Slice((*byte)(unsafe.Pointer(s.f.buf)), int(s.f.buf_len)) {
+				if b != 0 {
+					wiped = false
+				}
+			}
+			p.slots[sh].Put(s)
+		}
+		n += len(got)
+	}
+	return n, wiped
+}

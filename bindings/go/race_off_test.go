@@ -1,0 +1,5 @@
+//go:build !race
+
+package credvault_test
+
+const raceEnabled = false
