@@ -344,7 +344,10 @@ char *vault_stats_json(uint64_t provider);
 char *vault_stats_all_json(void);
 
 // The counters of every registered provider in the Prometheus text exposition format (0.0.4),
-// labelled by provider name, for the host's metrics endpoint. Release with `vault_string_free`.
+// labelled by provider name, followed by the refresh scheduler's (`credvault_refresh_queue_length`,
+// `credvault_refresh_oldest_queued_seconds`, `credvault_refresh_workers`,
+// `credvault_refresh_workers_peak`, `credvault_scheduled_refreshes_total`), for the host's
+// metrics endpoint. Release with `vault_string_free`.
 char *vault_metrics_prometheus(void);
 
 // Wipes and frees a string returned by `vault_stats_json`, `vault_stats_all_json` or

@@ -69,7 +69,7 @@ impl CachedToken {
 
 /// A version that changes whenever the cached token is replaced or dropped, and turns odd for
 /// good when the provider is freed. A thread that kept a reference to a cached token (the C
-/// ABI's per-thread memo, in `ffi`) checks with one shared load, and no shared write, that the
+/// ABI's per-thread memo, in `handles`) checks with one shared load, and no shared write, that the
 /// token is still the provider's current one.
 #[derive(Debug, Default)]
 pub struct Watch(AtomicU64);

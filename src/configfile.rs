@@ -95,14 +95,10 @@ fn read(path: &str) -> Result<BTreeMap<String, Candidate>> {
     if text.len() as u64 > MAX_FILE {
         return Err(Error::config(format!("config file {shown}: too large")));
     }
-    let mut tree = WipedValue(serde_json::from_str(&text).map_err(|e| {
-        Error::config(format!(
-            "config file {shown}: not valid JSON ({:?} error at line {}, column {})",
-            e.classify(),
-            e.line(),
-            e.column()
-        ))
-    })?);
+    // The same reader as a single provider's JSON: a key given twice is refused here too.
+    let mut tree = WipedValue(
+        crate::config::parse_json(&text).map_err(|e| e.context(&format!("config file {shown}")))?,
+    );
     drop(text);
     let Value::Object(top) = &mut tree.0 else {
         return Err(Error::config(format!(
@@ -292,17 +288,6 @@ pub fn names() -> Vec<(String, u64)> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// The provider of `handle` registered by a configuration file, if it was, for the name to show in
-/// stats and metrics.
-pub fn name_of(handle: u64) -> Option<String> {
-    LOADED.lock().as_ref().and_then(|l| {
-        l.providers
-            .iter()
-            .find(|(_, n)| n.handle == handle)
-            .map(|(k, _)| k.clone())
-    })
 }
 
 /// The provider named `name` in the loaded file (the Rust API's view of [`by_name`]).

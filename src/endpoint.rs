@@ -23,7 +23,7 @@ pub const MAX_BODY: u64 = 1 << 20;
 /// What a successful token request yields.
 pub struct Fetched {
     pub token: Sealed,
-    /// `Bearer` (normalised), or the scheme the provider named.
+    /// Always `Bearer` (normalised): any other scheme is refused when the response is parsed.
     pub token_type: String,
     /// How long the token lives, counted from `requested_at`.
     pub lifetime: Duration,

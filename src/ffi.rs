@@ -910,7 +910,10 @@ pub extern "C" fn vault_stats_all_json() -> *mut c_char {
 }
 
 /// The counters of every registered provider in the Prometheus text exposition format (0.0.4),
-/// labelled by provider name, for the host's metrics endpoint. Release with `vault_string_free`.
+/// labelled by provider name, followed by the refresh scheduler's (`credvault_refresh_queue_length`,
+/// `credvault_refresh_oldest_queued_seconds`, `credvault_refresh_workers`,
+/// `credvault_refresh_workers_peak`, `credvault_scheduled_refreshes_total`), for the host's
+/// metrics endpoint. Release with `vault_string_free`.
 #[no_mangle]
 pub extern "C" fn vault_metrics_prometheus() -> *mut c_char {
     value_or_error(|| {

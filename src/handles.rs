@@ -169,7 +169,8 @@ mod memo {
     use super::*;
 
     thread_local! {
-        /// The cached tokens this thread was last served, by handle. Most recent last.
+        /// The cached tokens this thread keeps, by handle, in the order they were last refilled
+        /// (a memo hit does not reorder them; the oldest refill is evicted first).
         static MEMO: RefCell<Vec<Memo>> = const { RefCell::new(Vec::new()) };
     }
 

@@ -131,7 +131,7 @@ impl Token {
         &self.value
     }
 
-    /// The token type (`Bearer` unless the provider named another scheme).
+    /// The token type: always `Bearer` (other schemes are refused when the token is fetched).
     pub fn token_type(&self) -> &str {
         &self.token_type
     }

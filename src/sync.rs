@@ -329,7 +329,8 @@ impl<T> RwLock<T> {
     ///
     /// # Safety
     /// As for [`Mutex::held_mut`].
-    #[allow(clippy::mut_from_ref, dead_code)]
+    #[cfg(test)]
+    #[allow(clippy::mut_from_ref)]
     pub(crate) unsafe fn held_mut(&self) -> &mut T {
         // SAFETY: per the contract, this thread holds the lock exclusively.
         unsafe { &mut *self.data.get() }

@@ -230,6 +230,16 @@ fn reload_keeps_rotates_and_removes() {
     assert!(e.message().contains("not valid JSON"), "{e}");
     assert_eq!(handles("steady"), steady);
     assert_eq!(handles("rotating"), rotating);
+    // A key given twice (a provider, or a secret inside one) is refused as in a single config.
+    std::fs::write(
+        &path,
+        r#"{"providers": {"steady": {"token_url": "http://127.0.0.1:9/t", "client_id": "a",
+            "client_secret": "b", "client_secret": "c"}}}"#,
+    )
+    .unwrap();
+    let e = configfile::reload().expect_err("duplicate key");
+    assert!(e.message().contains("given twice"), "{e}");
+    assert_eq!(handles("steady"), steady);
     let bad = json!({"providers": {"steady": {"token_url": "http://example.com/t",
                      "client_id": "a", "client_secret": "b"}}});
     std::fs::write(&path, bad.to_string()).unwrap();

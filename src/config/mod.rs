@@ -84,7 +84,7 @@ impl Config {
 
 /// The JSON text as a value; an object naming a key twice is refused (see [`strict`]). Messages
 /// give the position, never serde's text (which quotes the input).
-fn parse_json(json: &str) -> Result<Value> {
+pub(crate) fn parse_json(json: &str) -> Result<Value> {
     match serde_json::from_str::<strict::Strict>(json) {
         Ok(strict::Strict(v)) => Ok(v),
         Err(e) if e.classify() == serde_json::error::Category::Data => {
