@@ -25,10 +25,10 @@ def raises(cls, fn, *args):
     for frame, _ in traceback.walk_tb(e.__traceback__):
         if "credvault" in frame.f_code.co_filename:
             text = repr(frame.f_locals)
-            for s in DEMO_SECRETS:
-                assert s not in text, f"secret in the locals of {frame.f_code.co_name}"
-    for s in DEMO_SECRETS:
-        assert s not in str(e) and s not in repr(e) and s not in repr(e.args)
+            leaked = any(s in text for s in DEMO_SECRETS)
+            assert not leaked, f"secret in the locals of {frame.f_code.co_name}"
+    leaked = any(s in str(e) or s in repr(e) or s in repr(e.args) for s in DEMO_SECRETS)
+    assert not leaked, "secret in the exception"
     return e
 
 
@@ -43,6 +43,18 @@ def test_config_error_names_the_field_not_the_value():
     raises(credvault.ConfigError, credvault.Provider, {"client_id": "c", "client_secret": "demo-vgs-secret"})
     raises(credvault.ConfigError, credvault.Provider, '{"client_secret": "demo-vgs-secret", "x": ')
     raises(credvault.ConfigError, credvault.Provider, {"client_secret": object()})
+    # A JSON-text config and a preset whose construction fails keep no secret in any frame.
+    raises(
+        credvault.ConfigError,
+        credvault.Provider,
+        '{"token_url": "http://example.com/t", "client_id": "c", "client_secret": "demo-vgs-secret"}',
+    )
+    raises(
+        credvault.ConfigError,
+        lambda: credvault.Provider.from_preset(
+            "vgs", client_id="c", client_secret="demo-vgs-secret", token_url="http://example.com/t"
+        ),
+    )
 
 
 def test_invalid_argument_for_text_that_is_not_utf8():

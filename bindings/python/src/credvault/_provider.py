@@ -175,6 +175,7 @@ class Provider:
                 bad = "config is not a JSON object"
             else:
                 text = config  # let the library say what is wrong with it
+            del loaded  # no name in this frame keeps the parsed secrets (traceback locals)
         elif isinstance(config, Mapping):
             cfg = dict(config)
         elif config is not None:
@@ -281,8 +282,11 @@ class Provider:
         cfg: dict[str, Any] = {"preset": name, "client_id": client_id, "client_secret": client_secret}
         if headers is not None:
             cfg["headers"] = dict(headers)
-        del client_secret, headers
-        return cls(cfg, **keys)
+        # Handed over through a list emptied by the call itself, so that no local of this frame
+        # still holds the secret if the constructor raises (traceback locals).
+        box = [cfg]
+        del cfg, client_secret, headers
+        return cls(box.pop(), **keys)
 
     # -- tokens --------------------------------------------------------------------------------
 
