@@ -262,6 +262,10 @@ func (p *Provider) invalidate(token string, named bool) error {
 	if st != StatusOK {
 		return p.errorAfter(st, eb[:])
 	}
+	// The values this Provider keeps are dropped with the token (README, "What is wiped").
+	for sh := range p.cached {
+		p.cached[sh].Store(nil)
+	}
 	return nil
 }
 
