@@ -10,10 +10,12 @@
 //! (measured time after every provider holds a token, 40), `--callers N` (4), `--workers N`
 //! (refresh workers, 4), `--endpoint-limit N` (2), `--latency-ms N` (every token request held
 //! this long by the idp: with the per-endpoint limit it caps the idp's capacity at
-//! limit x 1000 / latency requests per second; 0 = as fast as loopback goes).
+//! limit x 1000 / latency requests per second; 0 = as fast as loopback goes), `--jitter-pct P`
+//! (the providers' `refresh_jitter` in percent; the default when not given).
 //!
 //! Prints peak threads and peak RSS of this process (sampled every 50 ms), the slowest call,
-//! calls over 10 ms, failed calls, token requests, and the refresh lag: for each refresh a
+//! calls over 10 ms, failed calls, token requests (and which of them were the scheduler's
+//! refreshes and which callers' own fetches of a token past its serving limit), and the refresh lag: for each refresh a
 //! caller observed, the time from the old token's refresh point to the moment a caller first saw
 //! the new token (so it includes the wait for the next call past the refresh point).
 #![allow(unused_unsafe)]
@@ -32,8 +34,12 @@ use serde_json::json;
 
 use common::Idp;
 
+fn args() -> Vec<String> {
+    std::env::args().collect()
+}
+
 fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
+    let args = args();
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1))
@@ -56,6 +62,41 @@ struct Seen {
     refresh_at: Instant,
 }
 
+/// The providers' counters, summed.
+#[derive(Default)]
+struct Totals {
+    fetched: u64,
+    refreshes: u64,
+    refresh_failures: u64,
+    retries: u64,
+    failures: u64,
+}
+
+impl Totals {
+    fn minus(&self, before: &Totals) -> Totals {
+        Totals {
+            fetched: self.fetched - before.fetched,
+            refreshes: self.refreshes - before.refreshes,
+            refresh_failures: self.refresh_failures - before.refresh_failures,
+            retries: self.retries - before.retries,
+            failures: self.failures - before.failures,
+        }
+    }
+}
+
+fn totals(providers: &[Provider]) -> Totals {
+    let mut t = Totals::default();
+    for p in providers {
+        let c = p.stats().counters;
+        t.fetched += c.tokens_fetched;
+        t.refreshes += c.background_refreshes;
+        t.refresh_failures += c.background_refresh_failures;
+        t.retries += c.retries;
+        t.failures += c.failures.iter().map(|(_, n)| n).sum::<u64>();
+    }
+    t
+}
+
 fn main() {
     let n = arg("--providers", 1000) as usize;
     let lifetime = arg("--lifetime", 20);
@@ -75,9 +116,16 @@ fn main() {
         json!({"dialect": "oauth", "client_id": "sched", "client_secret": "sched-secret",
         "lifetime_s": lifetime}),
     );
-    let cfg = json!({"token_url": idp.url("/oauth/token"), "client_id": "sched",
-        "client_secret": "sched-secret"})
-    .to_string();
+    let mut cfg = json!({"token_url": idp.url("/oauth/token"), "client_id": "sched",
+        "client_secret": "sched-secret"});
+    if let Some(pct) = args()
+        .iter()
+        .position(|a| a == "--jitter-pct")
+        .map(|_| arg("--jitter-pct", 5))
+    {
+        cfg["refresh_jitter"] = json!(pct as f64 / 100.0);
+    }
+    let cfg = cfg.to_string();
     let rss_empty = proc_status("VmRSS:");
     let providers: Arc<Vec<Provider>> =
         Arc::new((0..n).map(|_| Provider::new(&cfg).unwrap()).collect());
@@ -102,6 +150,7 @@ fn main() {
         );
     }
     let requests_before = idp.token_requests();
+    let counters_before = totals(&providers);
 
     let stop = Arc::new(AtomicBool::new(false));
     let peak_threads = Arc::new(AtomicU64::new(0));
@@ -181,6 +230,7 @@ fn main() {
     stop.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
     let requests = idp.token_requests() - requests_before;
+    let counters = totals(&providers).minus(&counters_before);
     let mut lags = std::mem::take(&mut *lags.lock().unwrap());
     lags.sort();
     let pct = |q: f64| -> f64 {
@@ -211,6 +261,17 @@ fn main() {
     println!("calls > 10 ms  {}", over_10ms.load(Ordering::Relaxed));
     println!("failed calls   {}", failed.load(Ordering::Relaxed));
     println!("token requests {requests} during the run");
+    println!(
+        "               {} fetched: {} by the scheduler's refreshes, {} by callers; \
+         {} retries, {} failed fetches",
+        counters.fetched,
+        counters.refreshes,
+        counters
+            .fetched
+            .saturating_sub(counters.refreshes - counters.refresh_failures),
+        counters.retries,
+        counters.failures
+    );
     println!(
         "refresh lag    {} refreshes seen: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
         lags.len(),

@@ -2,8 +2,9 @@
 //! provider of the process (issue 17).
 //!
 //! A hit past a token's refresh point queues its provider (once: the cache's `queued` flag); a
-//! worker takes the queued refresh whose token is closest to its serving limit first, skipping
-//! those whose token endpoint already has [`endpoint_limit`] requests in flight, and runs it on
+//! worker takes the queued refresh whose token is closest to its serving limit first, among the
+//! token endpoints with fewer than [`endpoint_limit`] requests in flight (one heap per endpoint:
+//! only their heads are compared, so a long queue behind a busy endpoint is never scanned), and runs it on
 //! the provider's single flight (a fetch already running for that provider, say a caller's, makes
 //! the queued refresh moot). A caller with nothing servable never waits for the queue: it fetches
 //! on its own thread at once (`Cache::get_blocking`).
@@ -54,7 +55,6 @@ struct Job {
     serve_until: Instant,
     /// Order of arrival, among equally urgent ones.
     seq: u64,
-    endpoint: Arc<str>,
     provider: Weak<dyn Refresh>,
     /// When it was queued (for the stats: how long the oldest has waited).
     queued_at: Instant,
@@ -81,58 +81,87 @@ impl Ord for Job {
     }
 }
 
+/// The refreshes queued for one token endpoint, and how many of its requests are in flight.
+/// Kept while either is non-zero.
+struct Endpoint {
+    key: Arc<str>,
+    jobs: BinaryHeap<Job>,
+    in_flight: usize,
+}
+
 struct State {
-    queue: BinaryHeap<Job>,
+    /// One entry per token endpoint with queued or running refreshes (providers share a few
+    /// endpoints: a list). Choosing the next refresh looks at each endpoint's most urgent job
+    /// only, so a long queue behind a busy endpoint costs nothing to pass over.
+    endpoints: Vec<Endpoint>,
     seq: u64,
     /// Worker threads alive.
     workers: usize,
-    /// Refreshes in flight per token endpoint (a few entries: a list).
-    in_flight: Vec<(Arc<str>, usize)>,
 }
 
 impl State {
     const fn new() -> State {
         State {
-            queue: BinaryHeap::new(),
+            endpoints: Vec::new(),
             seq: 0,
             workers: 0,
-            in_flight: Vec::new(),
         }
     }
 
-    fn in_flight(&self, endpoint: &str) -> usize {
-        self.in_flight
-            .iter()
-            .find(|(e, _)| &**e == endpoint)
-            .map_or(0, |(_, n)| *n)
-    }
-
-    fn add_in_flight(&mut self, endpoint: &Arc<str>) {
-        let n = match self.in_flight.iter_mut().find(|(e, _)| e == endpoint) {
-            Some((_, n)) => {
-                *n += 1;
-                *n
-            }
-            None => {
-                self.in_flight.push((endpoint.clone(), 1));
-                1
-            }
-        };
-        PEAK_PER_ENDPOINT.fetch_max(n, Ordering::AcqRel);
-    }
-
-    fn sub_in_flight(&mut self, endpoint: &Arc<str>) {
-        if let Some(i) = self.in_flight.iter().position(|(e, _)| e == endpoint) {
-            self.in_flight[i].1 -= 1;
-            if self.in_flight[i].1 == 0 {
-                self.in_flight.swap_remove(i);
-            }
-        }
+    fn queued(&self) -> usize {
+        self.endpoints.iter().map(|e| e.jobs.len()).sum()
     }
 
     /// Refreshes in flight.
     fn busy(&self) -> usize {
-        self.in_flight.iter().map(|(_, n)| n).sum()
+        self.endpoints.iter().map(|e| e.in_flight).sum()
+    }
+
+    fn push(&mut self, key: Arc<str>, job: Job) {
+        match self.endpoints.iter_mut().find(|e| e.key == key) {
+            Some(e) => e.jobs.push(job),
+            None => self.endpoints.push(Endpoint {
+                key,
+                jobs: BinaryHeap::from([job]),
+                in_flight: 0,
+            }),
+        }
+    }
+
+    /// Takes the most urgent queued refresh whose endpoint has fewer than `limit` requests in
+    /// flight (dropping those of freed providers on the way), and counts it in flight.
+    fn take(&mut self, limit: usize) -> Option<(Arc<str>, Job)> {
+        for e in &mut self.endpoints {
+            while e
+                .jobs
+                .peek()
+                .is_some_and(|j| j.provider.strong_count() == 0)
+            {
+                e.jobs.pop(); // freed while queued
+            }
+        }
+        self.endpoints
+            .retain(|e| !e.jobs.is_empty() || e.in_flight > 0);
+        let e = self
+            .endpoints
+            .iter_mut()
+            .filter(|e| e.in_flight < limit)
+            .filter(|e| !e.jobs.is_empty())
+            .max_by(|a, b| a.jobs.peek().cmp(&b.jobs.peek()))?;
+        let job = e.jobs.pop()?;
+        e.in_flight += 1;
+        PEAK_PER_ENDPOINT.fetch_max(e.in_flight, Ordering::AcqRel);
+        Some((e.key.clone(), job))
+    }
+
+    fn done(&mut self, key: &Arc<str>) {
+        if let Some(i) = self.endpoints.iter().position(|e| &e.key == key) {
+            let e = &mut self.endpoints[i];
+            e.in_flight -= 1;
+            if e.in_flight == 0 && e.jobs.is_empty() {
+                self.endpoints.swap_remove(i);
+            }
+        }
     }
 }
 
@@ -158,9 +187,8 @@ pub(crate) unsafe fn fork_release(side: Side) {
     unsafe {
         if side == Side::Child {
             let s = STATE.held_mut();
-            s.queue.clear();
+            s.endpoints.clear();
             s.workers = 0;
-            s.in_flight.clear();
             WAKE.fork_reset();
         }
         STATE.fork_release(side);
@@ -226,14 +254,15 @@ pub fn reset_peaks() {
 pub fn stats() -> Stats {
     let s = STATE.lock();
     Stats {
-        queued: s.queue.len(),
+        queued: s.queued(),
         workers: s.workers,
         peak_workers: PEAK_WORKERS.load(Ordering::Acquire),
         refreshes: REFRESHES.load(Ordering::Acquire),
         peak_per_endpoint: PEAK_PER_ENDPOINT.load(Ordering::Acquire),
         oldest_queued_ms: s
-            .queue
+            .endpoints
             .iter()
+            .flat_map(|e| e.jobs.iter())
             .map(|j| j.queued_at.elapsed().as_millis() as u64)
             .max()
             .unwrap_or(0),
@@ -251,14 +280,14 @@ pub(crate) fn enqueue(
     let mut s = STATE.lock();
     s.seq += 1;
     let seq = s.seq;
-    s.queue.push(Job {
+    let job = Job {
         serve_until,
         seq,
-        endpoint,
         provider,
         queued_at: Instant::now(),
-    });
-    if s.workers < workers() && s.workers < s.queue.len() + s.busy() {
+    };
+    s.push(endpoint.clone(), job);
+    if s.workers < workers() && s.workers < s.queued() + s.busy() {
         s.workers += 1;
         PEAK_WORKERS.fetch_max(s.workers, Ordering::AcqRel);
         let spawned = std::thread::Builder::new()
@@ -268,63 +297,113 @@ pub(crate) fn enqueue(
             s.workers -= 1;
             if s.workers == 0 {
                 // Nobody will run it: take it back out.
-                s.queue.retain(|j| j.seq != seq);
+                if let Some(e) = s.endpoints.iter_mut().find(|e| e.key == endpoint) {
+                    e.jobs.retain(|j| j.seq != seq);
+                }
                 return false;
             }
         }
     } else {
-        WAKE.notify_all();
+        WAKE.notify_one();
     }
     true
 }
 
-/// A worker: runs the most urgent runnable refresh until the queue is empty, then exits.
+/// A worker: runs the most urgent runnable refresh until the queue has stayed empty for
+/// [`LINGER`], then exits.
 fn work() {
     let mut s = STATE.lock();
     let mut lingered = false;
     loop {
-        if s.workers > workers() || (s.queue.is_empty() && lingered) {
+        if s.workers > workers() || (lingered && s.queued() == 0) {
             s.workers -= 1;
             return;
         }
-        if s.queue.is_empty() {
-            // Stay a moment for the next due refresh (tokens fetched together come due
-            // together) rather than exit and have a thread started again at once.
-            lingered = true;
-            WAKE.wait_until(&mut s, Instant::now() + LINGER);
-            continue;
-        }
-        lingered = false;
-        let limit = endpoint_limit();
-        let mut skipped = Vec::new();
-        let mut found = None;
-        while let Some(job) = s.queue.pop() {
-            if job.provider.strong_count() == 0 {
-                continue; // freed while queued
-            }
-            if s.in_flight(&job.endpoint) >= limit {
-                skipped.push(job);
-                continue;
-            }
-            found = Some(job);
-            break;
-        }
-        s.queue.extend(skipped);
-        let Some(job) = found else {
-            if !s.queue.is_empty() {
-                // Every queued refresh waits for a slot at its endpoint.
+        let Some((endpoint, job)) = s.take(endpoint_limit()) else {
+            if s.queued() == 0 {
+                // Stay a moment for the next due refresh (tokens fetched together come due
+                // together) rather than exit and have a thread started again at once.
+                lingered = true;
+                WAKE.wait_until(&mut s, Instant::now() + LINGER);
+            } else {
+                // Every queued refresh waits for a slot at its endpoint: a finished refresh
+                // wakes one worker.
+                lingered = false;
                 WAKE.wait_until(&mut s, Instant::now() + Duration::from_secs(1));
             }
             continue;
         };
-        s.add_in_flight(&job.endpoint);
+        lingered = false;
         drop(s);
         if let Some(p) = job.provider.upgrade() {
             REFRESHES.fetch_add(1, Ordering::AcqRel);
             p.run_queued_refresh();
         }
         s = STATE.lock();
-        s.sub_in_flight(&job.endpoint);
-        WAKE.notify_all();
+        s.done(&endpoint);
+        WAKE.notify_one();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Nothing;
+    impl Refresh for Nothing {
+        fn run_queued_refresh(&self) {}
+    }
+
+    fn job(s: &mut State, key: &Arc<str>, p: &Arc<dyn Refresh>, in_ms: u64) -> u64 {
+        s.seq += 1;
+        let now = Instant::now();
+        let seq = s.seq;
+        s.push(
+            key.clone(),
+            Job {
+                serve_until: now + Duration::from_millis(in_ms),
+                seq,
+                provider: Arc::downgrade(p),
+                queued_at: now,
+            },
+        );
+        seq
+    }
+
+    #[test]
+    fn takes_the_most_urgent_job_of_any_endpoint_with_a_free_slot() {
+        let (a, b): (Arc<str>, Arc<str>) = ("https://a/token".into(), "https://b/token".into());
+        let p: Arc<dyn Refresh> = Arc::new(Nothing);
+        let mut s = State::new();
+        let a1 = job(&mut s, &a, &p, 1_000);
+        let a2 = job(&mut s, &a, &p, 2_000);
+        let a3 = job(&mut s, &a, &p, 3_000);
+        let b1 = job(&mut s, &b, &p, 2_500);
+        let take = |s: &mut State| s.take(2).map(|(k, j)| (k, j.seq));
+        assert_eq!(take(&mut s), Some((a.clone(), a1)));
+        assert_eq!(take(&mut s), Some((a.clone(), a2)));
+        // `a` has 2 in flight: its next job (more urgent than b's) waits; b's goes first.
+        assert_eq!(take(&mut s), Some((b.clone(), b1)));
+        assert_eq!(take(&mut s), None, "a is full, b is empty");
+        assert_eq!((s.queued(), s.busy()), (1, 3));
+        s.done(&a);
+        assert_eq!(take(&mut s), Some((a.clone(), a3)));
+        s.done(&a);
+        s.done(&a);
+        s.done(&b);
+        assert_eq!((s.queued(), s.busy(), s.endpoints.len()), (0, 0, 0));
+    }
+
+    #[test]
+    fn a_freed_providers_job_is_dropped_not_taken() {
+        let a: Arc<str> = "https://a/token".into();
+        let kept: Arc<dyn Refresh> = Arc::new(Nothing);
+        let freed: Arc<dyn Refresh> = Arc::new(Nothing);
+        let mut s = State::new();
+        job(&mut s, &a, &freed, 1_000);
+        let k = job(&mut s, &a, &kept, 2_000);
+        drop(freed);
+        assert_eq!(s.take(1).map(|(_, j)| j.seq), Some(k));
+        assert_eq!(s.queued(), 0);
     }
 }

@@ -188,6 +188,10 @@ impl Condvar {
         self.raw().notify_all();
     }
 
+    pub(crate) fn notify_one(&self) {
+        self.raw().notify_one();
+    }
+
     /// Gives up the lock of `guard` until notified (or spuriously woken) or until `deadline`,
     /// and takes it again. Returns true when it returned because the deadline passed.
     pub(crate) fn wait_until<T>(&self, guard: &mut MutexGuard<'_, T>, deadline: Instant) -> bool {
