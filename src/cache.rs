@@ -210,6 +210,17 @@ struct Flight {
     last: Option<Result<Arc<CachedToken>>>,
 }
 
+/// A token fetched by a caller with nothing servable cached (a provider's first, or one after
+/// expiry, invalidation or a failed refresh) is the kind fetched in the same second as thousands
+/// of others: a service starting with a provider per merchant, every provider at the end of an
+/// outage. With the usual jitter (5 % of the lifetime) their refreshes would come due within a
+/// second of each other, more than an identity provider (or the refresh workers' CPU) can serve
+/// before the serving limit. So its refresh point is drawn from the last `FIRST_SPREAD` share
+/// of the way to `refresh_ratio` (for the default 0.75: 37.5 % to 75 % of the lifetime). The
+/// next tokens, fetched at those spread points, keep the narrow jitter and stay spread. Costs
+/// one early refresh per such fetch; `refresh_jitter: 0` turns all randomness off.
+const FIRST_SPREAD: f64 = 0.5;
+
 /// The token cache of one provider.
 #[derive(Debug)]
 pub struct Cache {
@@ -431,7 +442,7 @@ impl Cache {
             Ok(f) => {
                 state.generation += 1;
                 state.lifetime = Some(f.lifetime);
-                let token = Arc::new(self.schedule(f, state.generation));
+                let token = Arc::new(self.schedule(f, state.generation, foreground));
                 state.token = Some(token.clone());
                 self.watch.bump();
                 state.failure = None;
@@ -486,14 +497,19 @@ impl Cache {
         self.policy.cooldown.min(cap)
     }
 
-    /// Places the refresh point and the serving limit of a freshly fetched token.
-    fn schedule(&self, f: Fetched, generation: u64) -> CachedToken {
+    /// Places the refresh point and the serving limit of a freshly fetched token. `caught_up`:
+    /// fetched by a caller with nothing servable cached (see [`FIRST_SPREAD`]).
+    fn schedule(&self, f: Fetched, generation: u64, caught_up: bool) -> CachedToken {
         let p = &self.policy;
         let life = f.lifetime;
         let expires_at = f.requested_at + life;
         let margin = p.expiry_margin.min(life / 10);
         let serve_until = expires_at - margin;
-        let share = (p.refresh_ratio - p.refresh_jitter * random_fraction()).max(0.05);
+        let jitter = match caught_up && p.refresh_jitter > 0.0 {
+            true => p.refresh_jitter.max(p.refresh_ratio * FIRST_SPREAD),
+            false => p.refresh_jitter,
+        };
+        let share = (p.refresh_ratio - jitter * random_fraction()).max(0.05);
         // Whatever the ratio, a refresh window of at least a tenth of the servable time is
         // left before the serving limit (a ratio of 0.95 with the default margin would put the
         // refresh point past it for any token of 10 minutes or less).

@@ -329,3 +329,87 @@ fn refreshes_to_one_token_endpoint_are_limited() {
         scheduler::DEFAULT_ENDPOINT_LIMIT
     ));
 }
+
+/// The refresh point of `p`'s token as a share of its `lifetime`, from the two times the cache
+/// reports at one instant (`refresh_at - serve_until` does not depend on when it is asked; the
+/// serving limit is `lifetime - lifetime / 10` after the request for a token this short).
+fn refresh_share(p: &Provider, lifetime: f64) -> (u64, f64) {
+    let (generation, refresh_in, serve_in) = p.schedule().expect("a token is cached");
+    let share = (refresh_in.as_secs_f64() - serve_in.as_secs_f64()) / lifetime + 0.9;
+    (generation, share)
+}
+
+/// Issue 17: tokens fetched together with nothing servable cached (a service starting with a
+/// provider per merchant) get refresh points spread over 37.5 % to 75 % of their lifetime, not
+/// within the 5 % jitter where their refreshes would all come due in the same second; the
+/// tokens that replace them at those points keep the narrow jitter (70 % to 75 %), so they stay
+/// spread without refreshing early again.
+#[test]
+fn tokens_fetched_together_get_spread_refresh_points() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    fresh(4);
+    let idp = Idp::start_with(&[]);
+    let life = 12.0;
+    idp.add_client(
+        json!({"dialect": "oauth", "client_id": "spread", "client_secret": SECRET,
+        "lifetime_s": life as u64}),
+    );
+    // The defaults: refresh_ratio 0.75, refresh_jitter 0.05.
+    let cfg = json!({"token_url": idp.url("/oauth/token"), "client_id": "spread",
+        "client_secret": SECRET})
+    .to_string();
+    let providers: Vec<Provider> = (0..24).map(|_| Provider::new(&cfg).unwrap()).collect();
+    let first: Vec<(u64, f64)> = providers
+        .iter()
+        .map(|p| {
+            p.token().unwrap();
+            refresh_share(p, life)
+        })
+        .collect();
+    let eps = 0.01;
+    for (_, share) in &first {
+        assert!(
+            (0.375 - eps..=0.75 + eps).contains(share),
+            "first refresh point at {share:.3} of the lifetime"
+        );
+    }
+    let (lo, hi) = first.iter().fold((1.0f64, 0.0f64), |(lo, hi), (_, s)| {
+        (lo.min(*s), hi.max(*s))
+    });
+    // 24 draws over a range of 0.375: all within 0.2 of each other has odds below 1e-5.
+    assert!(
+        hi - lo > 0.2,
+        "first refresh points spread over {:.3} of the lifetime only",
+        hi - lo
+    );
+    // Every one's successor, fetched by the scheduler at its refresh point (the callers keep
+    // calling, as a service does): the narrow jitter.
+    wait_for(
+        Duration::from_secs(60),
+        "all refreshed in the background",
+        || {
+            let mut all = true;
+            for (p, (generation, _)) in providers.iter().zip(&first) {
+                p.token().unwrap();
+                all &= p.schedule().is_some_and(|(g, _, _)| g > *generation);
+            }
+            all
+        },
+    );
+    for p in &providers {
+        let (_, share) = refresh_share(p, life);
+        assert!(
+            (0.70 - eps..=0.75 + eps).contains(&share),
+            "a background refresh's token has its refresh point at {share:.3} of the lifetime"
+        );
+    }
+    let (fetched, refreshed) = providers.iter().fold((0, 0), |(f, r), p| {
+        let c = p.stats().counters;
+        (f + c.tokens_fetched, r + c.background_refreshes)
+    });
+    assert_eq!(
+        fetched - refreshed,
+        24,
+        "callers fetched only the first tokens"
+    );
+}
