@@ -227,12 +227,14 @@ impl Provider {
                 "called from the log callback with no servable token: a fetch cannot be waited for there",
             ));
         }
-        RAN_FETCH.with(|r| r.set(false));
-        let result = inner.cache.get_blocking(|plan| inner.fetch(plan, false));
-        if let Err(e) = &result {
-            if RAN_FETCH.with(|r| r.replace(false)) {
-                inner.cooldown_entered(e);
-            }
+        // This thread, not a waiter that took its result, reports the cool-down it entered.
+        let mut ran_fetch = false;
+        let result = inner.cache.get_blocking(|plan| {
+            ran_fetch = true;
+            inner.fetch(plan, false)
+        });
+        if let (Err(e), true) = (&result, ran_fetch) {
+            inner.cooldown_entered(e);
         }
         let token = result?;
         Ok(f(&token))
@@ -361,11 +363,6 @@ impl Provider {
     }
 }
 
-thread_local! {
-    /// Set when this thread ran a foreground fetch (it, not a waiter, reports the cool-down).
-    static RAN_FETCH: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
 impl crate::scheduler::Refresh for Inner {
     fn run_queued_refresh(&self) {
         if self.cache.claim_queued_refresh() {
@@ -387,7 +384,6 @@ impl Inner {
     /// Counted, and reported to the log hook (no lock is held here).
     fn fetch(&self, plan: Plan, background: bool) -> Result<Fetched> {
         if !background {
-            let _ = RAN_FETCH.try_with(|r| r.set(true));
             self.cooldown_ended("expired");
         }
         let kind = if background { "refresh" } else { "fetch" };
