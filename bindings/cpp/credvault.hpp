@@ -40,6 +40,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #if defined(__has_include)
@@ -453,28 +454,21 @@ class Provider {
         return p;
     }
 
-    SecretString token() const
-    {
-        SecretString s;
-        ErrorInfo err;
-        check(token(s, err), err);
-        return s;
-    }
-
+    SecretString token() const { return or_throw<SecretString>(&Provider::token); }
     SecretString authorization() const
     {
-        SecretString s;
-        ErrorInfo err;
-        check(authorization(s, err), err);
-        return s;
+        return or_throw<SecretString>(&Provider::authorization);
     }
 
     /// Never waits: the cached token, or std::nullopt when getting one would have to wait for
     /// the network (Status::would_block); throws on any other failure.
-    std::optional<SecretString> try_token() const { return try_get(&Provider::try_token); }
+    std::optional<SecretString> try_token() const
+    {
+        return or_throw<std::optional<SecretString>>(&Provider::try_token);
+    }
     std::optional<SecretString> try_authorization() const
     {
-        return try_get(&Provider::try_authorization);
+        return or_throw<std::optional<SecretString>>(&Provider::try_authorization);
     }
 
     void invalidate() const
@@ -505,17 +499,26 @@ class Provider {
         }
     }
 
-    std::optional<SecretString> try_get(Status (Provider::*fn)(SecretString &, ErrorInfo &)
-                                            const noexcept) const
+    /// One of the non-throwing getters (token, authorization, try_token, try_authorization).
+    using getter = Status (Provider::*)(SecretString &, ErrorInfo &) const noexcept;
+
+    /// The throwing form of a getter: runs `fn` into a new SecretString and throws its Error on
+    /// failure. `Result` is SecretString, or std::optional<SecretString> for the try_ forms,
+    /// where Status::would_block gives std::nullopt instead of an exception.
+    template <class Result> Result or_throw(getter fn) const
     {
         SecretString s;
         ErrorInfo err;
         Status status = (this->*fn)(s, err);
-        if (status == Status::would_block) {
-            return std::nullopt;
+        if constexpr (std::is_same_v<Result, std::optional<SecretString>>) {
+            if (status == Status::would_block) {
+                return std::nullopt;
+            }
+        } else {
+            static_assert(std::is_same_v<Result, SecretString>, "SecretString or its optional");
         }
         check(status, err);
-        return std::optional<SecretString>(std::move(s));
+        return Result(std::move(s));
     }
 #endif
 

@@ -247,6 +247,7 @@ TEST_F(Wrapper, TryTokenNeverWaits)
     std::string id;
     Provider p = fresh(&id, "try");
     EXPECT_FALSE(p.try_token().has_value()); // nothing cached: would block
+    EXPECT_FALSE(p.try_authorization().has_value());
     EXPECT_EQ(Idp::get().token_requests(id), 0);
     SecretString t = p.token();
     std::optional<SecretString> hit = p.try_token();
@@ -255,6 +256,9 @@ TEST_F(Wrapper, TryTokenNeverWaits)
     ErrorInfo err;
     SecretString a;
     EXPECT_EQ(p.try_authorization(a, err), Status::ok);
+    std::optional<SecretString> auth = p.try_authorization();
+    ASSERT_TRUE(auth.has_value());
+    EXPECT_SAME(auth->reveal(), a.reveal());
     EXPECT_EQ(Idp::get().token_requests(id), 1);
 }
 
