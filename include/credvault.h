@@ -57,7 +57,9 @@ enum vault_status
   // A 200 response that is not a usable token (not JSON, no `access_token`, bad fields), or a
   // response over the size limit.
   VAULT_STATUS_MALFORMED_RESPONSE = 11,
-  // The caller's buffer is too small; the required size is reported.
+  // The caller's buffer is too small. The `_into` calls report the size needed in `*out_len`;
+  // the fill calls (`vault_try_fill_token`, `vault_try_fill_authorization`) report no size:
+  // ask the matching `vault_try_get_token_into` or `vault_try_get_authorization_into`.
   VAULT_STATUS_BUFFER_TOO_SMALL = 12,
   // Any other RFC 6749 section 5.2 error (`invalid_request`, `invalid_grant`,
   // `unsupported_grant_type`, ...).
