@@ -46,10 +46,11 @@ import (
 	"bytes"
 	"context"
 	"runtime"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
+
+	"github.com/credvault/credvault/bindings/go/internal/authheader"
 )
 
 // errLen is the size of the error buffers passed to C (the OWNERS contract: message, NUL, OAuth
@@ -107,42 +108,25 @@ var finalized atomic.Int64
 func NewProvider(cfg Config) (*Provider, error) {
 	var count jsonWriter
 	cfg.write(&count)
-	n := count.n
-	mem := C.malloc(C.size_t(n + 1))
-	if mem == nil {
-		return nil, Error{Status: StatusInternal, Message: "out of memory"}
+	mem, err := newCString(count.n)
+	if err != nil {
+		return nil, err
 	}
-	defer func() {
-		C.cv_wipe(mem, C.size_t(n+1))
-		C.free(mem)
-	}()
-	buf := unsafe.Slice((*byte)(mem), n+1)
-	w := jsonWriter{buf: buf}
-	cfg.write(&w)
-	buf[n] = 0
-	return newProvider((*C.char)(mem))
+	defer mem.free()
+	cfg.write(&jsonWriter{buf: mem.bytes()})
+	return newProvider(mem.ptr())
 }
 
 // NewProviderJSON creates a provider from its JSON configuration (README "Configuration"). The
 // bytes are copied into C memory, which is wiped and freed before it returns; config itself is
 // the caller's (wipe it when it holds the secret).
 func NewProviderJSON(config []byte) (*Provider, error) {
-	if bytes.IndexByte(config, 0) >= 0 {
-		return nil, Error{Status: StatusInvalidArgument, Message: "config contains a NUL byte"}
+	mem, err := cStringOf("config", config)
+	if err != nil {
+		return nil, err
 	}
-	n := len(config)
-	mem := C.malloc(C.size_t(n + 1))
-	if mem == nil {
-		return nil, Error{Status: StatusInternal, Message: "out of memory"}
-	}
-	defer func() {
-		C.cv_wipe(mem, C.size_t(n+1))
-		C.free(mem)
-	}()
-	buf := unsafe.Slice((*byte)(mem), n+1)
-	copy(buf, config)
-	buf[n] = 0
-	return newProvider((*C.char)(mem))
+	defer mem.free()
+	return newProvider(mem.ptr())
 }
 
 func newProvider(config *C.char) (*Provider, error) {
@@ -250,11 +234,12 @@ func (p *Provider) invalidate(token string, named bool) error {
 	}
 	var ctok *C.char
 	if named {
-		if strings.IndexByte(token, 0) >= 0 {
-			return Error{Status: StatusInvalidArgument, Message: "token contains a NUL byte"}
+		mem, err := cStringOf("token", token)
+		if err != nil {
+			return err
 		}
-		ctok = C.CString(token) // malloc'd copy, wiped and freed below
-		defer wipeFree(unsafe.Pointer(ctok), len(token)+1)
+		defer mem.free()
+		ctok = mem.ptr()
 	}
 	var eb [errLen]byte
 	st := Status(C.vault_invalidate_token(C.uint64_t(h), ctok, (*C.char)(unsafe.Pointer(&eb[0])), errLen))
@@ -274,6 +259,45 @@ func wipeFree(p unsafe.Pointer, n int) {
 	C.cv_wipe(p, C.size_t(n))
 	C.free(p)
 }
+
+// cString is C memory for a NUL-terminated string: the only way this package hands a string to
+// C (configurations, tokens, paths, names). free wipes it before freeing it, whatever it held.
+type cString struct {
+	p unsafe.Pointer
+	n int // the string's length; the allocation is n+1 bytes
+}
+
+// newCString allocates room for a string of n bytes and its NUL, zeroed: the caller writes the
+// string into bytes().
+func newCString(n int) (cString, error) {
+	p := C.calloc(1, C.size_t(n+1))
+	if p == nil {
+		return cString{}, Error{Status: StatusInternal, Message: "out of memory"}
+	}
+	return cString{p, n}, nil
+}
+
+// cStringOf copies v into C memory, refusing a value with a NUL byte (what names it in the
+// error).
+func cStringOf[T string | []byte](what string, v T) (cString, error) {
+	for i := 0; i < len(v); i++ {
+		if v[i] == 0 {
+			return cString{}, Error{Status: StatusInvalidArgument, Message: what + " contains a NUL byte"}
+		}
+	}
+	s, err := newCString(len(v))
+	if err == nil {
+		copy(s.bytes(), v)
+	}
+	return s, err
+}
+
+// bytes is the string's memory, without the NUL.
+func (s cString) bytes() []byte { return unsafe.Slice((*byte)(s.p), s.n) }
+
+func (s cString) ptr() *C.char { return (*C.char)(s.p) }
+
+func (s cString) free() { wipeFree(s.p, s.n+1) }
 
 // errorAfter turns a failed call's status into an Error, reporting ErrClosed when the handle
 // was freed by a concurrent Close.
@@ -455,80 +479,75 @@ func (p *Provider) fast(sh shape) (string, bool) {
 // tokenPart is the token in a value of shape sh ("<token_type> <token>" for Authorization).
 func tokenPart(sh shape, v string) string {
 	if sh == shapeAuthorization {
-		for i := 0; i < len(v); i++ {
-			if v[i] == ' ' {
-				return v[i+1:]
-			}
-		}
+		_, v = authheader.Split(v)
 	}
 	return v
+}
+
+// read runs one C get into a pooled scratch's buffer, or into a Go buffer of the reported size
+// when the value is longer. The result holds the value, which whoever takes it wipes with
+// result.put; everything else the call wrote (a failed call's output, the error buffer) is
+// wiped before read returns. It is the path of every get but the fast path's hit: the blocking
+// call (Token on a miss), the non-blocking one (TokenContext's first try) and getContext's fetch
+// goroutine.
+func (p *Provider) read(sh shape, block bool) result {
+	h := p.handle.Load()
+	if h == 0 {
+		return result{err: errClosed}
+	}
+	s := scratchPool.Get().(*scratch)
+	buf := s.out[:]
+	for {
+		st := call(h, sh, block, buf, &s.n, s.err[:])
+		runtime.KeepAlive(p)
+		if st == StatusOK {
+			return result{b: buf[:int(s.n)], s: s}
+		}
+		clear(buf)
+		var err error
+		if st != StatusBufferTooSmall {
+			err = p.errorAfter(st, s.err[:])
+		}
+		clear(s.err[:])
+		if err != nil {
+			scratchPool.Put(s)
+			return result{err: err}
+		}
+		buf = make([]byte, int(s.n)+1) // again if the token grew meanwhile
+	}
+}
+
+// result is what read returns: the value in memory that put wipes (b, in s or in a Go buffer),
+// or the error.
+type result struct {
+	b   []byte
+	s   *scratch
+	err error
+}
+
+// put wipes the value and gives the scratch back to the pool.
+func (r result) put() {
+	clear(r.b)
+	if r.s != nil {
+		scratchPool.Put(r.s)
+	}
+}
+
+// take turns a read's result into the returned string and wipes the read's memory.
+func (p *Provider) take(sh shape, r result) (string, error) {
+	if r.err != nil {
+		return "", r.err
+	}
+	v := string(r.b)
+	r.put()
+	p.rememberShape(sh, v)
+	return v, nil
 }
 
 // get returns the value, or an Error (StatusWouldBlock included for block == false). The hot
 // path allocates nothing but the returned string.
 func (p *Provider) get(sh shape, block bool) (string, error) {
-	h := p.handle.Load()
-	if h == 0 {
-		return "", errClosed
-	}
-	s := scratchPool.Get().(*scratch)
-	st := call(h, sh, block, s.out[:], &s.n, s.err[:])
-	runtime.KeepAlive(p)
-	if st == StatusOK {
-		n := int(s.n)
-		v := string(s.out[:n])
-		clear(s.out[:n])
-		scratchPool.Put(s)
-		p.rememberShape(sh, v)
-		return v, nil
-	}
-	if st == StatusBufferTooSmall {
-		clear(s.out[:])
-		clear(s.err[:])
-		big := make([]byte, int(s.n)+1)
-		st = call(h, sh, block, big, &s.n, s.err[:])
-		runtime.KeepAlive(p)
-		if st == StatusOK {
-			v := string(big[:int(s.n)])
-			clear(big)
-			scratchPool.Put(s)
-			p.rememberShape(sh, v)
-			return v, nil
-		}
-		clear(big)
-	}
-	err := p.errorAfter(st, s.err[:])
-	clear(s.out[:])
-	clear(s.err[:])
-	scratchPool.Put(s)
-	return "", err
-}
-
-// getOwned runs one blocking get and returns the value in a Go buffer the caller must wipe (for
-// the goroutine of getContext, whose result may be abandoned).
-func (p *Provider) getOwned(sh shape) ([]byte, error) {
-	h := p.handle.Load()
-	if h == 0 {
-		return nil, errClosed
-	}
-	var n C.size_t
-	eb := make([]byte, errLen)
-	buf := make([]byte, tokLen)
-	for {
-		st := call(h, sh, true, buf, &n, eb)
-		runtime.KeepAlive(p)
-		switch st {
-		case StatusOK:
-			return buf[:int(n)], nil
-		case StatusBufferTooSmall:
-			clear(buf)
-			buf = make([]byte, int(n)+1)
-			clear(eb)
-		default:
-			clear(buf)
-			return nil, p.errorAfter(st, eb)
-		}
-	}
+	return p.take(sh, p.read(sh, block))
 }
 
 func (p *Provider) rememberShape(sh shape, v string) {
@@ -536,11 +555,6 @@ func (p *Provider) rememberShape(sh shape, v string) {
 		p.hint[sh].Store(n) // the size the fast path asks for next time
 	}
 	p.remember(tokenPart(sh, v))
-}
-
-type result struct {
-	b   []byte
-	err error
 }
 
 func (p *Provider) getContext(ctx context.Context, sh shape) (string, error) {
@@ -568,14 +582,14 @@ func (p *Provider) getContext(ctx context.Context, sh shape) (string, error) {
 	)
 	fetchGoroutines.Add(1)
 	go func() {
-		b, err := p.getOwned(sh)
+		r := p.read(sh, true)
 		mu.Lock()
 		defer mu.Unlock()
 		if abandoned {
-			clear(b)
+			r.put()
 			return
 		}
-		ch <- result{b, err}
+		ch <- r
 	}()
 	select {
 	case r := <-ch:
@@ -586,19 +600,9 @@ func (p *Provider) getContext(ctx context.Context, sh shape) (string, error) {
 		mu.Unlock()
 		select {
 		case r := <-ch: // it arrived meanwhile: wipe it
-			clear(r.b)
+			r.put()
 		default:
 		}
 		return "", ctx.Err()
 	}
-}
-
-func (p *Provider) take(sh shape, r result) (string, error) {
-	if r.err != nil {
-		return "", r.err
-	}
-	v := string(r.b)
-	clear(r.b)
-	p.rememberShape(sh, v)
-	return v, nil
 }

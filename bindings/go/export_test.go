@@ -8,7 +8,13 @@ func FinalizedForTest() int64 { return finalized.Load() }
 // For the breakdown benchmark: the pieces of one cached Token().
 var CgoNoop = cgoNoop
 
-func GetIntoOnly(p *Provider) Status { return p.getIntoOnly() }
+// ReadOnly is the full call without the string: read (the pooled buffer, the cgo call with the
+// library's hit: lookup, clock, AEAD open into the buffer) and the wipe.
+func ReadOnly(p *Provider) error {
+	r := p.read(shapeToken, true)
+	r.put()
+	return r.err
+}
 
 func PoolGetPut() { scratchPool.Put(scratchPool.Get()) }
 

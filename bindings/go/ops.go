@@ -54,7 +54,6 @@ import "C"
 import (
 	"encoding/json"
 	"runtime"
-	"strings"
 	"time"
 	"unsafe"
 )
@@ -254,13 +253,13 @@ func MetricsPrometheus() (string, error) {
 // registers them all, or none if any is invalid (the error names it). If a file is already
 // loaded, it is ReloadConfig from the new path. ProviderByName gives the providers.
 func LoadConfig(path string) error {
-	if strings.IndexByte(path, 0) >= 0 {
-		return Error{Status: StatusInvalidArgument, Message: "path contains a NUL byte"}
+	cpath, err := cStringOf("path", path)
+	if err != nil {
+		return err
 	}
-	cpath := C.CString(path)
-	defer C.free(unsafe.Pointer(cpath))
+	defer cpath.free()
 	var eb [errLen]byte
-	st := Status(C.cv_load_config(cpath, (*C.char)(unsafe.Pointer(&eb[0])), errLen))
+	st := Status(C.cv_load_config(cpath.ptr(), (*C.char)(unsafe.Pointer(&eb[0])), errLen))
 	if st != StatusOK {
 		return errorFrom(st, eb[:])
 	}
@@ -288,14 +287,14 @@ func ReloadConfig() error {
 // other callers until a ReloadConfig removes it from the file. Several calls for one name give
 // values that share the provider and its cache.
 func ProviderByName(name string) (*Provider, error) {
-	if strings.IndexByte(name, 0) >= 0 {
-		return nil, Error{Status: StatusInvalidArgument, Message: "name contains a NUL byte"}
+	cname, err := cStringOf("name", name)
+	if err != nil {
+		return nil, err
 	}
-	cname := C.CString(name)
-	defer C.free(unsafe.Pointer(cname))
+	defer cname.free()
 	var st C.vault_status
 	var eb [errLen]byte
-	h := C.cv_provider_by_name(cname, &st, (*C.char)(unsafe.Pointer(&eb[0])), errLen)
+	h := C.cv_provider_by_name(cname.ptr(), &st, (*C.char)(unsafe.Pointer(&eb[0])), errLen)
 	if h == 0 {
 		return nil, errorFrom(Status(st), eb[:])
 	}

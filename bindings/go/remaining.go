@@ -24,11 +24,14 @@ func (p *Provider) Remaining(token string) (time.Duration, error) {
 	if strings.IndexByte(token, 0) >= 0 {
 		return 0, nil // not a token the library handed out
 	}
-	ctok := C.CString(token) // malloc'd copy, wiped and freed below
-	defer wipeFree(unsafe.Pointer(ctok), len(token)+1)
+	ctok, err := cStringOf("token", token)
+	if err != nil {
+		return 0, err
+	}
+	defer ctok.free()
 	var ms C.uint64_t
 	var eb [errLen]byte
-	st := Status(C.vault_token_remaining_ms(C.uint64_t(h), ctok, &ms, (*C.char)(unsafe.Pointer(&eb[0])), errLen))
+	st := Status(C.vault_token_remaining_ms(C.uint64_t(h), ctok.ptr(), &ms, (*C.char)(unsafe.Pointer(&eb[0])), errLen))
 	runtime.KeepAlive(p)
 	if st != StatusOK {
 		return 0, p.errorAfter(st, eb[:])

@@ -18,10 +18,10 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	credvault "github.com/credvault/credvault/bindings/go"
+	"github.com/credvault/credvault/bindings/go/internal/authheader"
 	"golang.org/x/oauth2"
 )
 
@@ -52,7 +52,7 @@ func token(ctx context.Context, p *credvault.Provider) (*oauth2.Token, error) {
 		if err != nil {
 			return nil, err
 		}
-		typ, tok, _ := strings.Cut(auth, " ")
+		typ, tok := authheader.Split(auth)
 		left, err := p.Remaining(tok)
 		if err != nil {
 			return nil, err
@@ -110,7 +110,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// The API rejected this token: drop it (only if it is still the cached one, so that many
 	// requests failing with the same token cause one fetch).
-	_, tok, _ := strings.Cut(auth, " ")
+	_, tok := authheader.Split(auth)
 	_ = t.Provider.InvalidateToken(tok)
 	if !replayable(req) {
 		return resp, nil
