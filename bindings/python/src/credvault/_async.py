@@ -66,10 +66,10 @@ class AsyncProvider:
         if status != _p._WOULD_BLOCK:
             # A known error (a cool-down, a closed provider): raised with its message by the
             # non-blocking call (the blocking one could start a fetch on the loop's thread).
-            text = p._nonblocking(_p._try_tok_full)
+            text = p._read(True, wait=False)
             if text is not None:
                 return text
-        return await asyncio.get_running_loop().run_in_executor(None, p._blocking, _p._get_tok)
+        return await asyncio.get_running_loop().run_in_executor(None, p._read, True, True)
 
     async def authorization(self) -> str:
         """The ``Authorization`` value; a cached one inline, a fetch in a worker thread."""
@@ -81,10 +81,10 @@ class AsyncProvider:
                 return held[1]
             return p._refill(p._afill, p._abuf, False)
         if status != _p._WOULD_BLOCK:
-            text = p._nonblocking(_p._try_auth_full)
+            text = p._read(False, wait=False)
             if text is not None:
                 return text
-        return await asyncio.get_running_loop().run_in_executor(None, p._blocking, _p._get_auth)
+        return await asyncio.get_running_loop().run_in_executor(None, p._read, False, True)
 
     async def token_into(self, buf: Union[bytearray, memoryview]) -> int:
         """As :meth:`Provider.token_into`, in a worker thread."""

@@ -7,7 +7,7 @@ import json
 import sys
 import weakref
 from ctypes import byref, c_size_t, c_uint64, create_string_buffer
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Literal, Mapping, Optional, Union, overload
 
 from . import _lib
 from .errors import BufferTooSmall, ConfigError, CredvaultError, error_for_status
@@ -55,10 +55,16 @@ else:  # pragma: no cover - a library without the non-blocking calls: always the
 
     _fill_tok = _fill_auth = _would_block
 
-# The six-argument non-blocking calls through the declared, GIL-releasing handle: the error
-# path of AsyncProvider (they write the message and the OAuth code).
-_try_tok_full = getattr(_lib_, "vault_try_get_token_into", None)
-_try_auth_full = getattr(_lib_, "vault_try_get_authorization_into", None)
+# The six-argument calls, by (token?, wait?), through the declared, GIL-releasing handle: the
+# blocking ones serve a call the fast path could not answer; the non-blocking ones are the error
+# path of AsyncProvider (only called after the fast call reported an error, so never None). All
+# write the message and the OAuth code into an error buffer.
+_SIX_ARG_CALLS: dict[tuple[bool, bool], Any] = {
+    (True, True): _get_tok,
+    (False, True): _get_auth,
+    (True, False): getattr(_lib_, "vault_try_get_token_into", None),
+    (False, False): getattr(_lib_, "vault_try_get_authorization_into", None),
+}
 
 #: What a provider remembers of the value its fast buffer holds: (generation, str). -1: nothing.
 _NOTHING = (-1, "")
@@ -299,7 +305,7 @@ class Provider:
             if self._tfill.generation == held[0]:
                 return held[1]
             return self._refill(self._tfill, self._tbuf, True)
-        return self._blocking(_get_tok)
+        return self._read(True, wait=True)
 
     def authorization(self) -> str:
         """The ``Authorization`` header value, ``"<token_type> <token>"`` (e.g. ``"Bearer
@@ -309,7 +315,7 @@ class Provider:
             if self._afill.generation == held[0]:
                 return held[1]
             return self._refill(self._afill, self._abuf, False)
-        return self._blocking(_get_auth)
+        return self._read(False, wait=True)
 
     def _refill(self, fill: Any, buf: Any, token: bool) -> str:
         """The fast call wrote another token into ``buf``: decode it and remember it with its
@@ -320,7 +326,7 @@ class Provider:
         generation = fill.generation
         value = buf.value
         if not value:  # close() wiped the buffer meanwhile
-            return self._blocking(_get_tok if token else _get_auth)
+            return self._read(token, wait=True)
         text: str = value.decode()
         if token:
             self._tval = (generation, text)
@@ -349,29 +355,22 @@ class Provider:
             e.needed = n.value + 1
         raise e
 
-    def _blocking(self, call: Any) -> str:
-        """The blocking path: the library waits (GIL released) for the fetch in flight."""
-        size = _FAST_CAP
-        while True:
-            buf = create_string_buffer(size)
-            n = c_size_t(0)
-            err = create_string_buffer(_ERR_LEN)
-            status = call(self._h, buf, size, byref(n), err, _ERR_LEN)
-            if status == _OK:
-                value = buf.value.decode()
-                _memset(buf, 0, n.value)
-                return value
-            if status == _BUFFER_TOO_SMALL and n.value + 1 > size:
-                size = n.value + 1
-                continue
-            del buf
-            raise _raise_from(status, err)
+    @overload
+    def _read(self, token: bool, wait: Literal[True]) -> str: ...
 
-    def _nonblocking(self, call: Any) -> Optional[str]:
-        """The non-blocking call with an error buffer: the value, ``None`` if it would block,
-        or the exception for its error (a cool-down's stored error, a closed provider)."""
-        if call is None:
-            return None
+    @overload
+    def _read(self, token: bool, wait: Literal[False]) -> Optional[str]: ...
+
+    def _read(self, token: bool, wait: bool) -> Optional[str]:
+        """The token (``token``) or the ``Authorization`` value through a six-argument call with
+        an error buffer, into a buffer of its own (grown to the size the library reports if the
+        value does not fit).
+
+        ``wait``: the blocking call (``vault_get_*_into``): the library waits, GIL released, for
+        the fetch in flight. Otherwise the non-blocking one (``vault_try_get_*_into``): ``None``
+        if it would block. Either raises the exception for the call's error, with its message
+        and OAuth code (a cool-down's stored error, a closed provider, a failed fetch)."""
+        call = _SIX_ARG_CALLS[token, wait]
         size = _FAST_CAP
         while True:
             buf = create_string_buffer(size)
@@ -382,7 +381,7 @@ class Provider:
                 value = buf.value.decode()
                 _memset(buf, 0, n.value)
                 return value
-            if status == _WOULD_BLOCK:
+            if status == _WOULD_BLOCK and not wait:
                 return None
             if status == _BUFFER_TOO_SMALL and n.value + 1 > size:
                 size = n.value + 1
