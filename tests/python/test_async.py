@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import time
+
+import pytest
 
 import credvault
 from conftest import oauth_config, remember
@@ -81,3 +84,33 @@ def test_async_errors_and_close(idp):
 
     asyncio.run(main())
     assert idp.token_requests() == 1
+
+
+class _NoWorkerThreads(concurrent.futures.ThreadPoolExecutor):
+    """A default executor that fails any call that would wait in a worker thread."""
+
+    def submit(self, *args, **kwargs):  # type: ignore[override]
+        raise AssertionError("a worker thread was used")
+
+
+def test_answers_known_without_waiting_never_use_a_worker_thread(idp):
+    # A cached value, a cool-down's stored error and a closed provider are all answered on the
+    # loop's thread: the fetches below are made synchronously, and any executor call fails.
+    async def main() -> None:
+        asyncio.get_running_loop().set_default_executor(_NoWorkerThreads())
+        async with credvault.AsyncProvider(oauth_config(idp)) as p:
+            remember(p.provider.token())
+            remember(await p.token())
+            remember(await p.authorization())
+        bad = credvault.AsyncProvider(oauth_config(idp, client_secret="wrong-secret-value", cooldown_ms=60000))
+        with pytest.raises(credvault.CredentialsRejected):
+            bad.provider.authorization()
+        with pytest.raises(credvault.CredentialsRejected) as info:
+            await bad.token()
+        assert info.value.oauth_error == "invalid_client"
+        bad.close()
+        with pytest.raises(credvault.InvalidHandle):
+            await bad.authorization()
+
+    asyncio.run(main())
+    assert idp.token_requests() == 2

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Mapping, Optional, Union
 
-from . import _provider as _p
 from ._provider import Config, Provider
 
 __all__ = ["AsyncProvider"]
@@ -56,35 +55,18 @@ class AsyncProvider:
 
     async def token(self) -> str:
         """The access token; a cached one inline, a fetch in a worker thread."""
-        p = self._p
-        status = _p._fill_tok(p._tptr)
-        if status == 0:
-            held = p._tval
-            if p._tfill.generation == held[0]:
-                return held[1]
-            return p._refill(p._tfill, p._tbuf, True)
-        if status != _p._WOULD_BLOCK:
-            # A known error (a cool-down, a closed provider): raised with its message by the
-            # non-blocking call (the blocking one could start a fetch on the loop's thread).
-            text = p._read(True, wait=False)
-            if text is not None:
-                return text
-        return await asyncio.get_running_loop().run_in_executor(None, p._read, True, True)
+        value = self._p._now(True)
+        return value if value is not None else await self._fetch(True)
 
     async def authorization(self) -> str:
         """The ``Authorization`` value; a cached one inline, a fetch in a worker thread."""
+        value = self._p._now(False)
+        return value if value is not None else await self._fetch(False)
+
+    async def _fetch(self, token: bool) -> str:
+        """Waits in a worker thread for the value only a fetch can give (``Provider._read``)."""
         p = self._p
-        status = _p._fill_auth(p._aptr)
-        if status == 0:
-            held = p._aval
-            if p._afill.generation == held[0]:
-                return held[1]
-            return p._refill(p._afill, p._abuf, False)
-        if status != _p._WOULD_BLOCK:
-            text = p._read(False, wait=False)
-            if text is not None:
-                return text
-        return await asyncio.get_running_loop().run_in_executor(None, p._read, False, True)
+        return await asyncio.get_running_loop().run_in_executor(None, p._read, token, True)
 
     async def token_into(self, buf: Union[bytearray, memoryview]) -> int:
         """As :meth:`Provider.token_into`, in a worker thread."""

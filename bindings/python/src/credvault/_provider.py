@@ -317,6 +317,28 @@ class Provider:
             return self._refill(self._afill, self._abuf, False)
         return self._read(False, wait=True)
 
+    def _now(self, token: bool) -> Optional[str]:
+        """What :meth:`token` (``token``) or :meth:`authorization` answers without waiting, for
+        :class:`~credvault.AsyncProvider`: the cached value (the same fast call and remembered
+        str), the error the library already knows (a cool-down, a closed provider) raised with
+        its message by the non-blocking call (the blocking one could start a fetch on the
+        caller's thread), or ``None`` when only a fetch can give a value. token() and
+        authorization() keep their hit path inline: one more Python call would cost them about
+        30 ns, a sixth of the call."""
+        if token:
+            status = _fill_tok(self._tptr)
+            fill, buf, held = self._tfill, self._tbuf, self._tval
+        else:
+            status = _fill_auth(self._aptr)
+            fill, buf, held = self._afill, self._abuf, self._aval
+        if status == _OK:
+            if fill.generation == held[0]:
+                return held[1]
+            return self._refill(fill, buf, token)
+        if status == _WOULD_BLOCK:
+            return None
+        return self._read(token, wait=False)
+
     def _refill(self, fill: Any, buf: Any, token: bool) -> str:
         """The fast call wrote another token into ``buf``: decode it and remember it with its
         generation, in one tuple so that readers always see a pair. If another thread's fast
