@@ -35,6 +35,47 @@ pub(crate) enum Side {
     Child,
 }
 
+/// A standard-library lock whose whole state is in the lock itself (on Linux a futex word), so
+/// that a child of fork() can write a fresh one over it: the `raw` lock of [`Mutex`] and of
+/// [`RwLock`], with the guard type their `fork_hold` keeps.
+trait RawLock: Default {
+    type Held;
+}
+
+impl RawLock for ss::Mutex<()> {
+    type Held = ss::MutexGuard<'static, ()>;
+}
+
+impl RawLock for ss::RwLock<()> {
+    type Held = ss::RwLockWriteGuard<'static, ()>;
+}
+
+/// The body of [`Mutex::fork_release`] and [`RwLock::fork_release`]: takes the guard that
+/// `fork_hold` kept in `held`; in the parent drops it (an ordinary unlock), in the child forgets
+/// it and writes a fresh, unlocked lock over `raw` (the old one is never unlocked).
+///
+/// # Safety
+/// `raw` and `held` are the cells of one lock; `fork_hold` ran on this thread, and
+/// `fork_release` not since; in the child, no other reference to this lock's internals is in use
+/// (true after fork(): one thread).
+unsafe fn release_held<R: RawLock>(
+    raw: &UnsafeCell<R>,
+    held: &UnsafeCell<Option<R::Held>>,
+    side: Side,
+) {
+    // SAFETY: this thread holds the lock (fork_hold), so it alone touches `held`.
+    let guard = unsafe { (*held.get()).take() };
+    match side {
+        Side::Parent => drop(guard),
+        Side::Child => {
+            std::mem::forget(guard);
+            // SAFETY: per the contract nobody uses the old lock; it needs no drop (a futex
+            // word, or at worst a leak in the child).
+            unsafe { std::ptr::write(raw.get(), R::default()) };
+        }
+    }
+}
+
 /// A mutual exclusion lock that can be brought across fork().
 pub(crate) struct Mutex<T> {
     raw: UnsafeCell<ss::Mutex<()>>,
@@ -122,17 +163,9 @@ impl<T> Mutex<T> {
     /// `fork_hold` ran on this thread, and `fork_release` not since; in the child, no other
     /// reference to this lock's internals is in use (true after fork(): one thread).
     pub(crate) unsafe fn fork_release(&self, side: Side) {
-        // SAFETY: this thread holds the lock (fork_hold), so it alone touches `held`.
-        let guard = unsafe { (*self.held.get()).take() };
-        match side {
-            Side::Parent => drop(guard),
-            Side::Child => {
-                std::mem::forget(guard);
-                // SAFETY: per the contract nobody uses the old lock; it needs no drop (a futex
-                // word, or at worst a leak in the child).
-                unsafe { std::ptr::write(self.raw.get(), ss::Mutex::new(())) };
-            }
-        }
+        // SAFETY: `raw` and `held` are this lock's cells, and this function's contract is
+        // `release_held`'s, passed through.
+        unsafe { release_held(&self.raw, &self.held, side) }
     }
 }
 
@@ -345,16 +378,8 @@ impl<T> RwLock<T> {
     /// # Safety
     /// As for [`Mutex::fork_release`].
     pub(crate) unsafe fn fork_release(&self, side: Side) {
-        // SAFETY: this thread holds the lock (fork_hold), so it alone touches `held`.
-        let guard = unsafe { (*self.held.get()).take() };
-        match side {
-            Side::Parent => drop(guard),
-            Side::Child => {
-                std::mem::forget(guard);
-                // SAFETY: as in Mutex::fork_release.
-                unsafe { std::ptr::write(self.raw.get(), ss::RwLock::new(())) };
-            }
-        }
+        // SAFETY: as in Mutex::fork_release.
+        unsafe { release_held(&self.raw, &self.held, side) }
     }
 }
 
