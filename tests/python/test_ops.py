@@ -310,6 +310,21 @@ def test_config_file_secret_readable_by_others_is_refused(idp, tmp_path):
         credvault.load_config(str(tmp_path / "missing.json"))
 
 
+def test_config_errors_carry_no_oauth_code_of_an_earlier_call(idp, tmp_path):
+    # The configuration calls report through this thread's last error, OAuth code included.
+    # No configuration failure has a code (loading fetches nothing); the code of an earlier
+    # failed fetch on this thread must not be carried over to it.
+    bad = credvault.Provider(oauth_config(idp, client_secret=WRONG_SECRET))
+    with pytest.raises(credvault.CredentialsRejected) as rejected:
+        bad.token()
+    assert rejected.value.oauth_error == "invalid_client"
+    with pytest.raises(credvault.CredvaultError) as info:
+        credvault.load_config(str(tmp_path / "missing.json"))
+    assert info.value.oauth_error is None, "a stale OAuth code"
+    assert "missing.json" in info.value.message, info.value.message
+    bad.close()
+
+
 def test_interpreter_exit_with_logging_enabled(idp):
     # A process that enables logging, fetches and exits without disable_logging(): the atexit
     # handler removes the hook; the process exits cleanly, printing the records it got.

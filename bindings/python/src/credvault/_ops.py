@@ -21,7 +21,6 @@ from typing import Any, Optional, Union
 
 from . import _lib
 from ._provider import Provider, _json_call, _last_error
-from .errors import error_for_status
 
 __all__ = [
     "load_config",
@@ -42,10 +41,9 @@ _OK = 0
 
 def _status_call(status: int, what: str) -> None:
     if status != _OK:
-        # The message is this thread's vault_last_error: names the file, the provider and the
-        # rule, never a secret value.
-        msg = _lib_.vault_last_error()
-        raise error_for_status(status, msg.decode("utf-8", "replace") if msg else what)
+        # The message and the OAuth code are this thread's vault_last_error and
+        # vault_last_oauth_error: the file, the provider and the rule, never a secret value.
+        raise _last_error(what, status)
 
 
 def load_config(path: Union[str, "os.PathLike[str]"]) -> None:
@@ -174,7 +172,7 @@ def enable_logging(logger: Optional[logging.Logger] = None, level: int = logging
         status = _lib_.vault_set_log_callback(_CALLBACK, level, None)
         if status != _OK:
             _target = None
-            raise error_for_status(status, "the log callback could not be installed")
+        _status_call(status, "the log callback could not be installed")
         if not _atexit_registered:
             atexit.register(disable_logging)
             _atexit_registered = True

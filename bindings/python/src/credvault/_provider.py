@@ -73,17 +73,24 @@ _memset = ctypes.memset
 _CHARP = ctypes.POINTER(ctypes.c_char)
 
 
+def _error(
+    status: int, msg: Optional[bytes], code: Optional[bytes], fallback: str
+) -> CredvaultError:
+    """The one way an exception is built from what a failed call left: its ``status``, its
+    message (``fallback`` when it left none) and the identity provider's OAuth ``error`` code
+    (``None`` when it left none)."""
+    return error_for_status(
+        status,
+        msg.decode("utf-8", "replace") if msg else fallback,
+        code.decode("ascii", "replace") if code else None,
+    )
+
+
 def _raise_from(status: int, err: "ctypes.Array[ctypes.c_char]") -> CredvaultError:
     """The exception for a failed status-returning call: the message, then (after its NUL) the
     identity provider's OAuth ``error`` code, both written by the call into ``err``."""
-    raw = err.raw
-    msg, _, rest = raw.partition(b"\0")
-    code = rest.partition(b"\0")[0]
-    return error_for_status(
-        status,
-        msg.decode("utf-8", "replace"),
-        code.decode("ascii", "replace") if code else None,
-    )
+    msg, _, rest = err.raw.partition(b"\0")
+    return _error(status, msg, rest.partition(b"\0")[0], "")
 
 
 def _free(handle: int) -> None:
@@ -99,17 +106,14 @@ def _detach(handle: int) -> None:
     """The finalizer of a provider of the configuration file: the file owns it, nothing to free."""
 
 
-def _last_error(fallback: str) -> CredvaultError:
-    """The exception for this thread's last failed call (``vault_last_status`` and
-    ``vault_last_error``), for the calls that return a value rather than a status."""
-    status = int(_last_status()) or 99
-    msg = _last_msg()
-    code = _last_oauth()
-    return error_for_status(
-        status,
-        msg.decode("utf-8", "replace") if msg else fallback,
-        code.decode("ascii", "replace") if code else None,
-    )
+def _last_error(fallback: str, status: Optional[int] = None) -> CredvaultError:
+    """The exception for this thread's last failed call, read right after it on the same thread:
+    ``status`` (what the call returned; else ``vault_last_status``), ``vault_last_error`` and
+    ``vault_last_oauth_error``. For the calls that have no error buffer: those that return a
+    value rather than a status, and the configuration and log-hook calls."""
+    if status is None:
+        status = int(_last_status()) or 99
+    return _error(status, _last_msg(), _last_oauth(), fallback)
 
 
 def _json_call(call: Any, *args: Any) -> Any:
