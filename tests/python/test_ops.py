@@ -296,6 +296,12 @@ def test_config_file_load_by_name_reload(idp, tmp_path):
     remember(credvault.provider("ops-b").token())
 
 
+def test_provider_is_an_alias_of_by_name():
+    # Both names are the API (issue 14, README); one is the other, not a copy.
+    assert credvault.provider == credvault.Provider.by_name
+    assert "alias" in (credvault.Provider.by_name.__doc__ or "")
+
+
 def test_config_file_secret_readable_by_others_is_refused(idp, tmp_path):
     secret = tmp_path / "shared-secret"
     write(secret, OAUTH_SECRET, mode=0o644)

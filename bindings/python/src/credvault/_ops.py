@@ -68,10 +68,10 @@ def reload_config() -> None:
     _status_call(_lib_.vault_reload_config(), "the configuration file could not be reloaded")
 
 
-def provider(name: str) -> Provider:
-    """The provider ``name`` of the loaded configuration file: ``Provider.by_name(name)``. Its
-    ``close()`` detaches the object and never frees the provider, which belongs to the file."""
-    return Provider.by_name(name)
+#: ``credvault.provider(name)``: an alias of :meth:`Provider.by_name` (the same method, so the
+#: same checks, errors and docstring): the provider ``name`` of the loaded configuration file,
+#: whose ``close()`` detaches the object and never frees the provider, which belongs to the file.
+provider = Provider.by_name
 
 
 # -- statistics and metrics -------------------------------------------------------------------------

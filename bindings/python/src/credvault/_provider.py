@@ -245,7 +245,9 @@ class Provider:
         objects over the same name keep working. After :func:`credvault.reload_config` the
         object serves the provider's new settings (same handle); if the name left the file,
         calls raise :class:`~credvault.InvalidHandle`. Raises
-        :class:`~credvault.InvalidArgument` if no provider of that name is loaded."""
+        :class:`~credvault.InvalidArgument` if no provider of that name is loaded.
+
+        ``credvault.provider(name)`` is an alias of this method."""
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
         handle = int(_by_name(name.encode("utf-8", "surrogateescape")))
