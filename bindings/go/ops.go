@@ -35,6 +35,12 @@ static vault_status cv_reload_config(char *eb, size_t n) {
 	return st;
 }
 
+static vault_status cv_set_refresh_workers(uint32_t n, char *eb, size_t len) {
+	vault_status st = (vault_status)vault_set_refresh_workers(n);
+	if (st != VAULT_STATUS_OK) cv_copy_last_error(eb, len);
+	return st;
+}
+
 static uint64_t cv_provider_by_name(const char *name, vault_status *st, char *eb, size_t n) {
 	uint64_t h = vault_provider_by_name(name);
 	*st = h ? VAULT_STATUS_OK : vault_last_status();
@@ -53,6 +59,8 @@ import "C"
 
 import (
 	"encoding/json"
+	"fmt"
+	"math"
 	"runtime"
 	"time"
 	"unsafe"
@@ -274,6 +282,24 @@ func LoadConfig(path string) error {
 func ReloadConfig() error {
 	var eb [errLen]byte
 	st := Status(C.cv_reload_config((*C.char)(unsafe.Pointer(&eb[0])), errLen))
+	if st != StatusOK {
+		return errorFrom(st, eb[:])
+	}
+	return nil
+}
+
+// SetRefreshWorkers sets how many background refresh worker threads the process's scheduler
+// may run (1 to 64; default 4; vault_set_refresh_workers). Refreshes due ahead of expiry wait
+// in one queue, the token closest to its serving limit first, at most 2 at once per token
+// endpoint; workers start when a refresh is due and exit when none is. A Token call with
+// nothing servable never waits for them: it fetches at once. Out of range: an error matching
+// ErrInvalidArgument, and nothing changes.
+func SetRefreshWorkers(n int) error {
+	if n < 0 || uint64(n) > math.MaxUint32 {
+		return Error{Status: StatusInvalidArgument, Message: fmt.Sprintf("refresh workers: %d is out of range (1 to 64)", n)}
+	}
+	var eb [errLen]byte
+	st := Status(C.cv_set_refresh_workers(C.uint32_t(n), (*C.char)(unsafe.Pointer(&eb[0])), errLen))
 	if st != StatusOK {
 		return errorFrom(st, eb[:])
 	}

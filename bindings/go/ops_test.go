@@ -528,3 +528,24 @@ func TestConfigFile(t *testing.T) {
 		t.Fatalf("go-a after a refused load: %v", err)
 	}
 }
+
+// SetRefreshWorkers sets the scheduler's bound, seen in StatsAll; out of range is refused and
+// changes nothing.
+func TestSetRefreshWorkers(t *testing.T) {
+	defer credvault.SetRefreshWorkers(4)
+	if err := credvault.SetRefreshWorkers(7); err != nil {
+		t.Fatal(err)
+	}
+	if _, sched, err := credvault.StatsAll(); err != nil || sched.MaxWorkers != 7 {
+		t.Fatalf("after SetRefreshWorkers(7): %+v %v", sched, err)
+	}
+	for _, n := range []int{0, 65, -1} {
+		err := credvault.SetRefreshWorkers(n)
+		if !errors.Is(err, credvault.ErrInvalidArgument) {
+			t.Fatalf("SetRefreshWorkers(%d): %v", n, err)
+		}
+	}
+	if _, sched, _ := credvault.StatsAll(); sched.MaxWorkers != 7 {
+		t.Fatalf("a refused value changed the bound: %+v", sched)
+	}
+}
