@@ -74,8 +74,10 @@ if readelf -S "$LIB" | grep -q '\.debug_info'; then
   echo "the bundled library still has debug information" >&2; exit 1
 fi
 
-# The package is typed: its own sources pass mypy --strict.
+# The package is typed: its own sources pass mypy --strict, and so does a user of the installed
+# wheel (every exported name visible to the type checker; the Python example).
 "$TEST_VENV/bin/python" -m mypy --strict --no-incremental bindings/python/src/credvault
+"$TEST_VENV/bin/python" -m mypy --strict --no-incremental tests/python/typed_exports.py examples/python/quickstart.py
 
 # No cargo, no rustc on the PATH, no CREDVAULT_LIB: the wheel alone.
 env -u CREDVAULT_LIB PATH="$ROOT/$TEST_VENV/bin:/usr/bin:/bin" CREDVAULT_BIN="$ROOT/target/release/credvault" \

@@ -54,6 +54,9 @@ from .errors import (
     TLSError,
 )
 
+# The package's public names, listed once (the private modules list none). The exception
+# classes are those of credvault.errors (its _CLASSES); tests/python/test_exports.py checks
+# that the two agree and that `from credvault import *` gives these names and no others.
 __all__ = [
     "Provider",
     "AsyncProvider",

@@ -7,8 +7,6 @@ from typing import Any, Mapping, Optional, Union
 
 from ._provider import Config, Provider
 
-__all__ = ["AsyncProvider"]
-
 
 class AsyncProvider:
     """A :class:`Provider` for asyncio code.

@@ -22,16 +22,6 @@ from typing import Any, Optional, Union
 from . import _lib
 from ._provider import Provider, _json_call, _last_error
 
-__all__ = [
-    "load_config",
-    "reload_config",
-    "provider",
-    "stats_all",
-    "metrics_prometheus",
-    "enable_logging",
-    "disable_logging",
-]
-
 _lib_ = _lib.lib
 _OK = 0
 

@@ -12,8 +12,6 @@ from typing import Any, Literal, Mapping, Optional, Union, overload
 from . import _lib
 from .errors import BufferTooSmall, ConfigError, CredvaultError, error_for_status
 
-__all__ = ["Provider", "Config"]
-
 Config = Union[Mapping[str, Any], str, None]
 
 _ERR_LEN = 1024

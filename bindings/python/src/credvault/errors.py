@@ -10,32 +10,14 @@ Every exception derives from :class:`CredvaultError` and carries
   ...), or ``None``.
 
 The timeout is also a built-in :class:`TimeoutError`, so ``except TimeoutError`` catches it.
+``__all__`` (the classes, ``STATUS_NAMES`` and :func:`error_for_status`) is made from the one
+list of the classes, at the end.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-__all__ = [
-    "CredvaultError",
-    "InvalidArgument",
-    "ConfigError",
-    "InvalidHandle",
-    "NetworkError",
-    "Timeout",
-    "TLSError",
-    "HTTPStatusError",
-    "CredentialsRejected",
-    "ScopeRejected",
-    "RateLimited",
-    "MalformedResponse",
-    "BufferTooSmall",
-    "OAuthError",
-    "DiscoveryFailed",
-    "InternalError",
-    "STATUS_NAMES",
-    "error_for_status",
-]
 
 STATUS_NAMES: dict[int, str] = {
     0: "VAULT_STATUS_OK",
@@ -188,25 +170,33 @@ class InternalError(CredvaultError):
     STATUS = 99
 
 
+#: Every exception class, the base first: the one list of them. ``__all__`` and the table by
+#: status are made from it, and the package (``credvault``) exports exactly these classes.
+_CLASSES: tuple[type[CredvaultError], ...] = (
+    CredvaultError,
+    InvalidArgument,
+    ConfigError,
+    InvalidHandle,
+    NetworkError,
+    Timeout,
+    TLSError,
+    HTTPStatusError,
+    CredentialsRejected,
+    ScopeRejected,
+    RateLimited,
+    MalformedResponse,
+    BufferTooSmall,
+    OAuthError,
+    DiscoveryFailed,
+    InternalError,
+)
+
+# Made, not written out: mypy reads only a literal list, so `from credvault.errors import *`
+# gives these names at run time but none to mypy (import them by name, or from `credvault`).
+__all__ = [cls.__name__ for cls in _CLASSES] + ["STATUS_NAMES", "error_for_status"]
+
 _BY_STATUS: dict[int, type[CredvaultError]] = {
-    cls.STATUS or 0: cls
-    for cls in (
-        InvalidArgument,
-        ConfigError,
-        InvalidHandle,
-        NetworkError,
-        Timeout,
-        TLSError,
-        HTTPStatusError,
-        CredentialsRejected,
-        ScopeRejected,
-        RateLimited,
-        MalformedResponse,
-        BufferTooSmall,
-        OAuthError,
-        DiscoveryFailed,
-        InternalError,
-    )
+    cls.STATUS: cls for cls in _CLASSES if cls.STATUS is not None
 }
 
 
