@@ -296,6 +296,20 @@ def test_config_file_load_by_name_reload(idp, tmp_path):
     remember(credvault.provider("ops-b").token())
 
 
+def test_set_refresh_workers_sets_the_bound_and_refuses_out_of_range():
+    try:
+        credvault.set_refresh_workers(7)
+        assert credvault.stats_all()["scheduler"]["max_workers"] == 7
+        for bad in (0, 65, -1, 1 << 40):
+            with pytest.raises(credvault.InvalidArgument, match="out of range"):
+                credvault.set_refresh_workers(bad)
+        with pytest.raises(TypeError):
+            credvault.set_refresh_workers("8")  # type: ignore[arg-type]
+        assert credvault.stats_all()["scheduler"]["max_workers"] == 7, "a refused value changed it"
+    finally:
+        credvault.set_refresh_workers(4)
+
+
 def test_provider_is_an_alias_of_by_name():
     # Both names are the API (issue 14, README); one is the other, not a copy.
     assert credvault.provider == credvault.Provider.by_name

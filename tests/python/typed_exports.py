@@ -28,6 +28,7 @@ def _uses() -> None:
     reload_config()
     enable_logging()
     disable_logging()
+    set_refresh_workers(4)
     stats: dict[str, object] = stats_all()
     same: type[CredvaultError] = credvault.errors.OAuthError
     built: CredvaultError = errors.error_for_status(1, "m")

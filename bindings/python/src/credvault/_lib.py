@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-from ctypes import POINTER, c_char, c_char_p, c_int32, c_size_t, c_uint64, c_void_p
+from ctypes import POINTER, c_char, c_char_p, c_int32, c_size_t, c_uint32, c_uint64, c_void_p
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +103,7 @@ _PROTOTYPES: list[tuple[str, object, list[object]]] = [
     ("vault_stats_json", c_void_p, [c_uint64]),
     ("vault_stats_all_json", c_void_p, []),
     ("vault_metrics_prometheus", c_void_p, []),
+    ("vault_set_refresh_workers", c_int32, [c_uint32]),
     ("vault_string_free", None, [c_void_p]),
 ]
 

@@ -6,6 +6,7 @@ Everything here maps one C call of ``credvault.h``:
   ``vault_reload_config``, ``vault_provider_by_name``);
 * :func:`stats_all` / :func:`metrics_prometheus` (``vault_stats_all_json``,
   ``vault_metrics_prometheus``); a provider's own statistics are ``Provider.stats()``;
+* :func:`set_refresh_workers` (``vault_set_refresh_workers``);
 * :func:`enable_logging` / :func:`disable_logging` (``vault_set_log_callback``).
 """
 
@@ -89,6 +90,20 @@ def metrics_prometheus() -> str:
         return ctypes.string_at(ptr).decode("utf-8", "replace")
     finally:
         _lib_.vault_string_free(ptr)
+
+
+def set_refresh_workers(n: int) -> None:
+    """Sets how many background refresh worker threads the process's scheduler may run (1 to
+    64; default 4; ``vault_set_refresh_workers``). Refreshes due ahead of expiry wait in one
+    queue, the token closest to its serving limit first, at most 2 at once per token endpoint;
+    workers start when a refresh is due and exit when none is. A call with nothing servable
+    never waits for them: it fetches at once. Out of range: :class:`~credvault.InvalidArgument`,
+    and nothing changes. ``stats_all()["scheduler"]["max_workers"]`` shows the bound."""
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"set_refresh_workers() takes an int, not {type(n).__name__}")
+    if not 0 <= n <= 0xFFFFFFFF:
+        n = 0  # out of range either way: the library refuses it and says why
+    _status_call(_lib_.vault_set_refresh_workers(n), "the refresh workers could not be set")
 
 
 # -- the log hook ------------------------------------------------------------------------------------
