@@ -18,7 +18,10 @@
 //!   far steadier than one computed from two criterion groups measured seconds apart. It runs
 //!   with no filter or with the filter `paired` (`cargo bench --bench hit_path -- paired`).
 //!   It also times, interleaved the same way, an uncontended read lock and unlock of parking_lot's
-//!   `RwLock` and of std's (what `src/sync.rs` uses since issue 9.1).
+//!   `RwLock` and of std's (what `src/sync.rs` uses since issue 9.1), and the hit through the
+//!   registry: `vault_get_token_into` on 9 providers in turn, one more than a thread's memo holds
+//!   (8), so that no call finds its provider in the memo and every one takes the registry's and
+//!   the cache's read locks and refills the memo.
 //!
 //! The token comes from a local `credvault idp` (generic `oauth` dialect, `POST /oauth/token`,
 //! client registered with `token_bytes: 768` so tokens are 1024 characters, lifetime 3600 s): it is
@@ -254,7 +257,12 @@ fn paired_ratio() {
         "vault_get_authorization+free",
         "parking_lot RwLock read",
         "std RwLock read (src/sync.rs)",
+        "get_token_into, 9 providers",
     ];
+    // The registry path: 9 providers called in turn (the memo keeps 8), each with its own token.
+    let mut ring = vec![h];
+    ring.extend((0..8).map(|_| support::cached_provider(&fx.idp)));
+    let (mut next, mut failed) = (0usize, 0u64);
     // The cache state's read lock before and after issue 9.1 (a memo miss and the Rust API take it).
     let pl_lock = parking_lot::RwLock::new(0u64);
     let std_lock = std::sync::RwLock::new(());
@@ -282,12 +290,24 @@ fn paired_ratio() {
                     4 => {
                         black_box(*black_box(&pl_lock).read());
                     }
-                    _ => {
+                    5 => {
                         let g = black_box(&std_lock)
                             .read()
                             .unwrap_or_else(|e| e.into_inner());
                         black_box(black_box(&std_data));
                         drop(g);
+                    }
+                    _ => {
+                        next = (next + 1) % ring.len();
+                        let st = vault_get_token_into(
+                            black_box(ring[next]),
+                            buf.as_mut_ptr(),
+                            buf.len(),
+                            ptr::null_mut(),
+                            ptr::null_mut(),
+                            0,
+                        );
+                        failed += (st as i32 != 0) as u64;
                     }
                 }
             }
@@ -308,7 +328,17 @@ fn paired_ratio() {
     }
     out.zeroize();
     buf.zeroize();
-    fx.assert_no_refetch();
+    // Every measured call was a hit: none failed, no token was fetched after the one per provider.
+    assert_eq!(failed, 0, "calls on the 9 providers failed");
+    assert_eq!(
+        fx.idp.tokens_issued(),
+        ring.len() as u64,
+        "a token was fetched"
+    );
+    for &p in &ring[1..] {
+        // SAFETY: a live handle, freed once.
+        unsafe { credvault::ffi::vault_provider_free(p) };
+    }
 
     let quantile = |v: &mut Vec<f64>, q: f64| {
         v.sort_by(|a, b| a.partial_cmp(b).unwrap());

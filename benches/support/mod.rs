@@ -29,33 +29,7 @@ impl Fixture {
             "lifetime_s": 3600,
             "token_bytes": TOKEN_BYTES,
         }));
-        let config = json!({
-            "token_url": idp.url("/oauth/token"),
-            "client_id": "bench-client",
-            "client_secret": "bench-secret",
-        })
-        .to_string();
-        let config = CString::new(config).unwrap();
-        // SAFETY: a NUL-terminated string.
-        let handle = unsafe { credvault::ffi::vault_provider_new(config.as_ptr()) };
-        assert_ne!(handle, 0, "vault_provider_new failed: {}", last_error());
-
-        // Prime the cache (the one network fetch) and check what it holds.
-        // SAFETY: a live handle; the returned string is freed once.
-        unsafe {
-            let p = credvault::ffi::vault_get_token(handle);
-            assert!(
-                !p.is_null(),
-                "first vault_get_token failed: {}",
-                last_error()
-            );
-            assert_eq!(
-                CStr::from_ptr(p).to_bytes().len(),
-                TOKEN_LEN,
-                "token length"
-            );
-            credvault::ffi::vault_token_free(p);
-        }
+        let handle = cached_provider(&idp);
         assert_eq!(idp.tokens_issued(), 1);
         Fixture { idp, handle }
     }
@@ -75,6 +49,39 @@ impl Drop for Fixture {
         // SAFETY: the handle is live and freed once.
         unsafe { credvault::ffi::vault_provider_free(self.handle) };
     }
+}
+
+/// A new C-ABI provider of `bench-client` at `idp`, its 1024-character token fetched and cached
+/// (one token request).
+pub fn cached_provider(idp: &Idp) -> u64 {
+    let config = json!({
+        "token_url": idp.url("/oauth/token"),
+        "client_id": "bench-client",
+        "client_secret": "bench-secret",
+    })
+    .to_string();
+    let config = CString::new(config).unwrap();
+    // SAFETY: a NUL-terminated string.
+    let handle = unsafe { credvault::ffi::vault_provider_new(config.as_ptr()) };
+    assert_ne!(handle, 0, "vault_provider_new failed: {}", last_error());
+
+    // Prime the cache (the one network fetch) and check what it holds.
+    // SAFETY: a live handle; the returned string is freed once.
+    unsafe {
+        let p = credvault::ffi::vault_get_token(handle);
+        assert!(
+            !p.is_null(),
+            "first vault_get_token failed: {}",
+            last_error()
+        );
+        assert_eq!(
+            CStr::from_ptr(p).to_bytes().len(),
+            TOKEN_LEN,
+            "token length"
+        );
+        credvault::ffi::vault_token_free(p);
+    }
+    handle
 }
 
 pub fn last_error() -> String {
