@@ -12,7 +12,7 @@
 //! thread-local storage is gone) a call is served without the memo and `vault_invalidate` drops
 //! whatever token is cached, as for a thread that was never served one.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use crate::cache::{CachedToken, Watch};
@@ -80,17 +80,17 @@ fn serve_token<R>(
     wait: Wait,
     f: impl Fn(&CachedToken) -> Result<R, Error>,
 ) -> Result<R, Error> {
-    if let Some(result) = memo::serve(handle, &f) {
-        return result;
-    }
+    let held = match memo::serve(handle, &f) {
+        memo::Lookup::Served(result) => return result,
+        memo::Lookup::Passed(held) => held,
+    };
     let hit = registry::with(handle, |p| {
         p.try_serve(|t, version| {
-            let result = f(t);
-            if result.is_ok() {
-                p.counters().hit();
-            }
-            // Not worth keeping near the refresh point: the memo would not serve it.
-            let keep = (result.is_ok() && t.quick())
+            let result = p.counters().hit(f(t));
+            // Refill the memo, unless it already holds this very token (and passed the call on
+            // because the token is near its refresh point: refilling would change nothing). No
+            // clock read here: the hit path made the one this call needs.
+            let keep = (result.is_ok() && held != Some((version, t.serial)))
                 .then(|| (version, p.watch().clone(), t.clone(), p.counters().clone()));
             (result, keep)
         })
@@ -198,26 +198,35 @@ mod memo {
         counters: Arc<crate::stats::Counters>,
     }
 
+    /// What [`serve`] did with a call.
+    pub(super) enum Lookup<R> {
+        /// Served from the memo (counted as a hit if it succeeded).
+        Served(Result<R, Error>),
+        /// Passed on to the registry. With the `(version, serial)` of the token the memo holds
+        /// for the handle, if any: when the registry serves that same token, the memo has it
+        /// already (it passed the call on because the token is near its refresh point).
+        Passed(Option<(u64, u64)>),
+    }
+
     /// Serves `handle`'s token from this thread's memo, if it holds the current one and it is
-    /// not near its refresh point; `None` sends the caller through the registry.
+    /// not near its refresh point; else passes the call on to the registry.
     pub(super) fn serve<R>(
         handle: u64,
         f: &impl Fn(&CachedToken) -> Result<R, Error>,
-    ) -> Option<Result<R, Error>> {
+    ) -> Lookup<R> {
         MEMO.try_with(|m| {
-            let memo = m.try_borrow().ok()?;
-            let e = memo.iter().rev().find(|e| e.handle == handle)?;
+            let Ok(memo) = m.try_borrow() else {
+                return Lookup::Passed(None);
+            };
+            let Some(e) = memo.iter().rev().find(|e| e.handle == handle) else {
+                return Lookup::Passed(None);
+            };
             if e.watch.version() != e.version || !e.token.quick() {
-                return None;
+                return Lookup::Passed(Some((e.version, e.token.serial)));
             }
-            let result = f(&e.token);
-            if result.is_ok() {
-                e.counters.hit();
-            }
-            Some(result)
+            Lookup::Served(e.counters.hit(f(&e.token)))
         })
-        .ok()
-        .flatten()
+        .unwrap_or(Lookup::Passed(None))
     }
 
     /// Remembers `token` as `handle`'s current token on this thread; forgets the entries that
@@ -259,26 +268,35 @@ pub(crate) mod served {
     thread_local! {
         /// (handle, generation), most recently served last; at most [`SERVED_MAX`] entries.
         static SERVED: RefCell<Vec<(u64, u64)>> = const { RefCell::new(Vec::new()) };
+        /// The last entry of [`SERVED`], read without borrowing the table; (0, 0) before the
+        /// first (0 is never a handle).
+        static LATEST: Cell<(u64, u64)> = const { Cell::new((0, 0)) };
     }
 
     /// `handle` served this thread the token of `generation`: it becomes the most recent entry
     /// (the least recently served provider is forgotten when the table is full).
     pub fn note(handle: u64, generation: u64) {
+        // The usual case, a repeated call served the same token (a memo hit): the table would
+        // stay as it is, so it is neither borrowed nor written.
+        if LATEST.try_with(|l| l.get() == (handle, generation)) == Ok(true) {
+            return;
+        }
         let _ = SERVED.try_with(|c| {
             let Ok(mut table) = c.try_borrow_mut() else {
                 return;
             };
             if let Some(last) = table.last_mut().filter(|(h, _)| *h == handle) {
-                // Already the most recent (the usual case of a repeated call).
+                // Already the most recent: a new token from the same provider.
                 last.1 = generation;
-                return;
+            } else {
+                if let Some(i) = table.iter().rposition(|(h, _)| *h == handle) {
+                    table.remove(i);
+                } else if table.len() >= SERVED_MAX {
+                    table.remove(0);
+                }
+                table.push((handle, generation));
             }
-            if let Some(i) = table.iter().rposition(|(h, _)| *h == handle) {
-                table.remove(i);
-            } else if table.len() >= SERVED_MAX {
-                table.remove(0);
-            }
-            table.push((handle, generation));
+            let _ = LATEST.try_with(|l| l.set((handle, generation)));
         });
     }
 

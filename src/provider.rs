@@ -245,15 +245,16 @@ impl Provider {
         self.inner.cache.cooldown_error()
     }
 
-    /// Runs `f` on a servable token: from the cache when there is one, else after a fetch.
-    pub(crate) fn with_token<R>(&self, f: impl FnOnce(&CachedToken) -> R) -> Result<R> {
+    /// Runs `f` on a servable token: from the cache when there is one (a hit, counted if `f`
+    /// succeeds), else after a fetch.
+    pub(crate) fn with_token<R>(&self, f: impl FnOnce(&CachedToken) -> Result<R>) -> Result<R> {
         let mut f = Some(f);
-        if let Some(v) = self.try_serve(|t, _| f.take().map(|f| f(t))) {
-            self.inner.counters.hit();
-            return v.ok_or_else(|| Error::internal("token closure already used"));
+        let counters = &self.inner.counters;
+        if let Some(v) = self.try_serve(|t, _| f.take().map(|f| counters.hit(f(t)))) {
+            return v.unwrap_or_else(|| Err(Error::internal("token closure already used")));
         }
         match f.take() {
-            Some(f) => self.serve_blocking(f),
+            Some(f) => self.serve_blocking(f)?,
             None => Err(Error::internal("token closure already used")),
         }
     }
@@ -282,7 +283,7 @@ impl Provider {
                 token_type: t.token_type.clone(),
                 generation: t.generation,
             })
-        })?
+        })
     }
 
     /// The cache's [`Watch`]: its version changes with the cached token.

@@ -85,10 +85,16 @@ fn unix_ms() -> u64 {
 }
 
 impl Counters {
-    /// A token served from the cache.
+    /// Counts a cache hit if `served` (a cached token served to the caller) succeeded, and
+    /// passes it on: a serve whose closure failed (a buffer too small, ...) is no hit. The one
+    /// place hits are counted, for the C API's memo and registry paths (`handles`) and the Rust
+    /// API (`Provider::with_token`).
     #[inline]
-    pub fn hit(&self) {
-        self.hits.add();
+    pub fn hit<R>(&self, served: Result<R, Error>) -> Result<R, Error> {
+        if served.is_ok() {
+            self.hits.add();
+        }
+        served
     }
 
     /// A background refresh started.
@@ -376,4 +382,22 @@ pub fn scheduler_json(s: &crate::scheduler::Stats) -> serde_json::Value {
         "refreshes": s.refreshes,
         "max_workers": crate::scheduler::workers(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A serve counts as a hit only when it succeeded, and its result is passed on unchanged.
+    #[test]
+    fn only_successful_serves_are_hits() {
+        let c = Counters::default();
+        assert_eq!(c.hit(Ok::<u32, Error>(7)).ok(), Some(7));
+        let failed = c.hit(Err::<u32, _>(Error::new(
+            Status::BufferTooSmall,
+            "too small",
+        )));
+        assert_eq!(failed.map_err(|e| e.status()), Err(Status::BufferTooSmall));
+        assert_eq!(c.snapshot().cache_hits, 1);
+    }
 }

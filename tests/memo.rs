@@ -287,3 +287,27 @@ fn vault_invalidate_remembers_the_64_most_recently_served_providers() {
         assert_eq!(ffi::vault_provider_free(h), 0);
     }
 }
+
+/// `vault_invalidate` drops the token this thread was served last, also when the provider that
+/// served it is already the thread's most recent one and served it an older token just before
+/// (the usual call, served the same token again, leaves the thread's table as it is; a new token
+/// from the same provider must still be written into it).
+#[test]
+fn vault_invalidate_drops_the_newer_token_of_the_most_recent_provider() {
+    let idp = Idp::start();
+    let p = provider(&idp, "latest-p", 3600);
+    let t1 = warm(p);
+    let t2 = replaced_elsewhere(p);
+    assert!(t2 != t1);
+    assert!(
+        get(p).unwrap() == t2,
+        "this thread is served the newer token"
+    );
+    assert!(get(p).unwrap() == t2, "and again (nothing to note)");
+    assert_eq!(ffi::vault_invalidate(p), 0);
+    assert!(
+        get(p).unwrap() != t2,
+        "the token this thread was served last was dropped"
+    );
+    assert_eq!(ffi::vault_provider_free(p), 0);
+}
