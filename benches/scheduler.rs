@@ -11,13 +11,17 @@
 //! (refresh workers, 4), `--endpoint-limit N` (2), `--latency-ms N` (every token request held
 //! this long by the idp: with the per-endpoint limit it caps the idp's capacity at
 //! limit x 1000 / latency requests per second; 0 = as fast as loopback goes), `--jitter-pct P`
-//! (the providers' `refresh_jitter` in percent; the default when not given).
+//! (the providers' `refresh_jitter` in percent; the default when not given), `--attribute`
+//! (reads the thread's context-switch counts around every call, two system calls, so that each
+//! call over 10 ms is put down either to sleeping in the call, on a lock or a fetch, or to
+//! having been preempted while runnable: fewer calls per second, the same question answered).
 //!
 //! Prints peak threads and peak RSS of this process (sampled every 50 ms), the slowest call,
 //! calls over 10 ms, failed calls, token requests (and which of them were the scheduler's
 //! refreshes and which callers' own fetches of a token past its serving limit), and the refresh lag: for each refresh a
 //! caller observed, the time from the old token's refresh point to the moment a caller first saw
-//! the new token (so it includes the wait for the next call past the refresh point).
+//! the new token (so it includes the wait for the next call past the refresh point), and the CPU
+//! used during the run by the callers, the rest of this process and the idp.
 #![allow(unused_unsafe)]
 
 #[path = "../tests/common/mod.rs"]
@@ -45,6 +49,42 @@ fn arg(name: &str, default: u64) -> u64 {
         .and_then(|i| args.get(i + 1))
         .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}: not a number")))
         .unwrap_or(default)
+}
+
+/// CPU seconds (user + system) a process has used, from /proc/PID/stat.
+fn cpu_secs(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name (which is in parentheses and may hold spaces).
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    (ticks(11) + ticks(12)) / hz
+}
+
+/// The calling thread's (voluntary, involuntary) context switches so far.
+fn switches() -> (i64, i64) {
+    // SAFETY: getrusage writes the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    (ru.ru_nvcsw, ru.ru_nivcsw)
+}
+
+/// CPU seconds the calling thread has used.
+fn thread_cpu_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
 fn proc_status(key: &str) -> u64 {
@@ -150,6 +190,9 @@ fn main() {
         );
     }
     let requests_before = idp.token_requests();
+    let idp_pid = idp.pid().to_string();
+    let (idp_cpu_before, own_cpu_before) = (cpu_secs(&idp_pid), cpu_secs("self"));
+    let callers_cpu = Arc::new(Mutex::new(0.0f64));
     let counters_before = totals(&providers);
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -168,12 +211,17 @@ fn main() {
     let calls = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let over_10ms = Arc::new(AtomicU64::new(0));
+    let slept = Arc::new(AtomicU64::new(0));
+    let preempted = Arc::new(AtomicU64::new(0));
+    let attribute = args().iter().any(|a| a == "--attribute");
     let slowest = Arc::new(AtomicU64::new(0));
     let lags = Arc::new(Mutex::new(Vec::<Duration>::new()));
     let next = Arc::new(AtomicUsize::new(0));
     let end = Instant::now() + Duration::from_secs(secs);
     let threads: Vec<_> = (0..callers)
         .map(|_| {
+            let callers_cpu = callers_cpu.clone();
+            let (slept, preempted) = (slept.clone(), preempted.clone());
             let (providers, calls, failed, over_10ms, slowest, lags, next) = (
                 providers.clone(),
                 calls.clone(),
@@ -189,6 +237,7 @@ fn main() {
                 while Instant::now() < end {
                     let i = next.fetch_add(1, Ordering::Relaxed) % providers.len();
                     let p = &providers[i];
+                    let switches_before = attribute.then(switches);
                     let t = Instant::now();
                     let r = p.token();
                     let took = t.elapsed();
@@ -196,6 +245,13 @@ fn main() {
                     slowest.fetch_max(took.as_nanos() as u64, Ordering::Relaxed);
                     if took > Duration::from_millis(10) {
                         over_10ms.fetch_add(1, Ordering::Relaxed);
+                        if let Some((voluntary, _)) = switches_before {
+                            // A voluntary switch: the thread slept (a lock, a fetch). None:
+                            // it was runnable throughout and only waited for a CPU.
+                            let (v, _) = switches();
+                            let to = if v > voluntary { &slept } else { &preempted };
+                            to.fetch_add(1, Ordering::Relaxed);
+                        }
                     }
                     let Ok(token) = r else {
                         failed.fetch_add(1, Ordering::Relaxed);
@@ -221,11 +277,24 @@ fn main() {
                     }
                 }
                 lags.lock().unwrap().extend(my_lags);
+                *callers_cpu.lock().unwrap() += thread_cpu_secs();
             })
         })
         .collect();
     for t in threads {
         t.join().unwrap();
+    }
+    let wall = secs as f64;
+    let callers_cpu = *callers_cpu.lock().unwrap();
+    let (idp_cpu, own_cpu) = (
+        cpu_secs(&idp_pid) - idp_cpu_before,
+        cpu_secs("self") - own_cpu_before,
+    );
+    // Refreshes still in flight when the callers stopped: let them finish, so that the counts
+    // below agree (a refresh is counted when it starts, its token when it arrives).
+    let settle = Instant::now() + Duration::from_secs(10);
+    while scheduler::stats().workers > 0 && Instant::now() < settle {
+        thread::sleep(Duration::from_millis(20));
     }
     stop.store(true, Ordering::Relaxed);
     sampler.join().unwrap();
@@ -259,6 +328,14 @@ fn main() {
     );
     println!("calls          {}", calls.load(Ordering::Relaxed));
     println!("calls > 10 ms  {}", over_10ms.load(Ordering::Relaxed));
+    if attribute {
+        println!(
+            "               of which {} slept in the call (a lock or a fetch), {} were only \
+             preempted (runnable, waiting for a CPU)",
+            slept.load(Ordering::Relaxed),
+            preempted.load(Ordering::Relaxed)
+        );
+    }
     println!("failed calls   {}", failed.load(Ordering::Relaxed));
     println!("token requests {requests} during the run");
     println!(
@@ -271,6 +348,14 @@ fn main() {
             .saturating_sub(counters.refreshes - counters.refresh_failures),
         counters.retries,
         counters.failures
+    );
+    println!(
+        "CPU            {:.0} % of one core: callers {:.0} %, the rest of this process (refresh \
+         workers, sampler) {:.0} %, the idp {:.0} %",
+        (own_cpu + idp_cpu) / wall * 100.0,
+        callers_cpu / wall * 100.0,
+        (own_cpu - callers_cpu).max(0.0) / wall * 100.0,
+        idp_cpu / wall * 100.0
     );
     println!(
         "refresh lag    {} refreshes seen: p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",

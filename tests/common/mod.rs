@@ -158,6 +158,11 @@ impl Idp {
         }
     }
 
+    /// The idp's process id (benchmarks read its CPU time).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
