@@ -112,6 +112,13 @@ impl State {
         self.endpoints.iter().map(|e| e.jobs.len()).sum()
     }
 
+    /// Whether a queued refresh could start now (its endpoint has a free slot).
+    fn runnable(&self, limit: usize) -> bool {
+        self.endpoints
+            .iter()
+            .any(|e| e.in_flight < limit && !e.jobs.is_empty())
+    }
+
     /// Refreshes in flight.
     fn busy(&self) -> usize {
         self.endpoints.iter().map(|e| e.in_flight).sum()
@@ -168,7 +175,8 @@ impl State {
 /// The scheduler's state: a leaf lock (nothing else is taken while it is held; it is taken under
 /// the handle table's read lock on the hit path). See `fork` for its place in the lock order.
 static STATE: Mutex<State> = Mutex::new(State::new());
-/// Signalled when a job is queued or an endpoint's slot frees.
+/// Signalled (one waiter) when a job is queued, when a worker took a job and more are runnable,
+/// and when a worker leaves because the pool was made smaller.
 static WAKE: Condvar = Condvar::new();
 
 /// Takes the scheduler's lock before fork() (called by the coordinator, `fork`).
@@ -287,24 +295,32 @@ pub(crate) fn enqueue(
         queued_at: Instant::now(),
     };
     s.push(endpoint.clone(), job);
-    if s.workers < workers() && s.workers < s.queued() + s.busy() {
-        s.workers += 1;
-        PEAK_WORKERS.fetch_max(s.workers, Ordering::AcqRel);
-        let spawned = std::thread::Builder::new()
-            .name("credvault-refresh".into())
-            .spawn(work);
-        if spawned.is_err() {
-            s.workers -= 1;
-            if s.workers == 0 {
-                // Nobody will run it: take it back out.
-                if let Some(e) = s.endpoints.iter_mut().find(|e| e.key == endpoint) {
-                    e.jobs.retain(|j| j.seq != seq);
-                }
-                return false;
-            }
-        }
-    } else {
+    let spawn = s.workers < workers() && s.workers < s.queued() + s.busy();
+    if !spawn {
+        // After the lock is released, so that the worker woken does not wake only to wait for
+        // it (nor this caller for the worker).
+        drop(s);
         WAKE.notify_one();
+        return true;
+    }
+    // The new worker is counted now and started once the lock is released: starting a thread
+    // takes tens of microseconds, which callers queueing a refresh must not wait for.
+    s.workers += 1;
+    PEAK_WORKERS.fetch_max(s.workers, Ordering::AcqRel);
+    drop(s);
+    let spawned = std::thread::Builder::new()
+        .name("credvault-refresh".into())
+        .spawn(work);
+    if spawned.is_err() {
+        let mut s = STATE.lock();
+        s.workers -= 1;
+        if s.workers == 0 {
+            // Nobody will run it: take it back out.
+            if let Some(e) = s.endpoints.iter_mut().find(|e| e.key == endpoint) {
+                e.jobs.retain(|j| j.seq != seq);
+            }
+            return false;
+        }
     }
     true
 }
@@ -317,31 +333,41 @@ fn work() {
     loop {
         if s.workers > workers() || (lingered && s.queued() == 0) {
             s.workers -= 1;
+            if s.queued() > 0 {
+                // Leaving with refreshes queued (a smaller pool): another worker takes over.
+                WAKE.notify_one();
+            }
             return;
         }
-        let Some((endpoint, job)) = s.take(endpoint_limit()) else {
+        let limit = endpoint_limit();
+        let Some((endpoint, job)) = s.take(limit) else {
             if s.queued() == 0 {
                 // Stay a moment for the next due refresh (tokens fetched together come due
                 // together) rather than exit and have a thread started again at once.
                 lingered = true;
                 WAKE.wait_until(&mut s, Instant::now() + LINGER);
             } else {
-                // Every queued refresh waits for a slot at its endpoint: a finished refresh
-                // wakes one worker.
+                // Every queued refresh waits for a slot at its endpoint: the worker whose
+                // refresh frees one takes the next itself (the timeout is a backstop).
                 lingered = false;
                 WAKE.wait_until(&mut s, Instant::now() + Duration::from_secs(1));
             }
             continue;
         };
         lingered = false;
+        // More than this worker can take: pass the baton to one that waits. (A finished
+        // refresh wakes nobody: its worker comes back here and takes the next itself.)
+        let baton = s.runnable(limit);
         drop(s);
+        if baton {
+            WAKE.notify_one();
+        }
         if let Some(p) = job.provider.upgrade() {
             REFRESHES.fetch_add(1, Ordering::AcqRel);
             p.run_queued_refresh();
         }
         s = STATE.lock();
         s.done(&endpoint);
-        WAKE.notify_one();
     }
 }
 
