@@ -263,11 +263,7 @@ impl Provider {
     fn queue_refresh(&self, serve_until: Instant) {
         let weak: std::sync::Weak<dyn crate::scheduler::Refresh> = Arc::downgrade(&self.inner) as _;
         let key = self.inner.endpoint_key.clone();
-        if !crate::scheduler::enqueue(weak, key, serve_until) {
-            // No worker could be started: a later hit tries again, and a caller with nothing
-            // servable fetches on its own thread.
-            self.inner.cache.unqueue();
-        }
+        crate::scheduler::enqueue(weak, key, serve_until);
     }
 
     /// A token (from cache, or fetched).
@@ -370,6 +366,10 @@ impl crate::scheduler::Refresh for Inner {
             self.counters.refresh_started();
             self.cache.run_refresh(|plan| self.fetch(plan, true));
         }
+    }
+
+    fn unqueue(&self) {
+        self.cache.unqueue();
     }
 }
 

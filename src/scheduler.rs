@@ -48,6 +48,9 @@ pub(crate) trait Refresh: Send + Sync {
     /// Clears the provider's `queued` flag and runs its refresh if it is still due and no fetch
     /// is in flight.
     fn run_queued_refresh(&self);
+    /// Clears the provider's `queued` flag without a refresh (no worker could be started: a
+    /// later hit queues it again).
+    fn unqueue(&self);
 }
 
 struct Job {
@@ -159,6 +162,18 @@ impl State {
         e.in_flight += 1;
         PEAK_PER_ENDPOINT.fetch_max(e.in_flight, Ordering::AcqRel);
         Some((e.key.clone(), job))
+    }
+
+    /// Empties the queue (refreshes in flight stay counted), returning its providers.
+    fn take_all(&mut self) -> Vec<Weak<dyn Refresh>> {
+        let all = self
+            .endpoints
+            .iter_mut()
+            .flat_map(|e| e.jobs.drain())
+            .map(|j| j.provider)
+            .collect();
+        self.endpoints.retain(|e| e.in_flight > 0);
+        all
     }
 
     fn done(&mut self, key: &Arc<str>) {
@@ -278,13 +293,10 @@ pub fn stats() -> Stats {
 }
 
 /// Queues a refresh (the caller set the provider's `queued` flag) and starts a worker if one is
-/// needed and allowed. Returns false when no worker is alive to run it and none could be
-/// started (the caller then gives the flag back).
-pub(crate) fn enqueue(
-    provider: Weak<dyn Refresh>,
-    endpoint: Arc<str>,
-    serve_until: Instant,
-) -> bool {
+/// needed and allowed. When no worker is alive to run it and none could be started, every
+/// queued refresh is given back (`Refresh::unqueue`): a later hit queues it again, and a caller
+/// with nothing servable fetches on its own thread as always.
+pub(crate) fn enqueue(provider: Weak<dyn Refresh>, endpoint: Arc<str>, serve_until: Instant) {
     let mut s = STATE.lock();
     s.seq += 1;
     let seq = s.seq;
@@ -301,7 +313,7 @@ pub(crate) fn enqueue(
         // it (nor this caller for the worker).
         drop(s);
         WAKE.notify_one();
-        return true;
+        return;
     }
     // The new worker is counted now and started once the lock is released: starting a thread
     // takes tens of microseconds, which callers queueing a refresh must not wait for.
@@ -315,14 +327,17 @@ pub(crate) fn enqueue(
         let mut s = STATE.lock();
         s.workers -= 1;
         if s.workers == 0 {
-            // Nobody will run it: take it back out.
-            if let Some(e) = s.endpoints.iter_mut().find(|e| e.key == endpoint) {
-                e.jobs.retain(|j| j.seq != seq);
+            // Nobody will run them: this one, and any queued while the lock was released (their
+            // callers saw this worker counted and started none). Each is given back, outside
+            // the lock (the last reference to a provider may go with it), so a later hit
+            // queues it again.
+            let given_back = s.take_all();
+            drop(s);
+            for p in given_back.iter().filter_map(Weak::upgrade) {
+                p.unqueue();
             }
-            return false;
         }
     }
-    true
 }
 
 /// A worker: runs the most urgent runnable refresh until the queue has stayed empty for
@@ -378,6 +393,7 @@ mod tests {
     struct Nothing;
     impl Refresh for Nothing {
         fn run_queued_refresh(&self) {}
+        fn unqueue(&self) {}
     }
 
     fn job(s: &mut State, key: &Arc<str>, p: &Arc<dyn Refresh>, in_ms: u64) -> u64 {
@@ -418,6 +434,20 @@ mod tests {
         s.done(&a);
         s.done(&b);
         assert_eq!((s.queued(), s.busy(), s.endpoints.len()), (0, 0, 0));
+    }
+
+    /// What a failed worker start gives back: every queued refresh; those in flight stay.
+    #[test]
+    fn take_all_empties_the_queue_and_keeps_refreshes_in_flight() {
+        let (a, b): (Arc<str>, Arc<str>) = ("https://a/token".into(), "https://b/token".into());
+        let p: Arc<dyn Refresh> = Arc::new(Nothing);
+        let mut s = State::new();
+        job(&mut s, &a, &p, 1_000);
+        job(&mut s, &a, &p, 2_000);
+        job(&mut s, &b, &p, 3_000);
+        assert!(s.take(2).is_some());
+        assert_eq!(s.take_all().len(), 2);
+        assert_eq!((s.queued(), s.busy(), s.endpoints.len()), (0, 1, 1));
     }
 
     #[test]
