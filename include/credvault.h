@@ -181,6 +181,15 @@ int32_t vault_key_memory_locked(void);
 // `n` is out of range.
 int32_t vault_set_refresh_workers(uint32_t n);
 
+// Sets how many background refreshes may be in flight to one token endpoint at once, across
+// all providers of the process (1 to 64; default 2): identity providers rate-limit per client
+// and per address, and thousands of providers often share one endpoint. Raise it when one
+// endpoint serves many providers with short tokens over a slow link (its refresh capacity is
+// this many requests per round trip); lower it to 1 for an endpoint that refuses concurrent
+// requests. Callers with no servable token are not limited: they fetch at once. Returns 0, or
+// `VAULT_STATUS_INVALID_ARGUMENT` when `n` is out of range.
+int32_t vault_set_refresh_endpoint_limit(uint32_t n);
+
 // The library version, e.g. `"0.1.0"`. Static.
 const char *vault_version(void);
 
@@ -342,7 +351,8 @@ char *vault_stats_json(uint64_t provider);
 // The statistics of every registered provider: `{"providers": [{"handle": N, ...}, ...],
 // "scheduler": {...}}`, each provider as `vault_stats_json` gives it; `scheduler` is the
 // background refresh scheduler's state (`queued`, `oldest_queued_ms`, `workers`,
-// `peak_workers`, `refreshes`, `max_workers`). Release with `vault_string_free`.
+// `peak_workers`, `refreshes`, `max_workers`, `endpoint_limit`, `peak_per_endpoint`). Release
+// with `vault_string_free`.
 char *vault_stats_all_json(void);
 
 // The counters of every registered provider in the Prometheus text exposition format (0.0.4),

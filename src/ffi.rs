@@ -482,6 +482,30 @@ pub extern "C" fn vault_set_refresh_workers(n: u32) -> i32 {
     })
 }
 
+/// Sets how many background refreshes may be in flight to one token endpoint at once, across
+/// all providers of the process (1 to 64; default 2): identity providers rate-limit per client
+/// and per address, and thousands of providers often share one endpoint. Raise it when one
+/// endpoint serves many providers with short tokens over a slow link (its refresh capacity is
+/// this many requests per round trip); lower it to 1 for an endpoint that refuses concurrent
+/// requests. Callers with no servable token are not limited: they fetch at once. Returns 0, or
+/// `VAULT_STATUS_INVALID_ARGUMENT` when `n` is out of range.
+#[no_mangle]
+pub extern "C" fn vault_set_refresh_endpoint_limit(n: u32) -> i32 {
+    value_or_error(|| {
+        if crate::scheduler::set_endpoint_limit(n as usize) {
+            Ok(Status::Ok as i32)
+        } else {
+            Err(Error::new(
+                Status::InvalidArgument,
+                format!(
+                    "refresh endpoint limit: {n} is out of range (1 to {})",
+                    crate::scheduler::MAX_ENDPOINT_LIMIT
+                ),
+            ))
+        }
+    })
+}
+
 /// The library version, e.g. `"0.1.0"`. Static.
 #[no_mangle]
 pub extern "C" fn vault_version() -> *const c_char {
@@ -892,7 +916,8 @@ pub extern "C" fn vault_stats_json(provider: u64) -> *mut c_char {
 /// The statistics of every registered provider: `{"providers": [{"handle": N, ...}, ...],
 /// "scheduler": {...}}`, each provider as `vault_stats_json` gives it; `scheduler` is the
 /// background refresh scheduler's state (`queued`, `oldest_queued_ms`, `workers`,
-/// `peak_workers`, `refreshes`, `max_workers`). Release with `vault_string_free`.
+/// `peak_workers`, `refreshes`, `max_workers`, `endpoint_limit`, `peak_per_endpoint`). Release
+/// with `vault_string_free`.
 #[no_mangle]
 pub extern "C" fn vault_stats_all_json() -> *mut c_char {
     value_or_error(|| {

@@ -31,6 +31,8 @@ pub const DEFAULT_WORKERS: usize = 4;
 pub const MAX_WORKERS: usize = 64;
 /// Default number of refreshes in flight to one token endpoint at once.
 pub const DEFAULT_ENDPOINT_LIMIT: usize = 2;
+/// Most refreshes in flight to one token endpoint that may be configured.
+pub const MAX_ENDPOINT_LIMIT: usize = 64;
 
 /// How long an idle worker waits for another refresh before it exits.
 const LINGER: Duration = Duration::from_millis(200);
@@ -234,9 +236,10 @@ pub fn workers() -> usize {
     WORKERS.load(Ordering::Acquire)
 }
 
-/// Sets how many refreshes may be in flight to one token endpoint at once (1 to 64).
+/// Sets how many refreshes may be in flight to one token endpoint at once (1 to
+/// [`MAX_ENDPOINT_LIMIT`]). Returns false (and changes nothing) when out of range.
 pub fn set_endpoint_limit(n: usize) -> bool {
-    if !(1..=64).contains(&n) {
+    if !(1..=MAX_ENDPOINT_LIMIT).contains(&n) {
         return false;
     }
     ENDPOINT_LIMIT.store(n, Ordering::Release);

@@ -381,6 +381,8 @@ pub fn scheduler_json(s: &crate::scheduler::Stats) -> serde_json::Value {
         "peak_workers": s.peak_workers,
         "refreshes": s.refreshes,
         "max_workers": crate::scheduler::workers(),
+        "endpoint_limit": crate::scheduler::endpoint_limit(),
+        "peak_per_endpoint": s.peak_per_endpoint,
     })
 }
 

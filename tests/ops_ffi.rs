@@ -269,3 +269,40 @@ fn fill_follows_a_provider_replaced_by_a_reload() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The scheduler's two process-wide settings through the C ABI, as the stats report them; out
+/// of range is INVALID_ARGUMENT with a message, and changes nothing.
+#[test]
+fn scheduler_settings_through_the_c_abi() {
+    let scheduler = || -> Value {
+        let all: Value = serde_json::from_str(&take_string(vault_stats_all_json())).unwrap();
+        all["scheduler"].clone()
+    };
+    assert_eq!(vault_set_refresh_workers(6), Status::Ok as i32);
+    assert_eq!(vault_set_refresh_endpoint_limit(3), Status::Ok as i32);
+    let s = scheduler();
+    assert_eq!(
+        (s["max_workers"].as_u64(), s["endpoint_limit"].as_u64()),
+        (Some(6), Some(3))
+    );
+    assert!(s["peak_per_endpoint"].is_u64(), "{s}");
+    for n in [0, 65, u32::MAX] {
+        assert_eq!(vault_set_refresh_workers(n), Status::InvalidArgument as i32);
+        assert_eq!(
+            vault_set_refresh_endpoint_limit(n),
+            Status::InvalidArgument as i32
+        );
+        // SAFETY: the thread's last error, a NUL-terminated string the library keeps.
+        let msg = unsafe { CStr::from_ptr(vault_last_error()) }
+            .to_str()
+            .unwrap();
+        assert!(msg.contains("out of range (1 to 64)"), "{msg}");
+    }
+    let s = scheduler();
+    assert_eq!(
+        (s["max_workers"].as_u64(), s["endpoint_limit"].as_u64()),
+        (Some(6), Some(3))
+    );
+    assert_eq!(vault_set_refresh_workers(4), Status::Ok as i32);
+    assert_eq!(vault_set_refresh_endpoint_limit(2), Status::Ok as i32);
+}

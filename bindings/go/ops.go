@@ -35,8 +35,9 @@ static vault_status cv_reload_config(char *eb, size_t n) {
 	return st;
 }
 
-static vault_status cv_set_refresh_workers(uint32_t n, char *eb, size_t len) {
-	vault_status st = (vault_status)vault_set_refresh_workers(n);
+// 0 vault_set_refresh_workers, 1 vault_set_refresh_endpoint_limit.
+static vault_status cv_set_scheduler(int which, uint32_t n, char *eb, size_t len) {
+	vault_status st = (vault_status)(which == 0 ? vault_set_refresh_workers(n) : vault_set_refresh_endpoint_limit(n));
 	if (st != VAULT_STATUS_OK) cv_copy_last_error(eb, len);
 	return st;
 }
@@ -115,6 +116,10 @@ type SchedulerStats struct {
 	PeakWorkers  uint64        // the most there were at once
 	Refreshes    uint64        // refreshes run
 	MaxWorkers   uint64        // the bound (vault_set_refresh_workers)
+	// EndpointLimit is the most refreshes at once to one token endpoint
+	// (vault_set_refresh_endpoint_limit); PeakPerEndpoint the most seen.
+	EndpointLimit   uint64
+	PeakPerEndpoint uint64
 }
 
 // statsJSON is vault_stats_json's object.
@@ -231,6 +236,8 @@ func StatsAll() ([]Stats, SchedulerStats, error) {
 			PeakWorkers    uint64 `json:"peak_workers"`
 			Refreshes      uint64 `json:"refreshes"`
 			MaxWorkers     uint64 `json:"max_workers"`
+			EndpointLimit  uint64 `json:"endpoint_limit"`
+			PeakPerEndpnt  uint64 `json:"peak_per_endpoint"`
 		} `json:"scheduler"`
 	}
 	if err := json.Unmarshal([]byte(s), &j); err != nil {
@@ -242,7 +249,8 @@ func StatsAll() ([]Stats, SchedulerStats, error) {
 	}
 	sc := j.Scheduler
 	return all, SchedulerStats{Queued: sc.Queued, OldestQueued: time.Duration(sc.OldestQueuedMs) * time.Millisecond,
-		Workers: sc.Workers, PeakWorkers: sc.PeakWorkers, Refreshes: sc.Refreshes, MaxWorkers: sc.MaxWorkers}, nil
+		Workers: sc.Workers, PeakWorkers: sc.PeakWorkers, Refreshes: sc.Refreshes, MaxWorkers: sc.MaxWorkers,
+		EndpointLimit: sc.EndpointLimit, PeakPerEndpoint: sc.PeakPerEndpnt}, nil
 }
 
 // MetricsPrometheus returns the counters of every registered provider in the Prometheus text
@@ -290,16 +298,29 @@ func ReloadConfig() error {
 
 // SetRefreshWorkers sets how many background refresh worker threads the process's scheduler
 // may run (1 to 64; default 4; vault_set_refresh_workers). Refreshes due ahead of expiry wait
-// in one queue, the token closest to its serving limit first, at most 2 at once per token
-// endpoint; workers start when a refresh is due and exit when none is. A Token call with
-// nothing servable never waits for them: it fetches at once. Out of range: an error matching
-// ErrInvalidArgument, and nothing changes.
+// in one queue, the token closest to its serving limit first; workers start when a refresh is
+// due and exit when none is. A Token call with nothing servable never waits for them: it
+// fetches at once. Out of range: an error matching ErrInvalidArgument, and nothing changes.
 func SetRefreshWorkers(n int) error {
+	return setScheduler(0, "refresh workers", n)
+}
+
+// SetRefreshEndpointLimit sets how many background refreshes may be in flight to one token
+// endpoint at once, across all providers of the process (1 to 64; default 2;
+// vault_set_refresh_endpoint_limit): identity providers rate-limit per client and per address.
+// Raise it when one endpoint serves many providers with short tokens over a slow link; lower
+// it to 1 for an endpoint that refuses concurrent requests. Out of range: an error matching
+// ErrInvalidArgument, and nothing changes.
+func SetRefreshEndpointLimit(n int) error {
+	return setScheduler(1, "refresh endpoint limit", n)
+}
+
+func setScheduler(which C.int, what string, n int) error {
 	if n < 0 || uint64(n) > math.MaxUint32 {
-		return Error{Status: StatusInvalidArgument, Message: fmt.Sprintf("refresh workers: %d is out of range (1 to 64)", n)}
+		return Error{Status: StatusInvalidArgument, Message: fmt.Sprintf("%s: %d is out of range (1 to 64)", what, n)}
 	}
 	var eb [errLen]byte
-	st := Status(C.cv_set_refresh_workers(C.uint32_t(n), (*C.char)(unsafe.Pointer(&eb[0])), errLen))
+	st := Status(C.cv_set_scheduler(which, C.uint32_t(n), (*C.char)(unsafe.Pointer(&eb[0])), errLen))
 	if st != StatusOK {
 		return errorFrom(st, eb[:])
 	}

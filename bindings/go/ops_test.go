@@ -549,3 +549,23 @@ func TestSetRefreshWorkers(t *testing.T) {
 		t.Fatalf("a refused value changed the bound: %+v", sched)
 	}
 }
+
+// SetRefreshEndpointLimit sets the per-endpoint bound, seen in StatsAll; out of range is
+// refused and changes nothing.
+func TestSetRefreshEndpointLimit(t *testing.T) {
+	defer credvault.SetRefreshEndpointLimit(2)
+	if err := credvault.SetRefreshEndpointLimit(5); err != nil {
+		t.Fatal(err)
+	}
+	if _, sched, err := credvault.StatsAll(); err != nil || sched.EndpointLimit != 5 {
+		t.Fatalf("after SetRefreshEndpointLimit(5): %+v %v", sched, err)
+	}
+	for _, n := range []int{0, 65, -1} {
+		if err := credvault.SetRefreshEndpointLimit(n); !errors.Is(err, credvault.ErrInvalidArgument) {
+			t.Fatalf("SetRefreshEndpointLimit(%d): %v", n, err)
+		}
+	}
+	if _, sched, _ := credvault.StatsAll(); sched.EndpointLimit != 5 {
+		t.Fatalf("a refused value changed the limit: %+v", sched)
+	}
+}

@@ -17,7 +17,8 @@ from credvault import errors
 NAMES = set(
     """
     Provider AsyncProvider LibraryNotFoundError library_version library_path key_memory_locked
-    load_config reload_config provider stats_all metrics_prometheus set_refresh_workers enable_logging
+    load_config reload_config provider stats_all metrics_prometheus set_refresh_workers set_refresh_endpoint_limit
+    enable_logging
     disable_logging __version__
     """.split()
 )

@@ -310,6 +310,18 @@ def test_set_refresh_workers_sets_the_bound_and_refuses_out_of_range():
         credvault.set_refresh_workers(4)
 
 
+def test_set_refresh_endpoint_limit_sets_it_and_refuses_out_of_range():
+    try:
+        credvault.set_refresh_endpoint_limit(5)
+        assert credvault.stats_all()["scheduler"]["endpoint_limit"] == 5
+        for bad in (0, 65, -1):
+            with pytest.raises(credvault.InvalidArgument, match="out of range"):
+                credvault.set_refresh_endpoint_limit(bad)
+        assert credvault.stats_all()["scheduler"]["endpoint_limit"] == 5, "a refused value changed it"
+    finally:
+        credvault.set_refresh_endpoint_limit(2)
+
+
 def test_provider_is_an_alias_of_by_name():
     # Both names are the API (issue 14, README); one is the other, not a copy.
     assert credvault.provider == credvault.Provider.by_name

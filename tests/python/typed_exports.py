@@ -29,6 +29,7 @@ def _uses() -> None:
     enable_logging()
     disable_logging()
     set_refresh_workers(4)
+    set_refresh_endpoint_limit(2)
     stats: dict[str, object] = stats_all()
     same: type[CredvaultError] = credvault.errors.OAuthError
     built: CredvaultError = errors.error_for_status(1, "m")

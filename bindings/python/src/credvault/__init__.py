@@ -11,7 +11,7 @@ refreshed ahead of expiry, from the credvault library (loaded through ctypes).
 * :class:`Provider` (thread-safe, fork-safe) and :class:`AsyncProvider` (asyncio);
 * errors: :class:`CredvaultError` and one subclass per status code (:mod:`credvault.errors`);
 * operating it: ``Provider.stats()``, :func:`stats_all`, :func:`metrics_prometheus`,
-  :func:`set_refresh_workers`,
+  :func:`set_refresh_workers`, :func:`set_refresh_endpoint_limit`,
   :func:`enable_logging` (the library's events as ``logging`` records), configuration files
   (:func:`load_config`, :func:`reload_config`, :func:`provider`);
 * adapters: ``credvault.requests.VaultAuth`` and ``credvault.httpx.VaultAuth`` (importing
@@ -33,6 +33,7 @@ from ._ops import (
     metrics_prometheus,
     provider,
     reload_config,
+    set_refresh_endpoint_limit,
     set_refresh_workers,
     stats_all,
 )
@@ -88,6 +89,7 @@ __all__ = [
     "stats_all",
     "metrics_prometheus",
     "set_refresh_workers",
+    "set_refresh_endpoint_limit",
     "enable_logging",
     "disable_logging",
     "__version__",

@@ -104,6 +104,7 @@ _PROTOTYPES: list[tuple[str, object, list[object]]] = [
     ("vault_stats_all_json", c_void_p, []),
     ("vault_metrics_prometheus", c_void_p, []),
     ("vault_set_refresh_workers", c_int32, [c_uint32]),
+    ("vault_set_refresh_endpoint_limit", c_int32, [c_uint32]),
     ("vault_string_free", None, [c_void_p]),
 ]
 

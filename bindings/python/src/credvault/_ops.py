@@ -6,7 +6,8 @@ Everything here maps one C call of ``credvault.h``:
   ``vault_reload_config``, ``vault_provider_by_name``);
 * :func:`stats_all` / :func:`metrics_prometheus` (``vault_stats_all_json``,
   ``vault_metrics_prometheus``); a provider's own statistics are ``Provider.stats()``;
-* :func:`set_refresh_workers` (``vault_set_refresh_workers``);
+* :func:`set_refresh_workers` / :func:`set_refresh_endpoint_limit` (``vault_set_refresh_workers``,
+  ``vault_set_refresh_endpoint_limit``);
 * :func:`enable_logging` / :func:`disable_logging` (``vault_set_log_callback``).
 """
 
@@ -72,7 +73,7 @@ def stats_all() -> dict[str, Any]:
     """The statistics of every registered provider (``vault_stats_all_json``), parsed:
     ``{"providers": [{"handle": N, "provider": name, "tokens_fetched": ..., ...}, ...],
     "scheduler": {"queued", "oldest_queued_ms", "workers", "peak_workers", "refreshes",
-    "max_workers"}}``; each provider as ``Provider.stats()`` gives it. Never a secret."""
+    "max_workers", "endpoint_limit", "peak_per_endpoint"}}``; each provider as ``Provider.stats()`` gives it. Never a secret."""
     result = _json_call(_lib_.vault_stats_all_json)
     assert isinstance(result, dict)
     return result
@@ -95,15 +96,30 @@ def metrics_prometheus() -> str:
 def set_refresh_workers(n: int) -> None:
     """Sets how many background refresh worker threads the process's scheduler may run (1 to
     64; default 4; ``vault_set_refresh_workers``). Refreshes due ahead of expiry wait in one
-    queue, the token closest to its serving limit first, at most 2 at once per token endpoint;
-    workers start when a refresh is due and exit when none is. A call with nothing servable
-    never waits for them: it fetches at once. Out of range: :class:`~credvault.InvalidArgument`,
-    and nothing changes. ``stats_all()["scheduler"]["max_workers"]`` shows the bound."""
+    queue, the token closest to its serving limit first; workers start when a refresh is due
+    and exit when none is. A call with nothing servable never waits for them: it fetches at
+    once. Out of range: :class:`~credvault.InvalidArgument`, and nothing changes.
+    ``stats_all()["scheduler"]["max_workers"]`` shows the bound."""
+    _set_scheduler(_lib_.vault_set_refresh_workers, "set_refresh_workers", n)
+
+
+def set_refresh_endpoint_limit(n: int) -> None:
+    """Sets how many background refreshes may be in flight to one token endpoint at once,
+    across all providers of the process (1 to 64; default 2;
+    ``vault_set_refresh_endpoint_limit``): identity providers rate-limit per client and per
+    address. Raise it when one endpoint serves many providers with short tokens over a slow
+    link; lower it to 1 for an endpoint that refuses concurrent requests. Out of range:
+    :class:`~credvault.InvalidArgument`, and nothing changes.
+    ``stats_all()["scheduler"]["endpoint_limit"]`` shows it."""
+    _set_scheduler(_lib_.vault_set_refresh_endpoint_limit, "set_refresh_endpoint_limit", n)
+
+
+def _set_scheduler(call: Any, name: str, n: int) -> None:
     if isinstance(n, bool) or not isinstance(n, int):
-        raise TypeError(f"set_refresh_workers() takes an int, not {type(n).__name__}")
+        raise TypeError(f"{name}() takes an int, not {type(n).__name__}")
     if not 0 <= n <= 0xFFFFFFFF:
         n = 0  # out of range either way: the library refuses it and says why
-    _status_call(_lib_.vault_set_refresh_workers(n), "the refresh workers could not be set")
+    _status_call(call(n), f"{name}({n}) was refused")
 
 
 # -- the log hook ------------------------------------------------------------------------------------
