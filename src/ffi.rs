@@ -467,19 +467,12 @@ pub extern "C" fn vault_key_memory_locked() -> i32 {
 /// `n` is out of range.
 #[no_mangle]
 pub extern "C" fn vault_set_refresh_workers(n: u32) -> i32 {
-    value_or_error(|| {
-        if crate::scheduler::set_workers(n as usize) {
-            Ok(Status::Ok as i32)
-        } else {
-            Err(Error::new(
-                Status::InvalidArgument,
-                format!(
-                    "refresh workers: {n} is out of range (1 to {})",
-                    crate::scheduler::MAX_WORKERS
-                ),
-            ))
-        }
-    })
+    scheduler_setting(
+        n,
+        "refresh workers",
+        crate::scheduler::MAX_WORKERS,
+        crate::scheduler::set_workers,
+    )
 }
 
 /// Sets how many background refreshes may be in flight to one token endpoint at once, across
@@ -491,18 +484,23 @@ pub extern "C" fn vault_set_refresh_workers(n: u32) -> i32 {
 /// `VAULT_STATUS_INVALID_ARGUMENT` when `n` is out of range.
 #[no_mangle]
 pub extern "C" fn vault_set_refresh_endpoint_limit(n: u32) -> i32 {
-    value_or_error(|| {
-        if crate::scheduler::set_endpoint_limit(n as usize) {
-            Ok(Status::Ok as i32)
-        } else {
-            Err(Error::new(
-                Status::InvalidArgument,
-                format!(
-                    "refresh endpoint limit: {n} is out of range (1 to {})",
-                    crate::scheduler::MAX_ENDPOINT_LIMIT
-                ),
-            ))
-        }
+    scheduler_setting(
+        n,
+        "refresh endpoint limit",
+        crate::scheduler::MAX_ENDPOINT_LIMIT,
+        crate::scheduler::set_endpoint_limit,
+    )
+}
+
+/// A process-wide scheduler setting from C: `set` applies `n`, or refuses it as out of range
+/// (1 to `max`).
+fn scheduler_setting(n: u32, what: &str, max: usize, set: fn(usize) -> bool) -> i32 {
+    value_or_error(|| match set(n as usize) {
+        true => Ok(Status::Ok as i32),
+        false => Err(Error::new(
+            Status::InvalidArgument,
+            format!("{what}: {n} is out of range (1 to {max})"),
+        )),
     })
 }
 

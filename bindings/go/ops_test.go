@@ -529,43 +529,36 @@ func TestConfigFile(t *testing.T) {
 	}
 }
 
-// SetRefreshWorkers sets the scheduler's bound, seen in StatsAll; out of range is refused and
-// changes nothing.
-func TestSetRefreshWorkers(t *testing.T) {
-	defer credvault.SetRefreshWorkers(4)
-	if err := credvault.SetRefreshWorkers(7); err != nil {
-		t.Fatal(err)
-	}
-	if _, sched, err := credvault.StatsAll(); err != nil || sched.MaxWorkers != 7 {
-		t.Fatalf("after SetRefreshWorkers(7): %+v %v", sched, err)
-	}
-	for _, n := range []int{0, 65, -1} {
-		err := credvault.SetRefreshWorkers(n)
-		if !errors.Is(err, credvault.ErrInvalidArgument) {
-			t.Fatalf("SetRefreshWorkers(%d): %v", n, err)
+// SetRefreshWorkers and SetRefreshEndpointLimit set the scheduler's bounds, seen in StatsAll;
+// out of range is refused and changes nothing.
+func TestSchedulerSettings(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		set     func(int) error
+		read    func(credvault.SchedulerStats) uint64
+		def, to int
+	}{
+		{"SetRefreshWorkers", credvault.SetRefreshWorkers,
+			func(s credvault.SchedulerStats) uint64 { return s.MaxWorkers }, 4, 7},
+		{"SetRefreshEndpointLimit", credvault.SetRefreshEndpointLimit,
+			func(s credvault.SchedulerStats) uint64 { return s.EndpointLimit }, 2, 5},
+	} {
+		if err := c.set(c.to); err != nil {
+			t.Fatal(c.name, err)
 		}
-	}
-	if _, sched, _ := credvault.StatsAll(); sched.MaxWorkers != 7 {
-		t.Fatalf("a refused value changed the bound: %+v", sched)
-	}
-}
-
-// SetRefreshEndpointLimit sets the per-endpoint bound, seen in StatsAll; out of range is
-// refused and changes nothing.
-func TestSetRefreshEndpointLimit(t *testing.T) {
-	defer credvault.SetRefreshEndpointLimit(2)
-	if err := credvault.SetRefreshEndpointLimit(5); err != nil {
-		t.Fatal(err)
-	}
-	if _, sched, err := credvault.StatsAll(); err != nil || sched.EndpointLimit != 5 {
-		t.Fatalf("after SetRefreshEndpointLimit(5): %+v %v", sched, err)
-	}
-	for _, n := range []int{0, 65, -1} {
-		if err := credvault.SetRefreshEndpointLimit(n); !errors.Is(err, credvault.ErrInvalidArgument) {
-			t.Fatalf("SetRefreshEndpointLimit(%d): %v", n, err)
+		if _, sched, err := credvault.StatsAll(); err != nil || c.read(sched) != uint64(c.to) {
+			t.Fatalf("after %s(%d): %+v %v", c.name, c.to, sched, err)
 		}
-	}
-	if _, sched, _ := credvault.StatsAll(); sched.EndpointLimit != 5 {
-		t.Fatalf("a refused value changed the limit: %+v", sched)
+		for _, n := range []int{0, 65, -1} {
+			if err := c.set(n); !errors.Is(err, credvault.ErrInvalidArgument) {
+				t.Fatalf("%s(%d): %v", c.name, n, err)
+			}
+		}
+		if _, sched, _ := credvault.StatsAll(); c.read(sched) != uint64(c.to) {
+			t.Fatalf("%s: a refused value changed it: %+v", c.name, sched)
+		}
+		if err := c.set(c.def); err != nil {
+			t.Fatal(c.name, err)
+		}
 	}
 }
