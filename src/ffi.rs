@@ -272,9 +272,12 @@ fn write_shape(t: &CachedToken, shape: Shape, out: &mut [u8]) -> Result<(), Erro
     t.token.open_into(&mut out[prefix..])
 }
 
-/// Allocates a NUL-terminated copy of the token in `shape` (freed by `vault_token_free`).
-fn alloc_shape(t: &CachedToken, shape: Shape) -> Result<*mut c_char, Error> {
-    let n = shape_len(t, shape);
+/// A malloc'd NUL-terminated string of `n` bytes that `write` fills (freed by
+/// `vault_token_free` / `vault_string_free`); if `write` fails, the bytes are wiped and freed.
+fn malloc_nul(
+    n: usize,
+    write: impl FnOnce(&mut [u8]) -> Result<(), Error>,
+) -> Result<*mut c_char, Error> {
     // SAFETY: plain allocation; checked for NULL below.
     let p = unsafe { libc::malloc(n + 1) } as *mut u8;
     if p.is_null() {
@@ -282,7 +285,7 @@ fn alloc_shape(t: &CachedToken, shape: Shape) -> Result<*mut c_char, Error> {
     }
     // SAFETY: p points to n + 1 freshly allocated bytes that nothing else references.
     let buf = unsafe { std::slice::from_raw_parts_mut(p, n + 1) };
-    if let Err(e) = write_shape(t, shape, &mut buf[..n]) {
+    if let Err(e) = write(&mut buf[..n]) {
         buf.zeroize();
         // SAFETY: p came from malloc above and is freed once.
         unsafe { libc::free(p as *mut libc::c_void) };
@@ -290,6 +293,11 @@ fn alloc_shape(t: &CachedToken, shape: Shape) -> Result<*mut c_char, Error> {
     }
     buf[n] = 0;
     Ok(p as *mut c_char)
+}
+
+/// Allocates a NUL-terminated copy of the token in `shape` (freed by `vault_token_free`).
+fn alloc_shape(t: &CachedToken, shape: Shape) -> Result<*mut c_char, Error> {
+    malloc_nul(shape_len(t, shape), |buf| write_shape(t, shape, buf))
 }
 
 fn get_alloc(handle: u64, shape: Shape) -> Result<*mut c_char, Error> {
@@ -829,20 +837,15 @@ pub unsafe extern "C" fn vault_token_remaining_ms(
 // ---------------------------------------------------------------------------------------------
 // Operating it: configuration files, statistics, metrics, the log callback.
 
-/// A malloc'd NUL-terminated copy of `s` (freed with `vault_string_free`).
+/// A malloc'd NUL-terminated copy of `s`, a NUL inside it written as a space (freed with
+/// `vault_string_free`).
 fn malloc_string(s: &str) -> Result<*mut c_char, Error> {
-    let bytes = s.replace('\0', " ");
-    // SAFETY: plain allocation; checked for NULL below.
-    let p = unsafe { libc::malloc(bytes.len() + 1) } as *mut u8;
-    if p.is_null() {
-        return Err(Error::internal("out of memory"));
-    }
-    // SAFETY: p has bytes.len() + 1 fresh bytes.
-    unsafe {
-        ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len());
-        *p.add(bytes.len()) = 0;
-    }
-    Ok(p as *mut c_char)
+    malloc_nul(s.len(), |buf| {
+        for (b, c) in buf.iter_mut().zip(s.bytes()) {
+            *b = if c == 0 { b' ' } else { c };
+        }
+        Ok(())
+    })
 }
 
 /// Loads a configuration file of named providers (`{"providers": {"name": {...}}}`, secrets as

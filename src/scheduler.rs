@@ -223,12 +223,7 @@ pub(crate) unsafe fn fork_release(side: Side) {
 /// Sets the number of worker threads (1 to [`MAX_WORKERS`]); applies to workers started from
 /// now on. Returns false (and changes nothing) when out of range.
 pub fn set_workers(n: usize) -> bool {
-    if !(1..=MAX_WORKERS).contains(&n) {
-        return false;
-    }
-    WORKERS.store(n, Ordering::Release);
-    WAKE.notify_all();
-    true
+    set_setting(&WORKERS, n, MAX_WORKERS)
 }
 
 /// The configured number of worker threads.
@@ -239,10 +234,15 @@ pub fn workers() -> usize {
 /// Sets how many refreshes may be in flight to one token endpoint at once (1 to
 /// [`MAX_ENDPOINT_LIMIT`]). Returns false (and changes nothing) when out of range.
 pub fn set_endpoint_limit(n: usize) -> bool {
-    if !(1..=MAX_ENDPOINT_LIMIT).contains(&n) {
+    set_setting(&ENDPOINT_LIMIT, n, MAX_ENDPOINT_LIMIT)
+}
+
+/// Stores `n` (1 to `max`) in `setting` and wakes every worker to apply it.
+fn set_setting(setting: &AtomicUsize, n: usize, max: usize) -> bool {
+    if !(1..=max).contains(&n) {
         return false;
     }
-    ENDPOINT_LIMIT.store(n, Ordering::Release);
+    setting.store(n, Ordering::Release);
     WAKE.notify_all();
     true
 }
