@@ -528,22 +528,34 @@ fn handle_token_response(
         .unwrap_or_else(|| "none".into());
     let (_, mut body) = response.into_parts();
     let bytes = read_body(&mut body)?;
-    let result = token_response(cfg, status, retry, &content_type, &bytes, requested_at);
+    // The credentials to redact, opened once and only if a message is built.
+    let secrets = once_cell::unsync::OnceCell::new();
+    let secrets = || secrets.get_or_init(|| Secrets::of(cfg));
+    let result = token_response(
+        cfg,
+        status,
+        retry,
+        &content_type,
+        &bytes,
+        requested_at,
+        &secrets,
+    );
     // A last pass over the finished message, for occurrences that did not come through
     // `Secrets::clean` (a secret the message did not cut).
     result.map_err(|mut failed| {
-        failed.error = Secrets::of(cfg).redact_error(failed.error);
+        failed.error = secrets().redact_error(failed.error);
         failed
     })
 }
 
-fn token_response(
+fn token_response<'s>(
     cfg: &Config,
     status: StatusCode,
     retry: Retry,
     content_type: &str,
     bytes: &[u8],
     requested_at: Instant,
+    secrets: &dyn Fn() -> &'s Secrets,
 ) -> Result<Fetched, Failed> {
     if status == StatusCode::OK {
         // A 200 that is not a token (a maintenance page) is retried; see parse_token_response.
@@ -552,16 +564,16 @@ fn token_response(
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         // The HTTP status decides retrying; an OAuth error body only adds detail.
         let mut failed = http_status_failure(status, retry);
-        if let Some(err) = oauth_error(status, bytes, &Secrets::of(cfg)) {
+        if let Some(err) = oauth_error(status, bytes, secrets()) {
             failed.error = err.with_status(failed.error.status());
         }
         return Err(failed);
     }
-    if let Some(err) = oauth_error(status, bytes, &Secrets::of(cfg)) {
+    if let Some(err) = oauth_error(status, bytes, secrets()) {
         return Err(Failed::from(err));
     }
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        let detail = apim_message(bytes, &Secrets::of(cfg))
+        let detail = apim_message(bytes, secrets())
             .map(|m| format!(": {m}"))
             .unwrap_or_default();
         return Err(Failed::from(Error::new(
