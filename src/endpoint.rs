@@ -43,7 +43,8 @@ pub struct Plan {
 pub enum Retry {
     /// Not at all: a verdict (bad credentials, bad scope, an answer over the size limit).
     Never,
-    /// After an exponential backoff with full jitter.
+    /// After an exponential backoff (each wait drawn from the upper half of a doubling ceiling:
+    /// see [`Backoff`]).
     Backoff,
     /// Not before this long (the server's `Retry-After`).
     After(Duration),

@@ -469,7 +469,8 @@ pub extern "C" fn vault_key_memory_locked() -> i32 {
 
 /// Sets the number of background refresh worker threads of the process (1 to 64; default 4).
 /// Refreshes due ahead of expiry are queued and run by this bounded pool, the token closest to
-/// its serving limit first, at most 2 at once per token endpoint (`vault_set_refresh_endpoint_limit`); workers start when a refresh is
+/// its serving limit first, by default at most 2 at once per token endpoint
+/// (`vault_set_refresh_endpoint_limit`); workers start when a refresh is
 /// due and exit when none is (a fork child starts its own). A caller with no servable token
 /// still fetches at once on its own thread. Returns 0, or `VAULT_STATUS_INVALID_ARGUMENT` when
 /// `n` is out of range.
