@@ -118,37 +118,41 @@ fn status_table(statuses: &[StatusDef]) -> String {
         let _ = writeln!(s, "        Status::{},", d.variant);
     }
     s.push_str("    ];\n\n");
-    s.push_str(
+    push_match(
+        &mut s,
         "    /// The status of a number, `None` if no status has it.\n    pub fn from_i32(n: i32) -> Option<Status> {\n        match n {\n",
+        statuses,
+        |d| format!("{} => Some(Status::{}),", d.number, d.variant),
     );
-    for d in statuses {
-        let _ = writeln!(
-            s,
-            "            {} => Some(Status::{}),",
-            d.number, d.variant
-        );
-    }
     s.push_str("            _ => None,\n        }\n    }\n\n");
-    s.push_str(
+    push_match(
+        &mut s,
         "    /// The stable name of the status, as the C header spells it (`VAULT_STATUS_TIMEOUT`).\n    pub fn name_c(self) -> &'static std::ffi::CStr {\n        match self {\n",
+        statuses,
+        |d| format!("Status::{} => c\"VAULT_STATUS_{}\",", d.variant, screaming_snake(&d.variant)),
     );
-    for d in statuses {
-        let _ = writeln!(
-            s,
-            "            Status::{} => c\"VAULT_STATUS_{}\",",
-            d.variant,
-            screaming_snake(&d.variant)
-        );
-    }
     s.push_str("        }\n    }\n\n");
-    s.push_str(
+    push_match(
+        &mut s,
         "    /// What the status means (its doc comment).\n    pub fn description_c(self) -> &'static std::ffi::CStr {\n        match self {\n",
+        statuses,
+        |d| format!("Status::{} => c{:?},", d.variant, d.doc),
     );
-    for d in statuses {
-        let _ = writeln!(s, "            Status::{} => c{:?},", d.variant, d.doc);
-    }
     s.push_str("        }\n    }\n}\n");
     s
+}
+
+/// Appends one generated method: `head` (doc, signature, `match ... {`), then one arm per status.
+fn push_match(
+    s: &mut String,
+    head: &str,
+    statuses: &[StatusDef],
+    arm: impl Fn(&StatusDef) -> String,
+) {
+    s.push_str(head);
+    for d in statuses {
+        let _ = writeln!(s, "            {}", arm(d));
+    }
 }
 
 /// Generates include/credvault.h; panics (failing the build) if cbindgen fails.
