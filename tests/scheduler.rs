@@ -68,6 +68,22 @@ fn fresh(workers: usize) {
     scheduler::reset_peaks();
 }
 
+/// Sleeps until `ms` milliseconds after `start` (returns at once if that time has passed).
+fn sleep_until(start: Instant, ms: u64) {
+    thread::sleep((start + Duration::from_millis(ms)).saturating_duration_since(Instant::now()));
+}
+
+/// Holds the one worker in a slow refresh of `busy` (already due): the idp delays the next
+/// token request by `delay_ms`, `busy`'s token is asked for (served, its refresh queued), and
+/// this waits until the idp has received that refresh request.
+fn hold_the_worker(idp: &Idp, busy: &Provider, busy_id: &str, delay_ms: u64) {
+    idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": delay_ms}));
+    busy.token().unwrap();
+    wait_for(Duration::from_secs(10), "busy's refresh sent", || {
+        requests_by(&idp.stats(), busy_id) == 2
+    });
+}
+
 fn idle() -> bool {
     let s = scheduler::stats();
     s.workers == 0 && s.queued == 0 && refresh_threads() == 0
@@ -86,7 +102,7 @@ fn the_token_closest_to_its_serving_limit_is_refreshed_first() {
     for p in [&busy, &late, &urgent] {
         p.token().unwrap();
     }
-    thread::sleep((start + Duration::from_millis(3200)).saturating_duration_since(Instant::now()));
+    sleep_until(start, 3200);
     // The one worker is held by busy's refresh while the other two are queued, late first.
     idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 1500}));
     idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 3000, "count": 2}));
@@ -127,7 +143,7 @@ fn workers_are_bounded_and_gone_when_nothing_is_due() {
         p.token().unwrap();
     }
     wait_for(Duration::from_secs(10), "nothing due, no worker", idle);
-    thread::sleep((start + Duration::from_millis(1200)).saturating_duration_since(Instant::now()));
+    sleep_until(start, 1200);
     idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 300, "count": 0}));
     for p in &providers {
         p.token().unwrap(); // served at once; queues its refresh
@@ -166,12 +182,8 @@ fn a_provider_freed_while_queued_is_not_refreshed() {
     let start = Instant::now();
     busy.token().unwrap();
     gone.token().unwrap();
-    thread::sleep((start + Duration::from_millis(1200)).saturating_duration_since(Instant::now()));
-    idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 1500}));
-    busy.token().unwrap();
-    wait_for(Duration::from_secs(10), "busy's refresh sent", || {
-        requests_by(&idp.stats(), "freed-busy") == 2
-    });
+    sleep_until(start, 1200);
+    hold_the_worker(&idp, &busy, "freed-busy", 1500);
     gone.token().unwrap();
     let s = scheduler::stats();
     assert_eq!(s.queued, 1);
@@ -207,13 +219,9 @@ fn a_fork_child_refreshes_with_its_own_workers() {
     let start = Instant::now();
     busy.token().unwrap();
     let before = queued.token().unwrap().generation();
-    thread::sleep((start + Duration::from_millis(1200)).saturating_duration_since(Instant::now()));
+    sleep_until(start, 1200);
     // The parent's worker is in a slow refresh and the other refresh is queued at the fork.
-    idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 2000}));
-    busy.token().unwrap();
-    wait_for(Duration::from_secs(10), "busy's refresh sent", || {
-        requests_by(&idp.stats(), "fork-busy") == 2
-    });
+    hold_the_worker(&idp, &busy, "fork-busy", 2000);
     queued.token().unwrap();
     assert_eq!(scheduler::stats().queued, 1);
 
@@ -274,17 +282,13 @@ fn a_caller_with_nothing_servable_fetches_at_once_not_behind_the_queue() {
     let start = Instant::now();
     busy.token().unwrap();
     short.token().unwrap();
-    thread::sleep((start + Duration::from_millis(3100)).saturating_duration_since(Instant::now()));
+    sleep_until(start, 3100);
     // The one worker is held 5 s by busy's refresh; short's refresh queues behind it.
-    idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 5000}));
-    busy.token().unwrap();
-    wait_for(Duration::from_secs(10), "busy's refresh sent", || {
-        requests_by(&idp.stats(), "at-once-busy") == 2
-    });
+    hold_the_worker(&idp, &busy, "at-once-busy", 5000);
     short.token().unwrap();
     // Past short's serving limit the caller fetches on its own thread, while the worker is
     // still in busy's refresh (busy still holds its first token).
-    thread::sleep((start + Duration::from_millis(3700)).saturating_duration_since(Instant::now()));
+    sleep_until(start, 3700);
     let t = short.token().unwrap();
     assert_eq!(t.generation(), 2, "a fresh token for the caller");
     assert_eq!(
@@ -309,7 +313,7 @@ fn refreshes_to_one_token_endpoint_are_limited() {
         p.token().unwrap();
     }
     wait_for(Duration::from_secs(10), "nothing due, no worker", idle);
-    thread::sleep((start + Duration::from_millis(1200)).saturating_duration_since(Instant::now()));
+    sleep_until(start, 1200);
     idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 200, "count": 0}));
     scheduler::reset_peaks();
     wait_for(Duration::from_secs(60), "all refreshed", || {
