@@ -25,6 +25,11 @@ fn short_lived(idp: &Idp, id: &str, lifetime_s: u64, extra: Value) -> Value {
     cfg
 }
 
+/// A provider for a fresh client, configured as `short_lived` says.
+fn short_lived_provider(idp: &Idp, id: &str, lifetime_s: u64, extra: Value) -> Provider {
+    Provider::new(&short_lived(idp, id, lifetime_s, extra).to_string()).unwrap()
+}
+
 fn sleep_until(t: Instant) {
     thread::sleep(t.saturating_duration_since(Instant::now()));
 }
@@ -32,7 +37,7 @@ fn sleep_until(t: Instant) {
 #[test]
 fn stampede_on_empty_cache_makes_one_request() {
     let idp = Idp::start();
-    let p = Provider::new(&short_lived(&idp, "stampede", 3600, json!({})).to_string()).unwrap();
+    let p = short_lived_provider(&idp, "stampede", 3600, json!({}));
     // Slow the endpoint so every thread arrives while the one fetch is in flight.
     idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 300}));
     let barrier = Arc::new(Barrier::new(64));
@@ -57,7 +62,7 @@ fn stampede_on_empty_cache_makes_one_request() {
 fn past_the_refresh_point_callers_get_the_old_token_without_waiting() {
     let idp = Idp::start();
     // 4 s tokens: refresh point at 2 s, served until 3.6 s (margin capped at a tenth).
-    let p = Provider::new(&short_lived(&idp, "boundary", 4, json!({})).to_string()).unwrap();
+    let p = short_lived_provider(&idp, "boundary", 4, json!({}));
     let start = Instant::now();
     let t1 = p.token().unwrap().secret().to_string();
     idp.fault(json!({"path": "/oauth/token", "kind": "delay", "delay_ms": 2000}));
@@ -90,7 +95,7 @@ fn past_the_refresh_point_callers_get_the_old_token_without_waiting() {
 #[test]
 fn static_stability_no_call_fails_while_the_token_is_valid() {
     let idp = Idp::start();
-    let cfg = short_lived(
+    let p = short_lived_provider(
         &idp,
         "stable",
         4,
@@ -98,7 +103,6 @@ fn static_stability_no_call_fails_while_the_token_is_valid() {
         // every attempt could time out and the call end TIMEOUT instead of the endpoint's status.
         json!({"deadline_ms": 2000, "cooldown_ms": 0}),
     );
-    let p = Provider::new(&cfg.to_string()).unwrap();
     let start = Instant::now();
     let t1 = p.token().unwrap().secret().to_string();
     // The endpoint fails for the whole refresh window.
@@ -127,7 +131,7 @@ fn static_stability_no_call_fails_while_the_token_is_valid() {
 #[test]
 fn retry_after_is_honoured() {
     let idp = Idp::start();
-    let p = Provider::new(&short_lived(&idp, "retry-after", 3600, json!({})).to_string()).unwrap();
+    let p = short_lived_provider(&idp, "retry-after", 3600, json!({}));
     idp.fault(json!({"path": "/oauth/token", "status": 503, "retry_after": "1"}));
     let started = Instant::now();
     p.token().unwrap();
@@ -138,10 +142,7 @@ fn retry_after_is_honoured() {
     assert_eq!(idp.token_requests(), 2);
 
     // A Retry-After beyond the deadline: give up at once with a rate-limit status.
-    let q = Provider::new(
-        &short_lived(&idp, "retry-after-2", 3600, json!({"deadline_ms": 2000})).to_string(),
-    )
-    .unwrap();
+    let q = short_lived_provider(&idp, "retry-after-2", 3600, json!({"deadline_ms": 2000}));
     idp.reset();
     idp.fault(json!({"path": "/oauth/token", "status": 429, "retry_after": "30"}));
     let e = q.token().unwrap_err();
@@ -150,8 +151,7 @@ fn retry_after_is_honoured() {
     assert_eq!(idp.token_requests(), 1);
 
     // An HTTP date works too.
-    let r =
-        Provider::new(&short_lived(&idp, "retry-after-3", 3600, json!({})).to_string()).unwrap();
+    let r = short_lived_provider(&idp, "retry-after-3", 3600, json!({}));
     idp.reset();
     idp.fault(json!({"path": "/oauth/token", "status": 503, "retry_after": "Sun, 06 Nov 1994 08:49:37 GMT"}));
     r.token().unwrap();
@@ -161,7 +161,7 @@ fn retry_after_is_honoured() {
 #[test]
 fn server_errors_and_dropped_connections_are_retried() {
     let idp = Idp::start();
-    let p = Provider::new(&short_lived(&idp, "retry-5xx", 3600, json!({})).to_string()).unwrap();
+    let p = short_lived_provider(&idp, "retry-5xx", 3600, json!({}));
     idp.fault(json!({"path": "/oauth/token", "status": 500, "count": 2}));
     idp.fault(json!({"path": "/oauth/token", "kind": "close"}));
     p.token().unwrap();
@@ -280,16 +280,12 @@ fn discovery_is_cached_and_survives_a_metadata_outage() {
 fn retry_after_zero_or_past_never_shortens_the_backoff() {
     let idp = Idp::start();
     for (i, value) in ["0", "Sun, 06 Nov 1994 08:49:37 GMT"].iter().enumerate() {
-        let p = Provider::new(
-            &short_lived(
-                &idp,
-                &format!("ra-zero-{i}"),
-                3600,
-                json!({"deadline_ms": 2000}),
-            )
-            .to_string(),
-        )
-        .unwrap();
+        let p = short_lived_provider(
+            &idp,
+            &format!("ra-zero-{i}"),
+            3600,
+            json!({"deadline_ms": 2000}),
+        );
         idp.reset();
         idp.fault(json!({"path": "/oauth/token", "status": 503, "retry_after": value, "count": 0}));
         p.token().unwrap_err();
@@ -307,16 +303,12 @@ fn retry_after_zero_or_past_never_shortens_the_backoff() {
 #[test]
 fn retry_after_past_the_deadline_holds_after_the_cool_down() {
     let idp = Idp::start();
-    let p = Provider::new(
-        &short_lived(
-            &idp,
-            "ra-long",
-            3600,
-            json!({"deadline_ms": 1000, "cooldown_ms": 0}),
-        )
-        .to_string(),
-    )
-    .unwrap();
+    let p = short_lived_provider(
+        &idp,
+        "ra-long",
+        3600,
+        json!({"deadline_ms": 1000, "cooldown_ms": 0}),
+    );
     idp.fault(json!({"path": "/oauth/token", "status": 429, "retry_after": "30"}));
     let e = p.token().unwrap_err();
     assert_eq!(e.status(), Status::RateLimited, "{e}");
@@ -338,7 +330,7 @@ fn retry_after_past_the_deadline_holds_after_the_cool_down() {
 #[test]
 fn a_200_that_is_not_a_token_is_retried() {
     let idp = Idp::start();
-    let p = Provider::new(&short_lived(&idp, "html-200", 3600, json!({})).to_string()).unwrap();
+    let p = short_lived_provider(&idp, "html-200", 3600, json!({}));
     idp.fault(json!({"path": "/oauth/token", "kind": "html", "count": 2}));
     p.token().expect("retried past two HTML pages");
     assert_eq!(idp.token_requests(), 3);
@@ -351,13 +343,12 @@ fn a_200_that_is_not_a_token_is_retried() {
 #[test]
 fn a_burst_during_the_refresh_of_a_short_token_fails_no_call() {
     let idp = Idp::start();
-    let cfg = short_lived(
+    let p = short_lived_provider(
         &idp,
         "burst",
         2,
         json!({"refresh_ratio": 0.75, "refresh_jitter": 0.0}),
     );
-    let p = Provider::new(&cfg.to_string()).unwrap();
     let mut failed = Vec::new();
     let mut calls = 0u64;
     for round in 0..2 {
@@ -393,13 +384,12 @@ fn a_burst_during_the_refresh_of_a_short_token_fails_no_call() {
 #[test]
 fn cool_down_after_a_transient_failure_is_a_fraction_of_the_lifetime() {
     let idp = Idp::start();
-    let cfg = short_lived(
+    let p = short_lived_provider(
         &idp,
         "short-cool",
         2,
         json!({"deadline_ms": 300, "cooldown_ms": 60000}),
     );
-    let p = Provider::new(&cfg.to_string()).unwrap();
     let gen = p.token().unwrap().generation();
     idp.fault(json!({"path": "/oauth/token", "status": 503, "count": 0}));
     let give_up = Instant::now() + Duration::from_secs(20);
@@ -430,13 +420,12 @@ fn cool_down_after_a_transient_failure_is_a_fraction_of_the_lifetime() {
 #[test]
 fn a_high_refresh_ratio_keeps_a_refresh_window() {
     let idp = Idp::start();
-    let cfg = short_lived(
+    let p = short_lived_provider(
         &idp,
         "high-ratio",
         10,
         json!({"refresh_ratio": 0.95, "refresh_jitter": 0.0}),
     );
-    let p = Provider::new(&cfg.to_string()).unwrap();
     p.token().unwrap();
     let (_, refresh_in, serve_for) = p.schedule().unwrap();
     // Served for 9 s (10 s less a tenth); the window is at least a tenth of that.
