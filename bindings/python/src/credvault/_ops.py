@@ -14,7 +14,6 @@ Everything here maps one C call of ``credvault.h``:
 from __future__ import annotations
 
 import atexit
-import ctypes
 import json
 import logging
 import os
@@ -22,7 +21,7 @@ import threading
 from typing import Any, Optional, Union
 
 from . import _lib
-from ._provider import Provider, _json_call, _last_error
+from ._provider import Provider, _json_call, _last_error, _string_call
 
 _lib_ = _lib.lib
 _OK = 0
@@ -84,13 +83,7 @@ def metrics_prometheus() -> str:
     (0.0.4), labelled by provider name (``credvault_tokens_fetched_total{provider="..."}``,
     ``credvault_cache_hits_total``, ...): the body of the host's metrics endpoint
     (content type ``text/plain; version=0.0.4``)."""
-    ptr = _lib_.vault_metrics_prometheus()
-    if not ptr:
-        raise _last_error("the library returned no metrics")
-    try:
-        return ctypes.string_at(ptr).decode("utf-8", "replace")
-    finally:
-        _lib_.vault_string_free(ptr)
+    return _string_call(_lib_.vault_metrics_prometheus, what="metrics")
 
 
 def set_refresh_workers(n: int) -> None:

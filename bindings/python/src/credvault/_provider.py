@@ -114,16 +114,21 @@ def _last_error(fallback: str, status: Optional[int] = None) -> CredvaultError:
     return _error(status, _last_msg(), _last_oauth(), fallback)
 
 
-def _json_call(call: Any, *args: Any) -> Any:
-    """Calls a function that returns a JSON string of the library, parses and frees it."""
+def _string_call(call: Any, *args: Any, what: str = "statistics") -> str:
+    """Calls a function that returns a string the library allocated (declared ``c_void_p``),
+    decodes it and hands it back to ``vault_string_free``; a NULL is this thread's last error."""
     ptr = call(*args)
     if not ptr:
-        raise _last_error("the library returned no statistics")
+        raise _last_error(f"the library returned no {what}")
     try:
-        text = ctypes.string_at(ptr)
+        return ctypes.string_at(ptr).decode("utf-8", "replace")
     finally:
         _string_free(ptr)
-    return json.loads(text.decode("utf-8", "replace"))
+
+
+def _json_call(call: Any, *args: Any) -> Any:
+    """Calls a function that returns a JSON string of the library, parses and frees it."""
+    return json.loads(_string_call(call, *args))
 
 
 def _describe(cfg: Mapping[str, Any]) -> tuple[str, str]:
