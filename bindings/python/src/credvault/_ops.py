@@ -110,9 +110,9 @@ def set_refresh_endpoint_limit(n: int) -> None:
 def _set_scheduler(call: Any, name: str, n: int) -> None:
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"{name}() takes an int, not {type(n).__name__}")
-    if not 0 <= n <= 0xFFFFFFFF:
-        n = 0  # out of range either way: the library refuses it and says why
-    _status_call(call(n), f"{name}({n}) was refused")
+    # Out of uint32 range: out of range either way, the library refuses 0 and says why; the
+    # fallback message names the caller's value, not the 0 passed.
+    _status_call(call(n if 0 <= n <= 0xFFFFFFFF else 0), f"{name}({n}) was refused")
 
 
 # -- the log hook ------------------------------------------------------------------------------------
