@@ -469,11 +469,17 @@ func (p *Provider) fast(sh shape) (string, bool) {
 			break
 		}
 	}
-	if n := int64(len(v)); p.hint[sh].Load() != n {
-		p.hint[sh].Store(n)
-	}
+	p.noteLen(sh, len(v))
 	p.last.Store(&nv.tok)
 	return v, true
+}
+
+// noteLen records the length of the last value of shape sh: the size the fast path's fill
+// buffers are made for. No store when it is unchanged (the usual case).
+func (p *Provider) noteLen(sh shape, n int) {
+	if p.hint[sh].Load() != int64(n) {
+		p.hint[sh].Store(int64(n))
+	}
 }
 
 // tokenPart is the token in a value of shape sh ("<token_type> <token>" for Authorization).
@@ -551,9 +557,7 @@ func (p *Provider) get(sh shape, block bool) (string, error) {
 }
 
 func (p *Provider) rememberShape(sh shape, v string) {
-	if n := int64(len(v)); p.hint[sh].Load() != n {
-		p.hint[sh].Store(n) // the size the fast path asks for next time
-	}
+	p.noteLen(sh, len(v))
 	p.remember(tokenPart(sh, v))
 }
 
