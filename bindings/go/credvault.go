@@ -550,8 +550,9 @@ func (p *Provider) take(sh shape, r result) (string, error) {
 	return v, nil
 }
 
-// get returns the value, or an Error (StatusWouldBlock included for block == false). The hot
-// path allocates nothing but the returned string.
+// get returns the value, or an Error (StatusWouldBlock included for block == false): the path
+// of a call the fast path did not answer (a miss, a first call, an error), which allocates the
+// returned string (the cached hit is fast's, which allocates nothing).
 func (p *Provider) get(sh shape, block bool) (string, error) {
 	return p.take(sh, p.read(sh, block))
 }
