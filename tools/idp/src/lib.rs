@@ -1,7 +1,7 @@
 //! `credvault idp`: a local identity provider for tests and the demo.
 //!
 //! A real HTTP/1.1 server on a loopback address that speaks the token dialects of the providers
-//! credvault serves (see `shared/PROVIDERS.md`), plus an admin API to register clients, read
+//! credvault serves (see `docs/PROVIDERS.md`), plus an admin API to register clients, read
 //! statistics and inject faults.
 //!
 //! ```text
