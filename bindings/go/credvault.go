@@ -96,8 +96,8 @@ type Provider struct {
 	borrowed bool
 }
 
-// fetchGoroutines counts the goroutines getContext started (read by the tests: a cached hit
-// must start none).
+// fetchGoroutines counts the fetch goroutines getContext started (read by the tests: a cached
+// hit must start none, cancelled callers share one).
 var fetchGoroutines atomic.Int64
 
 // finalized counts the finalizer's runs (read by the tests: Close must clear the finalizer).
@@ -200,7 +200,8 @@ func (p *Provider) Authorization() (string, error) {
 
 // TokenContext is Token that returns when ctx ends, even while a fetch is in flight: the fetch
 // carries on (for the next caller) and its result is wiped if nobody takes it. A cached token is
-// returned without starting a goroutine.
+// returned without starting a goroutine; callers that must wait share one goroutine per
+// provider, so callers that give up leave nothing behind.
 func (p *Provider) TokenContext(ctx context.Context) (string, error) {
 	return p.getContext(ctx, shapeToken)
 }
@@ -302,10 +303,7 @@ func (s cString) free() { wipeFree(s.p, s.n+1) }
 // errorAfter turns a failed call's status into an Error, reporting ErrClosed when the handle
 // was freed by a concurrent Close.
 func (p *Provider) errorAfter(st Status, eb []byte) error {
-	if st == StatusInvalidHandle && p.handle.Load() == 0 {
-		return errClosed
-	}
-	return errorFrom(st, eb)
+	return p.closedOr(errorFrom(st, eb))
 }
 
 // errorFrom reads the error buffer: the message, a NUL, then the OAuth error code (empty if
@@ -494,25 +492,33 @@ func tokenPart(sh shape, v string) string {
 // when the value is longer. The result holds the value, which whoever takes it wipes with
 // result.put; everything else the call wrote (a failed call's output, the error buffer) is
 // wiped before read returns. It is the path of every get but the fast path's hit: the blocking
-// call (Token on a miss), the non-blocking one (TokenContext's first try) and getContext's fetch
-// goroutine.
+// call (Token on a miss), the non-blocking one (TokenContext's first try) and the fetch
+// goroutine TokenContext's callers wait on (readHandle).
 func (p *Provider) read(sh shape, block bool) result {
 	h := p.handle.Load()
 	if h == 0 {
 		return result{err: errClosed}
 	}
+	r := readHandle(h, sh, block)
+	runtime.KeepAlive(p)
+	r.err = p.closedOr(r.err)
+	return r
+}
+
+// readHandle is read on a handle (the caller keeps a Provider with that handle alive); its
+// errors are as the library reported them (closedOr tells a Provider's Close apart).
+func readHandle(h uint64, sh shape, block bool) result {
 	s := scratchPool.Get().(*scratch)
 	buf := s.out[:]
 	for {
 		st := call(h, sh, block, buf, &s.n, s.err[:])
-		runtime.KeepAlive(p)
 		if st == StatusOK {
 			return result{b: buf[:int(s.n)], s: s}
 		}
 		clear(buf)
 		var err error
 		if st != StatusBufferTooSmall {
-			err = p.errorAfter(st, s.err[:])
+			err = errorFrom(st, s.err[:])
 		}
 		clear(s.err[:])
 		if err != nil {
@@ -521,6 +527,15 @@ func (p *Provider) read(sh shape, block bool) result {
 		}
 		buf = make([]byte, int(s.n)+1) // again if the token grew meanwhile
 	}
+}
+
+// closedOr is err, or ErrClosed when err is the library's invalid handle and this Provider was
+// closed.
+func (p *Provider) closedOr(err error) error {
+	if e, ok := err.(Error); ok && e.Status == StatusInvalidHandle && p.handle.Load() == 0 {
+		return errClosed
+	}
+	return err
 }
 
 // result is what read returns: the value in memory that put wipes (b, in s or in a Go buffer),
@@ -579,35 +594,71 @@ func (p *Provider) getContext(ctx context.Context, sh shape) (string, error) {
 	if ctx.Done() == nil { // a context that never ends: no goroutine needed
 		return p.get(sh, true)
 	}
-	// The fetch runs on its own goroutine; whoever of the two comes second wipes the result.
-	var (
-		mu        sync.Mutex
-		abandoned bool
-		ch        = make(chan result, 1)
-	)
-	fetchGoroutines.Add(1)
-	go func() {
-		r := p.read(sh, true)
-		mu.Lock()
-		defer mu.Unlock()
-		if abandoned {
-			r.put()
-			return
-		}
-		ch <- r
-	}()
+	h := p.handle.Load()
+	if h == 0 {
+		return "", errClosed
+	}
+	f := p.join(h)
 	select {
-	case r := <-ch:
-		return p.take(sh, r)
-	case <-ctx.Done():
-		mu.Lock()
-		abandoned = true
-		mu.Unlock()
-		select {
-		case r := <-ch: // it arrived meanwhile: wipe it
-			r.put()
-		default:
+	case <-f.done:
+		if f.err != nil {
+			return "", p.closedOr(f.err)
 		}
+		v := f.v
+		if sh == shapeToken {
+			v = tokenPart(shapeAuthorization, v) // a substring: no copy
+		}
+		p.rememberShape(sh, v)
+		return v, nil
+	case <-ctx.Done():
+		flightsMu.Lock()
+		f.waiters--
+		flightsMu.Unlock()
 		return "", ctx.Err()
 	}
+}
+
+// flight is the one fetch the TokenContext and AuthorizationContext callers of a provider wait
+// on: a single goroutine per provider handle makes the blocking call (and holds an OS thread
+// while it waits in C), however many callers come and give up meanwhile (issue 22: one
+// goroutine per cancelled caller, each on its own thread, exhausted the process's threads).
+type flight struct {
+	done chan struct{} // closed when the fetch ended; then v and err are set
+	// Callers waiting (under flightsMu): when none is left at the end, the value is wiped
+	// without a string being made.
+	waiters int
+	v       string // the Authorization value; Token callers take its token part
+	err     error
+}
+
+var (
+	flightsMu sync.Mutex
+	flights   = map[uint64]*flight{} // by provider handle: the flight in progress
+)
+
+// join counts the caller in on h's flight, starting it if none is in progress.
+func (p *Provider) join(h uint64) *flight {
+	flightsMu.Lock()
+	defer flightsMu.Unlock()
+	if f := flights[h]; f != nil {
+		f.waiters++
+		return f
+	}
+	f := &flight{done: make(chan struct{}), waiters: 1}
+	flights[h] = f
+	fetchGoroutines.Add(1)
+	go func() {
+		r := readHandle(h, shapeAuthorization, true)
+		runtime.KeepAlive(p) // keeps h from the finalizer while the call runs
+		flightsMu.Lock()
+		delete(flights, h)
+		f.err = r.err
+		if r.err == nil && f.waiters > 0 {
+			f.v = string(r.b)
+		}
+		flightsMu.Unlock()
+		r.put() // taken or not, the buffer is wiped now
+		close(f.done)
+	}()
+	return f
 }

@@ -11,13 +11,20 @@
 // Transport sets the Authorization header on each request from the Provider's cache and, when
 // the API answers 401, invalidates exactly the token that request carried and retries once if
 // the request body can be sent again (no body, or Request.GetBody set, as http.NewRequest does
-// for bytes, strings and bytes.Buffer readers).
+// for bytes, strings and bytes.Buffer readers). A token goes only to the origin (scheme, host,
+// port) of the request it was attached to: a redirect the http.Client follows to another origin
+// is sent without it, and that origin's 401 is returned as is (nothing dropped, no retry).
+// x/oauth2's own Transport (oauth2.NewClient) sets the header on every request it sees,
+// redirects to other hosts included.
 package oauth2src
 
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	credvault "github.com/credvault/credvault/bindings/go"
@@ -93,9 +100,59 @@ func replayable(req *http.Request) bool {
 	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 }
 
+// origin is u's scheme, host and port, lower-cased, with the scheme's default port filled in.
+func origin(u *url.URL) string {
+	scheme := strings.ToLower(u.Scheme)
+	port := u.Port()
+	if port == "" {
+		switch scheme {
+		case "http":
+			port = "80"
+		case "https":
+			port = "443"
+		}
+	}
+	return scheme + "://" + net.JoinHostPort(strings.ToLower(u.Hostname()), port)
+}
+
+// maxHops bounds the walk back along a redirect chain (http.Client stops at 10 by default).
+const maxHops = 1000
+
+// attaches reports whether req may carry the token: a request no redirect caused always may;
+// a redirected one (req.Response is the redirect that caused it, whose Request the previous
+// hop) only when its origin is that of its chain's first request, the one the caller addressed.
+// A chain that cannot be followed back gets no token.
+func attaches(req *http.Request) bool {
+	first := req
+	for range maxHops {
+		if first.Response == nil {
+			return first.URL != nil && req.URL != nil && origin(first.URL) == origin(req.URL)
+		}
+		if first = first.Response.Request; first == nil {
+			return false
+		}
+	}
+	return false
+}
+
+// send is the base transport's RoundTrip, making sure the response names its request (the
+// next hop of a redirect finds its chain's first request through it).
+func (t *Transport) send(req *http.Request) (*http.Response, error) {
+	resp, err := t.base().RoundTrip(req)
+	if resp != nil && resp.Request == nil {
+		resp.Request = req
+	}
+	return resp, err
+}
+
 // RoundTrip implements http.RoundTripper. The request is not modified (a clone carries the
 // header); its body is closed, as the contract asks, on every path.
 func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !attaches(req) {
+		// A redirect to another origin: sent as it came, without the token; a 401 from there
+		// says nothing about the token, and is the caller's.
+		return t.send(req)
+	}
 	ctx := req.Context()
 	auth, err := t.Provider.AuthorizationContext(ctx)
 	if err != nil {
@@ -104,7 +161,7 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	first := req.Clone(ctx)
 	first.Header.Set("Authorization", auth)
-	resp, err := t.base().RoundTrip(first)
+	resp, err := t.send(first)
 	if err != nil || resp.StatusCode != http.StatusUnauthorized {
 		return resp, err
 	}
@@ -138,5 +195,5 @@ func (t *Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		second.Body = http.NoBody
 	}
 	second.Header.Set("Authorization", auth2)
-	return t.base().RoundTrip(second)
+	return t.send(second)
 }
