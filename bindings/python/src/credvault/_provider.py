@@ -69,6 +69,10 @@ _NOTHING = (-1, "")
 
 _memset = ctypes.memset
 _CHARP = ctypes.POINTER(ctypes.c_char)
+#: Written over a fast-path buffer to wipe it. Through ``buf.raw``, a copy made holding the GIL,
+#: as the fast calls (``fast``, a PyDLL) write the buffer holding it: no reader on another
+#: thread ever sees half a wipe (``ctypes.memset`` releases the GIL).
+_ZEROS = bytes(_FAST_CAP)
 
 
 def _error(
@@ -356,7 +360,7 @@ class Provider:
         (generations only grow), so the pair is simply never used."""
         generation = fill.generation
         value = buf.value
-        if not value:  # close() wiped the buffer meanwhile
+        if not value:  # close() or invalidate() wiped the buffer meanwhile
             return self._read(token, wait=True)
         text: str = value.decode()
         if token:
@@ -429,11 +433,14 @@ class Provider:
         Pass the exact ``token`` the API rejected (the token itself, or the whole
         ``Authorization`` value): it is dropped only if it is still the cached one, so many
         callers reporting the same 401 cause one new fetch. Without ``token``, the token this
-        thread last received from this provider is dropped (see ``vault_invalidate``)."""
+        thread last received from this provider is dropped (see ``vault_invalidate``). Either
+        way the provider's fast-path buffers are wiped (the next call writes the cached value
+        again)."""
         if token is None:
             status = _inval(self._h)
             if status != _OK:
                 raise error_for_status(status, "invalid provider handle (closed)")
+            self._wipe_fast()
             return
         if " " in token:
             token = token.split(" ", 1)[1]
@@ -444,6 +451,7 @@ class Provider:
         del data
         if status != _OK:
             raise _raise_from(status, err)
+        self._wipe_fast()
 
     def close(self) -> None:
         """Frees the provider and wipes its secrets in the library. Idempotent; later calls on
@@ -456,10 +464,16 @@ class Provider:
             # a provider of the configuration file, which close() does not free.
             self._h = c_uint64(0)
             self._tfill.provider = self._afill.provider = 0
-            self._tval = self._aval = _NOTHING
-            self._tfill.generation = self._afill.generation = 0
-            _memset(self._tbuf, 0, _FAST_CAP)
-            _memset(self._abuf, 0, _FAST_CAP)
+            self._wipe_fast()
+
+    def _wipe_fast(self) -> None:
+        """Wipes the fast path's buffers and forgets what they held (after an invalidation, at
+        close): the generations first, so that the next fast call writes the value again
+        rather than report as still there the one wiped here."""
+        self._tfill.generation = self._afill.generation = 0
+        self._tval = self._aval = _NOTHING
+        self._tbuf.raw = _ZEROS
+        self._abuf.raw = _ZEROS
 
     @property
     def closed(self) -> bool:
