@@ -374,6 +374,17 @@ class Provider:
         NUL-terminated, and returns its length. No Python ``str`` or ``bytes`` of the token is
         made: wipe ``buf`` when done (``buf[:] = bytes(len(buf))``). Raises
         :class:`~credvault.BufferTooSmall` (with ``needed``) if it does not fit."""
+        return self._into(buf, wait=True)
+
+    @overload
+    def _into(self, buf: Union[bytearray, memoryview], wait: Literal[True]) -> int: ...
+
+    @overload
+    def _into(self, buf: Union[bytearray, memoryview], wait: Literal[False]) -> Optional[int]: ...
+
+    def _into(self, buf: Union[bytearray, memoryview], wait: bool) -> Optional[int]:
+        """:meth:`token_into`; ``wait``: the blocking call (``vault_get_token_into``), else the
+        non-blocking one (``vault_try_get_token_into``): ``None`` if it would block."""
         view = memoryview(buf)
         if view.readonly or not view.contiguous:
             raise TypeError("token_into needs a writable, contiguous buffer (bytearray, memoryview)")
@@ -381,10 +392,12 @@ class Provider:
         target = (ctypes.c_char * size).from_buffer(view.cast("B")) if size else None
         n = c_size_t(0)
         err = create_string_buffer(_ERR_LEN)
-        status = _get_tok(self._h, target, size, byref(n), err, _ERR_LEN)
+        status = _SIX_ARG_CALLS[True, wait](self._h, target, size, byref(n), err, _ERR_LEN)
         del target, view
         if status == _OK:
             return n.value
+        if status == _WOULD_BLOCK and not wait:
+            return None
         e = _raise_from(status, err)
         if isinstance(e, BufferTooSmall):
             e.needed = n.value + 1
