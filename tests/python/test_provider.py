@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import pickle
 import subprocess
@@ -232,3 +233,20 @@ def test_fast_path_buffers_hold_no_dropped_or_longer_token(idp):
         remember(p.token())
     assert held() == bytes(len(held())), "close() left bytes in the buffers"
 
+
+def test_repr_of_a_provider_of_the_configuration_file(idp, tmp_path):
+    # Issue 26 item 8: its endpoint and client id, as documented, never config:NAME or '?'.
+    conf = tmp_path / "credvault.json"
+    entry = {"token_url": idp.url("/oauth/token"), "client_id": "demo-oauth-client", "client_secret": OAUTH_SECRET}
+    conf.write_text(json.dumps({"providers": {"repr-a": entry}}))
+    os.chmod(conf, 0o600)
+    credvault.load_config(conf)
+    p = credvault.provider("repr-a")
+    text = repr(p)
+    assert idp.url("/oauth/token") in text and "client_id='demo-oauth-client'" in text, text
+    assert p.endpoint == idp.url("/oauth/token") and p.client_id == "demo-oauth-client"
+    assert "repr-a" in text and OAUTH_SECRET not in text
+    stats = p.stats()
+    assert stats["endpoint"] == idp.url("/oauth/token") and stats["client_id"] == "demo-oauth-client"
+    p.close()
+    assert "closed" in repr(p) and "demo-oauth-client" in repr(p)

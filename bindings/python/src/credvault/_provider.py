@@ -264,7 +264,22 @@ class Provider:
         self._endpoint, self._client_id = f"config:{name}", "?"
         self._name = name
         self._attach(handle, owned=False)
+        self._describe_from_library()
         return self
+
+    def _describe_from_library(self) -> None:
+        """For a provider of the configuration file: its endpoint and client id as the library
+        holds them now (``vault_stats_json``; a reload may have changed them). Kept as they
+        were once the provider is closed or has left the file."""
+        if self._name is None or self.closed:
+            return
+        try:
+            stats = self.stats()
+        except CredvaultError:
+            return
+        endpoint, client_id = stats.get("endpoint"), stats.get("client_id")
+        if isinstance(endpoint, str) and isinstance(client_id, str):
+            self._endpoint, self._client_id = endpoint, client_id
 
     @property
     def name(self) -> Optional[str]:
@@ -495,12 +510,15 @@ class Provider:
 
     @property
     def endpoint(self) -> str:
-        """The configured token URL, issuer, or ``preset:<name>``."""
+        """The configured token URL, issuer, or ``preset:<name>``; for a provider of the
+        configuration file, the token URL or issuer the library holds for it."""
+        self._describe_from_library()
         return self._endpoint
 
     @property
     def client_id(self) -> str:
         """The configured client id."""
+        self._describe_from_library()
         return self._client_id
 
     def __enter__(self) -> "Provider":
@@ -510,8 +528,10 @@ class Provider:
         self.close()
 
     def __repr__(self) -> str:
+        self._describe_from_library()
         state = " closed" if self.closed else ""
-        return f"<credvault.Provider endpoint={self._endpoint!r} client_id={self._client_id!r}{state}>"
+        name = f" name={self._name!r}" if self._name is not None else ""
+        return f"<credvault.Provider{name} endpoint={self._endpoint!r} client_id={self._client_id!r}{state}>"
 
     def __reduce__(self) -> Any:
         raise TypeError("a credvault.Provider cannot be pickled: create it in each process")
