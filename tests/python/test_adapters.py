@@ -201,3 +201,14 @@ def test_httpx_async_token_never_follows_a_redirect_to_another_origin(idp, api, 
             return token
 
     asyncio.run(main())
+
+
+def test_origin_makes_default_ports_explicit():
+    from credvault._origin import origin
+
+    assert origin("http://API.example/x") == origin("http://api.example:80/y") == ("http", "api.example", 80)
+    assert origin("https://api.example/") == origin("HTTPS://api.example:443")
+    assert origin("http://api.example/") != origin("https://api.example/")
+    assert origin("http://api.example:8080/") != origin("http://api.example/")
+    assert origin("http://[::1]:8080/") == ("http", "::1", 8080)
+    assert origin("http://127.0.0.1:99999/")[2] == -1, "an invalid port matches no real origin"
