@@ -88,12 +88,13 @@ typedef int32_t vault_status;
 //
 // `generation` identifies the token whose value `buf` holds (0: none). A call that finds the
 // same token still servable leaves `buf` as it is and returns `VAULT_STATUS_OK`; a call that
-// serves another token writes it into `buf` and its number into `generation`. So the caller
-// can keep what it made of the value (a decoded string) while `generation` is unchanged, and
-// the common call copies and decrypts nothing. The number is unique to the token in the
-// process and only grows: no other provider's token has it, nor one of the provider a
-// configuration reload puts under the same handle. Between calls, the caller must not change
-// `buf` without setting `generation` to 0.
+// serves another token writes it into `buf`, zeroes the rest of the `buf_len` bytes (no byte
+// of an earlier, longer token stays behind the NUL), and writes its number into `generation`.
+// So the caller can keep what it made of the value (a decoded string) while `generation` is
+// unchanged, and the common call copies and decrypts nothing. The number is unique to the
+// token in the process and only grows: no other provider's token has it, nor one of the
+// provider a configuration reload puts under the same handle. Between calls, the caller must
+// not change `buf` without setting `generation` to 0.
 typedef struct vault_fill {
   // The provider handle.
   uint64_t provider;
@@ -342,10 +343,11 @@ vault_status vault_reload_config(void);
 uint64_t vault_provider_by_name(const char *name);
 
 // The provider's statistics as a JSON object: `provider` (its name in the configuration file,
-// else `handle:N`), `tokens_fetched`, `cache_hits`, `background_refreshes`,
-// `background_refresh_failures`, `retries`, `failures` (by status name), `last_error`
-// (`status`, `message`, `at_unix_ms`), `last_fetch_unix_ms`, `token_remaining_s`, `cooldown`
-// (`active`, `remaining_ms`). Never a secret or a token. Release with `vault_string_free`; NULL
+// else `handle:N`), `endpoint` (its configured `token_url` or issuer), `client_id`,
+// `tokens_fetched`, `cache_hits`, `background_refreshes`, `background_refresh_failures`,
+// `retries`, `failures` (by status name), `last_error` (`status`, `message`, `at_unix_ms`),
+// `last_fetch_unix_ms`, `token_remaining_s`, `cooldown` (`active`, `remaining_ms`). Never a
+// secret or a token. Release with `vault_string_free`; NULL
 // on failure (`VAULT_STATUS_INVALID_HANDLE`).
 char *vault_stats_json(uint64_t provider);
 

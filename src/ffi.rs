@@ -696,12 +696,13 @@ pub unsafe extern "C" fn vault_try_get_authorization_into(
 ///
 /// `generation` identifies the token whose value `buf` holds (0: none). A call that finds the
 /// same token still servable leaves `buf` as it is and returns `VAULT_STATUS_OK`; a call that
-/// serves another token writes it into `buf` and its number into `generation`. So the caller
-/// can keep what it made of the value (a decoded string) while `generation` is unchanged, and
-/// the common call copies and decrypts nothing. The number is unique to the token in the
-/// process and only grows: no other provider's token has it, nor one of the provider a
-/// configuration reload puts under the same handle. Between calls, the caller must not change
-/// `buf` without setting `generation` to 0.
+/// serves another token writes it into `buf`, zeroes the rest of the `buf_len` bytes (no byte
+/// of an earlier, longer token stays behind the NUL), and writes its number into `generation`.
+/// So the caller can keep what it made of the value (a decoded string) while `generation` is
+/// unchanged, and the common call copies and decrypts nothing. The number is unique to the
+/// token in the process and only grows: no other provider's token has it, nor one of the
+/// provider a configuration reload puts under the same handle. Between calls, the caller must
+/// not change `buf` without setting `generation` to 0.
 #[repr(C)]
 pub struct VaultFill {
     /// The provider handle.
@@ -744,9 +745,11 @@ unsafe fn try_fill(fill: *mut VaultFill, shape: Shape) -> Status {
                     ));
                 }
                 // SAFETY: buf has buf_len >= n + 1 writable bytes per the caller's promise.
-                let out = std::slice::from_raw_parts_mut(buf as *mut u8, n + 1);
+                let out = std::slice::from_raw_parts_mut(buf as *mut u8, buf_len);
                 write_shape(t, shape, &mut out[..n])?;
-                out[n] = 0;
+                // The NUL, and no byte of an earlier, longer value left behind it: the buffer
+                // holds this token and nothing else (once per token, not per call).
+                out[n..].zeroize();
                 Ok(t.serial)
             })?;
             Ok(())
@@ -905,10 +908,11 @@ pub unsafe extern "C" fn vault_provider_by_name(name: *const c_char) -> u64 {
 }
 
 /// The provider's statistics as a JSON object: `provider` (its name in the configuration file,
-/// else `handle:N`), `tokens_fetched`, `cache_hits`, `background_refreshes`,
-/// `background_refresh_failures`, `retries`, `failures` (by status name), `last_error`
-/// (`status`, `message`, `at_unix_ms`), `last_fetch_unix_ms`, `token_remaining_s`, `cooldown`
-/// (`active`, `remaining_ms`). Never a secret or a token. Release with `vault_string_free`; NULL
+/// else `handle:N`), `endpoint` (its configured `token_url` or issuer), `client_id`,
+/// `tokens_fetched`, `cache_hits`, `background_refreshes`, `background_refresh_failures`,
+/// `retries`, `failures` (by status name), `last_error` (`status`, `message`, `at_unix_ms`),
+/// `last_fetch_unix_ms`, `token_remaining_s`, `cooldown` (`active`, `remaining_ms`). Never a
+/// secret or a token. Release with `vault_string_free`; NULL
 /// on failure (`VAULT_STATUS_INVALID_HANDLE`).
 #[no_mangle]
 pub extern "C" fn vault_stats_json(provider: u64) -> *mut c_char {

@@ -345,6 +345,8 @@ impl Provider {
                 .get()
                 .cloned()
                 .unwrap_or_else(|| fallback.to_string()),
+            endpoint: inner.endpoint_key.to_string(),
+            client_id: inner.config.client_id.clone(),
             counters: inner.counters.snapshot(),
             token_remaining_s: inner
                 .cache

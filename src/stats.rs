@@ -187,6 +187,10 @@ pub struct Snapshot {
 pub struct Stats {
     /// The name it has in the configuration file, else `handle:N` (or `provider` in Rust).
     pub name: String,
+    /// The token endpoint (`token_url`) or issuer the provider is configured with.
+    pub endpoint: String,
+    /// The configured client id (not a secret).
+    pub client_id: String,
     pub counters: Snapshot,
     /// Seconds the cached token is still served, if one is cached.
     pub token_remaining_s: Option<f64>,
@@ -206,6 +210,8 @@ impl Stats {
             .collect();
         json!({
             "provider": self.name,
+            "endpoint": self.endpoint,
+            "client_id": self.client_id,
             "tokens_fetched": c.tokens_fetched,
             "cache_hits": c.cache_hits,
             "background_refreshes": c.background_refreshes,

@@ -81,6 +81,11 @@ fn config_stats_metrics_and_log_callback_through_the_c_abi() {
         }
         let stats: Value = serde_json::from_str(&take_string(vault_stats_json(h))).unwrap();
         assert_eq!(stats["provider"], "vgs-eu");
+        assert_eq!(
+            stats["endpoint"],
+            idp.url("/vgs/auth/realms/vgs/protocol/openid-connect/token")
+        );
+        assert_eq!(stats["client_id"], "demo-vgs-client");
         assert_eq!(stats["tokens_fetched"], 1);
         assert_eq!(
             stats["cache_hits"], 2,

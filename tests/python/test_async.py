@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import threading
 import time
 
 import pytest
@@ -114,3 +115,76 @@ def test_answers_known_without_waiting_never_use_a_worker_thread(idp):
 
     asyncio.run(main())
     assert idp.token_requests() == 2
+
+
+def test_callers_that_give_up_leave_the_default_executor_free(idp):
+    # Issue 22 item 12: 50 callers give up after 50 ms while the token endpoint takes seconds.
+    # The library's waits must not occupy the application's default executor (an unrelated
+    # run_in_executor or getaddrinfo must run while the fetch is still in flight) and must
+    # not take a thread per caller.
+    slow_ms = 8000
+    idp.fault({"path": "/oauth/token", "kind": "delay", "delay_ms": slow_ms})
+
+    async def main() -> tuple[int, int, int, str]:
+        loop = asyncio.get_running_loop()
+        async with credvault.AsyncProvider(oauth_config(idp, timeout_ms=60000, deadline_ms=60000)) as p:
+            before = threading.active_count()
+            results = await asyncio.gather(
+                *(asyncio.wait_for(p.token() if i % 2 else p.authorization(), 0.05) for i in range(50)),
+                return_exceptions=True,
+            )
+            assert all(isinstance(r, asyncio.TimeoutError) for r in results), results
+            new_threads = threading.active_count() - before
+            await loop.run_in_executor(None, lambda: None)
+            await loop.getaddrinfo("localhost", 80)
+            # The idp has not answered yet: the executor's work did not wait for the fetch.
+            issued_meanwhile = idp.tokens_issued()
+            token = await p.token()
+            return new_threads, issued_meanwhile, idp.token_requests(), token
+
+    new_threads, issued_meanwhile, token_requests, token = asyncio.run(main())
+    remember(token)
+    assert issued_meanwhile == 0, "the default executor was busy until the slow fetch ended"
+    assert new_threads <= 1, f"{new_threads} threads waited for one provider's fetch"
+    assert token_requests == 1
+
+
+def test_a_cancelled_token_into_never_writes_the_callers_buffer(idp):
+    # Issue 22 item 13: the caller gives up, wipes its buffer; the fetch ends later.
+    idp.fault({"path": "/oauth/token", "kind": "delay", "delay_ms": 1500})
+    buf = bytearray(256)
+
+    async def main() -> tuple[int, str]:
+        async with credvault.AsyncProvider(oauth_config(idp)) as p:
+            with pytest.raises(asyncio.TimeoutError):
+                await asyncio.wait_for(p.token_into(buf), 0.05)
+            buf[:] = bytes(len(buf))
+            token = await p.token()  # the fetch has ended
+            await asyncio.sleep(0.2)
+            mine = bytearray(256)
+            n = await p.token_into(mine)
+            assert bytes(mine[:n]) == token.encode() and mine[n] == 0
+            mine[:] = bytes(len(mine))
+            return n, token
+
+    n, token = asyncio.run(main())  # returns once every worker thread of the loop has finished
+    remember(token)
+    assert buf == bytearray(256), "the cancelled token_into wrote into the caller's buffer"
+    assert n == len(token)
+
+
+def test_token_into_waits_for_a_fetch_and_reports_a_small_buffer(idp):
+    async def main() -> str:
+        async with credvault.AsyncProvider(oauth_config(idp)) as p:
+            buf = bytearray(256)
+            n = await p.token_into(buf)
+            token = await p.token()
+            assert bytes(buf[:n]) == token.encode() and buf[n] == 0
+            buf[:] = bytes(len(buf))
+            with pytest.raises(credvault.BufferTooSmall) as info:
+                await p.token_into(bytearray(4))
+            assert info.value.needed == len(token) + 1
+            return token
+
+    remember(asyncio.run(main()))
+    assert idp.token_requests() == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 import os
 import pickle
 import subprocess
@@ -190,3 +191,62 @@ def test_cached_value_follows_a_background_refresh(idp):
         assert replaced, "token() returns the refreshed token"
         assert current, "the fast path serves the library's current token"
         buf[:] = bytes(len(buf))
+
+
+def test_fast_path_buffers_hold_no_dropped_or_longer_token(idp):
+    # Issue 22 item 16: a shorter token leaves nothing of a longer one behind its NUL in the
+    # fast path's buffers, and they are wiped on invalidate and on close. 3 s tokens, refreshed
+    # in the background: the refresh brings a shorter token without any invalidation.
+    client = {
+        "dialect": "oauth", "client_id": "shrinking-client", "client_secret": "shrinking-secret", "lifetime_s": 3
+    }
+    idp.add_client({**client, "token_bytes": 300})
+    with credvault.Provider(
+        token_url=idp.url("/oauth/token"),
+        client_id="shrinking-client",
+        client_secret="shrinking-secret",
+        refresh_ratio=0.6,
+        refresh_jitter=0,
+    ) as p:
+        long_token = remember(p.token())
+        assert p.token() == long_token and p.authorization() == "Bearer " + long_token
+        held = lambda: bytes(p._tbuf.raw) + bytes(p._abuf.raw)  # noqa: E731
+        assert long_token.encode() in held(), "the fast path holds the token"
+        idp.add_client({**client, "token_bytes": 16})
+        deadline = time.monotonic() + 15
+        while p.token() == long_token and time.monotonic() < deadline:
+            time.sleep(0.05)
+        short = remember(p.token())
+        assert len(short) < len(long_token) - 16, "a background refresh brought a shorter token"
+        assert p.authorization() == "Bearer " + short
+        for buf, value in ((p._tbuf, short), (p._abuf, "Bearer " + short)):
+            raw = bytes(buf.raw)
+            assert raw[: len(value)] == value.encode(), "the fast path holds the new token"
+            assert raw[len(value):] == bytes(len(raw) - len(value)), "bytes of the earlier token behind the NUL"
+        p.invalidate(short)
+        assert short.encode() not in held(), "invalidate left the dropped token in a buffer"
+        current = remember(p.token())
+        assert p.token() == current and p.authorization() == "Bearer " + current
+        p.invalidate()
+        assert current.encode() not in held(), "invalidate() left the dropped token in a buffer"
+        remember(p.token())
+        remember(p.token())
+    assert held() == bytes(len(held())), "close() left bytes in the buffers"
+
+
+def test_repr_of_a_provider_of_the_configuration_file(idp, tmp_path):
+    # Issue 26 item 8: its endpoint and client id, as documented, never config:NAME or '?'.
+    conf = tmp_path / "credvault.json"
+    entry = {"token_url": idp.url("/oauth/token"), "client_id": "demo-oauth-client", "client_secret": OAUTH_SECRET}
+    conf.write_text(json.dumps({"providers": {"repr-a": entry}}))
+    os.chmod(conf, 0o600)
+    credvault.load_config(conf)
+    p = credvault.provider("repr-a")
+    text = repr(p)
+    assert idp.url("/oauth/token") in text and "client_id='demo-oauth-client'" in text, text
+    assert p.endpoint == idp.url("/oauth/token") and p.client_id == "demo-oauth-client"
+    assert "repr-a" in text and OAUTH_SECRET not in text
+    stats = p.stats()
+    assert stats["endpoint"] == idp.url("/oauth/token") and stats["client_id"] == "demo-oauth-client"
+    p.close()
+    assert "closed" in repr(p) and "demo-oauth-client" in repr(p)

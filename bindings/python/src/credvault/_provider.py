@@ -69,6 +69,10 @@ _NOTHING = (-1, "")
 
 _memset = ctypes.memset
 _CHARP = ctypes.POINTER(ctypes.c_char)
+#: Written over a fast-path buffer to wipe it. Through ``buf.raw``, a copy made holding the GIL,
+#: as the fast calls (``fast``, a PyDLL) write the buffer holding it: no reader on another
+#: thread ever sees half a wipe (``ctypes.memset`` releases the GIL).
+_ZEROS = bytes(_FAST_CAP)
 
 
 def _error(
@@ -260,7 +264,22 @@ class Provider:
         self._endpoint, self._client_id = f"config:{name}", "?"
         self._name = name
         self._attach(handle, owned=False)
+        self._describe_from_library()
         return self
+
+    def _describe_from_library(self) -> None:
+        """For a provider of the configuration file: its endpoint and client id as the library
+        holds them now (``vault_stats_json``; a reload may have changed them). Kept as they
+        were once the provider is closed or has left the file."""
+        if self._name is None or self.closed:
+            return
+        try:
+            stats = self.stats()
+        except CredvaultError:
+            return
+        endpoint, client_id = stats.get("endpoint"), stats.get("client_id")
+        if isinstance(endpoint, str) and isinstance(client_id, str):
+            self._endpoint, self._client_id = endpoint, client_id
 
     @property
     def name(self) -> Optional[str]:
@@ -356,7 +375,7 @@ class Provider:
         (generations only grow), so the pair is simply never used."""
         generation = fill.generation
         value = buf.value
-        if not value:  # close() wiped the buffer meanwhile
+        if not value:  # close() or invalidate() wiped the buffer meanwhile
             return self._read(token, wait=True)
         text: str = value.decode()
         if token:
@@ -370,6 +389,17 @@ class Provider:
         NUL-terminated, and returns its length. No Python ``str`` or ``bytes`` of the token is
         made: wipe ``buf`` when done (``buf[:] = bytes(len(buf))``). Raises
         :class:`~credvault.BufferTooSmall` (with ``needed``) if it does not fit."""
+        return self._into(buf, wait=True)
+
+    @overload
+    def _into(self, buf: Union[bytearray, memoryview], wait: Literal[True]) -> int: ...
+
+    @overload
+    def _into(self, buf: Union[bytearray, memoryview], wait: Literal[False]) -> Optional[int]: ...
+
+    def _into(self, buf: Union[bytearray, memoryview], wait: bool) -> Optional[int]:
+        """:meth:`token_into`; ``wait``: the blocking call (``vault_get_token_into``), else the
+        non-blocking one (``vault_try_get_token_into``): ``None`` if it would block."""
         view = memoryview(buf)
         if view.readonly or not view.contiguous:
             raise TypeError("token_into needs a writable, contiguous buffer (bytearray, memoryview)")
@@ -377,10 +407,12 @@ class Provider:
         target = (ctypes.c_char * size).from_buffer(view.cast("B")) if size else None
         n = c_size_t(0)
         err = create_string_buffer(_ERR_LEN)
-        status = _get_tok(self._h, target, size, byref(n), err, _ERR_LEN)
+        status = _SIX_ARG_CALLS[True, wait](self._h, target, size, byref(n), err, _ERR_LEN)
         del target, view
         if status == _OK:
             return n.value
+        if status == _WOULD_BLOCK and not wait:
+            return None
         e = _raise_from(status, err)
         if isinstance(e, BufferTooSmall):
             e.needed = n.value + 1
@@ -429,11 +461,14 @@ class Provider:
         Pass the exact ``token`` the API rejected (the token itself, or the whole
         ``Authorization`` value): it is dropped only if it is still the cached one, so many
         callers reporting the same 401 cause one new fetch. Without ``token``, the token this
-        thread last received from this provider is dropped (see ``vault_invalidate``)."""
+        thread last received from this provider is dropped (see ``vault_invalidate``). Either
+        way the provider's fast-path buffers are wiped (the next call writes the cached value
+        again)."""
         if token is None:
             status = _inval(self._h)
             if status != _OK:
                 raise error_for_status(status, "invalid provider handle (closed)")
+            self._wipe_fast()
             return
         if " " in token:
             token = token.split(" ", 1)[1]
@@ -444,6 +479,7 @@ class Provider:
         del data
         if status != _OK:
             raise _raise_from(status, err)
+        self._wipe_fast()
 
     def close(self) -> None:
         """Frees the provider and wipes its secrets in the library. Idempotent; later calls on
@@ -456,10 +492,16 @@ class Provider:
             # a provider of the configuration file, which close() does not free.
             self._h = c_uint64(0)
             self._tfill.provider = self._afill.provider = 0
-            self._tval = self._aval = _NOTHING
-            self._tfill.generation = self._afill.generation = 0
-            _memset(self._tbuf, 0, _FAST_CAP)
-            _memset(self._abuf, 0, _FAST_CAP)
+            self._wipe_fast()
+
+    def _wipe_fast(self) -> None:
+        """Wipes the fast path's buffers and forgets what they held (after an invalidation, at
+        close): the generations first, so that the next fast call writes the value again
+        rather than report as still there the one wiped here."""
+        self._tfill.generation = self._afill.generation = 0
+        self._tval = self._aval = _NOTHING
+        self._tbuf.raw = _ZEROS
+        self._abuf.raw = _ZEROS
 
     @property
     def closed(self) -> bool:
@@ -468,12 +510,15 @@ class Provider:
 
     @property
     def endpoint(self) -> str:
-        """The configured token URL, issuer, or ``preset:<name>``."""
+        """The configured token URL, issuer, or ``preset:<name>``; for a provider of the
+        configuration file, the token URL or issuer the library holds for it."""
+        self._describe_from_library()
         return self._endpoint
 
     @property
     def client_id(self) -> str:
         """The configured client id."""
+        self._describe_from_library()
         return self._client_id
 
     def __enter__(self) -> "Provider":
@@ -483,8 +528,10 @@ class Provider:
         self.close()
 
     def __repr__(self) -> str:
+        self._describe_from_library()
         state = " closed" if self.closed else ""
-        return f"<credvault.Provider endpoint={self._endpoint!r} client_id={self._client_id!r}{state}>"
+        name = f" name={self._name!r}" if self._name is not None else ""
+        return f"<credvault.Provider{name} endpoint={self._endpoint!r} client_id={self._client_id!r}{state}>"
 
     def __reduce__(self) -> Any:
         raise TypeError("a credvault.Provider cannot be pickled: create it in each process")

@@ -14,16 +14,23 @@ Each request gets ``Authorization`` from the provider's cache. On a 401 the adap
 exact token (``vault_invalidate_token``: right even when another thread already replaced it) and
 sends the request once more with a new one. A request whose body cannot be replayed (a generator
 or a non-seekable stream) is not retried: its 401 is returned as is.
+
+The token goes only to the origin (scheme, host, port) of the request it was attached to: a
+redirect to another origin is followed without ``Authorization`` (also from ``http://`` to
+``https://`` on the same host, which ``requests`` itself would keep it for), and a 401 of another
+origin is returned as is: nothing dropped, nothing retried.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
+from urllib.parse import urljoin
 
 import requests
 from requests.auth import AuthBase
 
 from ._async import AsyncProvider
+from ._origin import Origin, origin
 from ._provider import Provider
 
 __all__ = ["VaultAuth"]
@@ -42,8 +49,9 @@ class VaultAuth(AuthBase):
 
     def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
         """Sets ``Authorization`` (from the cache; a fetch waits with the GIL released) and
-        registers the 401 handler."""
+        registers the response handler, bound to the origin of ``r``."""
         r.headers["Authorization"] = self.provider.authorization()
+        home = origin(r.url)
         pos: Optional[int] = None
         body = r.body
         if body is not None and not isinstance(body, (bytes, str)):
@@ -52,13 +60,25 @@ class VaultAuth(AuthBase):
             except (AttributeError, OSError):
                 pos = -1  # not replayable
         setattr(r, "_credvault_body_pos", pos)
-        r.register_hook("response", self._on_response)  # type: ignore[no-untyped-call,unused-ignore]
+        hook: Callable[..., requests.Response] = lambda response, **kw: self._on_response(response, home, **kw)
+        r.register_hook("response", hook)  # type: ignore[no-untyped-call,unused-ignore]
         return r
 
-    def _on_response(self, response: requests.Response, **kwargs: Any) -> requests.Response:
-        """On a 401: drop the token sent, and resend once with a new one if the body allows."""
+    def _on_response(self, response: requests.Response, home: Origin, **kwargs: Any) -> requests.Response:
+        """The response of a request of origin ``home`` or of a redirect from it (the hook goes
+        along with the request's copies). A redirect to another origin: the next request, a copy
+        of this one, is sent without the token. A 401 of ``home``: drop the token sent, and
+        resend once with a new one if the body allows. Another origin's 401 is its own answer,
+        about no token of ours: returned as is."""
         request = response.request
-        if response.status_code != 401 or getattr(request, _RETRIED, False):
+        if response.is_redirect and origin(request.url) == home:
+            target = response.headers.get("location")
+            if target and origin(urljoin(str(request.url), target)) != home:
+                # requests copies this request for the next hop and strips Authorization itself
+                # only when the host or port changes, not on an upgrade to https.
+                request.headers.pop("Authorization", None)
+            return response
+        if response.status_code != 401 or getattr(request, _RETRIED, False) or origin(request.url) != home:
             return response
         sent = request.headers.get("Authorization")
         if sent:
