@@ -178,9 +178,12 @@ int32_t vault_key_memory_locked(void);
 // Refreshes due ahead of expiry are queued and run by this bounded pool, the token closest to
 // its serving limit first, by default at most 2 at once per token endpoint
 // (`vault_set_refresh_endpoint_limit`); workers start when a refresh is
-// due and exit when none is (a fork child starts its own). A caller with no servable token
-// still fetches at once on its own thread. Returns 0, or `VAULT_STATUS_INVALID_ARGUMENT` when
-// `n` is out of range.
+// due and exit when none is (a fork child starts its own). A token endpoint with nothing in
+// flight gets a worker beyond the pool when every worker is busy (at most 64 beyond it), so
+// slow or stalled endpoints never stop another endpoint's refreshes. Takes effect at once:
+// queued refreshes that a larger pool lets start get workers now; with a smaller pool, workers
+// leave as their refreshes end. A caller with no servable token still fetches at once on its
+// own thread. Returns 0, or `VAULT_STATUS_INVALID_ARGUMENT` when `n` is out of range.
 int32_t vault_set_refresh_workers(uint32_t n);
 
 // Sets how many background refreshes may be in flight to one token endpoint at once, across
@@ -188,7 +191,8 @@ int32_t vault_set_refresh_workers(uint32_t n);
 // and per address, and thousands of providers often share one endpoint. Raise it when one
 // endpoint serves many providers with short tokens over a slow link (its refresh capacity is
 // this many requests per round trip); lower it to 1 for an endpoint that refuses concurrent
-// requests. Callers with no servable token are not limited: they fetch at once. Returns 0, or
+// requests. Takes effect at once: queued refreshes that a higher limit lets start get workers
+// now. Callers with no servable token are not limited: they fetch at once. Returns 0, or
 // `VAULT_STATUS_INVALID_ARGUMENT` when `n` is out of range.
 int32_t vault_set_refresh_endpoint_limit(uint32_t n);
 

@@ -9,8 +9,14 @@
 //! the queued refresh moot). A caller with nothing servable never waits for the queue: it fetches
 //! on its own thread at once (`Cache::get_blocking`).
 //!
-//! Workers are started on demand, up to [`workers`] (default 4, `vault_set_refresh_workers`),
-//! and each exits once the queue has stayed empty for 200 ms: no thread when no refresh is due, none left
+//! Workers are started on demand, up to [`workers`] (default 4, `vault_set_refresh_workers`);
+//! when all of them are busy, a token endpoint with nothing in flight still gets one beyond the
+//! pool (at most [`MAX_EXTRA_WORKERS`] such), so endpoints that stall, however many, never stop
+//! the others' refreshes (issue 22): the refreshes in flight never exceed [`workers`] plus the
+//! endpoints with one in flight (each refresh beyond the pool was its endpoint's only one when
+//! it started). A setting changed takes effect at once (the workers now allowed are started).
+//! A worker beyond the pool exits as soon as it finds nothing it may start; one of the pool
+//! exits once the queue has stayed empty for 200 ms: no thread when no refresh is due, none left
 //! once the last provider is freed (a freed provider's queued refresh is dropped, the queue holds
 //! only weak references). Across fork() the coordinator (`fork`) holds the scheduler's lock; a
 //! child gets it replaced, with an empty queue, no workers and a fresh condition variable (the
@@ -33,6 +39,10 @@ pub const MAX_WORKERS: usize = 64;
 pub const DEFAULT_ENDPOINT_LIMIT: usize = 2;
 /// Most refreshes in flight to one token endpoint that may be configured.
 pub const MAX_ENDPOINT_LIMIT: usize = 64;
+/// Most workers beyond the pool at once: each runs the refresh of a token endpoint that had
+/// nothing in flight when every worker of the pool was busy (one stalled endpoint, or a few,
+/// must not stop the others' refreshes). So at most `workers + MAX_EXTRA_WORKERS` threads.
+pub const MAX_EXTRA_WORKERS: usize = 64;
 
 /// How long an idle worker waits for another refresh before it exits.
 const LINGER: Duration = Duration::from_millis(200);
@@ -117,16 +127,42 @@ impl State {
         self.endpoints.iter().map(|e| e.jobs.len()).sum()
     }
 
-    /// Whether a queued refresh could start now (its endpoint has a free slot).
-    fn runnable(&self, limit: usize) -> bool {
-        self.endpoints
-            .iter()
-            .any(|e| e.in_flight < limit && !e.jobs.is_empty())
-    }
-
     /// Refreshes in flight.
     fn busy(&self) -> usize {
         self.endpoints.iter().map(|e| e.in_flight).sum()
+    }
+
+    /// How many queued refreshes could start now, at most (see [`State::take`]): an endpoint
+    /// with nothing in flight may start one whatever the pool's workers do, any other start
+    /// takes one of the `pool` slots left free by the refreshes in flight. Of those slots, the
+    /// further refreshes of an endpoint with nothing in flight can only have what its first
+    /// one (started while a slot was free, so on one of them) left.
+    fn startable(&self, pool: usize, limit: usize) -> usize {
+        let busy = self.busy();
+        let free = pool.saturating_sub(busy);
+        // Endpoints with nothing in flight; the others' startable refreshes; the further
+        // startable refreshes of the former.
+        let (mut first, mut more_busy, mut more_first) = (0, 0, 0);
+        for e in self.endpoints.iter().filter(|e| e.in_flight < limit) {
+            let n = e.jobs.len().min(limit - e.in_flight);
+            if e.in_flight > 0 {
+                more_busy += n;
+            } else if n > 0 {
+                first += 1;
+                more_first += n - 1;
+            }
+        }
+        let pooled =
+            more_busy.min(free) + more_first.min(free.saturating_sub(more_busy).saturating_sub(1));
+        (first + pooled).min((pool + MAX_EXTRA_WORKERS).saturating_sub(busy))
+    }
+
+    /// How many workers to start now for the refreshes that could start: those no idle
+    /// worker (alive, or counted and starting) will take, within the bound on threads.
+    fn starts_needed(&self, pool: usize, limit: usize) -> usize {
+        let idle = self.workers.saturating_sub(self.busy());
+        let room = (pool + MAX_EXTRA_WORKERS).saturating_sub(self.workers);
+        self.startable(pool, limit).saturating_sub(idle).min(room)
     }
 
     fn push(&mut self, key: Arc<str>, job: Job) {
@@ -140,9 +176,13 @@ impl State {
         }
     }
 
-    /// Takes the most urgent queued refresh whose endpoint has fewer than `limit` requests in
-    /// flight (dropping those of freed providers on the way), and counts it in flight.
-    fn take(&mut self, limit: usize) -> Option<(Arc<str>, Job)> {
+    /// Takes the most urgent queued refresh that may start (dropping those of freed providers
+    /// on the way), and counts it in flight. One may start when its endpoint has fewer than
+    /// `limit` requests in flight and either fewer than `pool` refreshes are in flight (a
+    /// worker of the pool is free) or its endpoint has none in flight (a worker beyond the
+    /// pool, at most [`MAX_EXTRA_WORKERS`]): a stalled endpoint, or several, holding every
+    /// worker of the pool never stops another endpoint's refreshes.
+    fn take(&mut self, pool: usize, limit: usize) -> Option<(Arc<str>, Job)> {
         for e in &mut self.endpoints {
             while e
                 .jobs
@@ -154,10 +194,12 @@ impl State {
         }
         self.endpoints
             .retain(|e| !e.jobs.is_empty() || e.in_flight > 0);
+        let busy = self.busy();
         let e = self
             .endpoints
             .iter_mut()
             .filter(|e| e.in_flight < limit)
+            .filter(|e| busy < pool || (e.in_flight == 0 && busy < pool + MAX_EXTRA_WORKERS))
             .filter(|e| !e.jobs.is_empty())
             .max_by(|a, b| a.jobs.peek().cmp(&b.jobs.peek()))?;
         let job = e.jobs.pop()?;
@@ -192,8 +234,8 @@ impl State {
 /// The scheduler's state: a leaf lock (nothing else is taken while it is held; it is taken under
 /// the handle table's read lock on the hit path). See `fork` for its place in the lock order.
 static STATE: Mutex<State> = Mutex::new(State::new());
-/// Signalled (one waiter) when a job is queued, when a worker took a job and more are runnable,
-/// and when a worker leaves because the pool was made smaller.
+/// Signalled (one waiter) when a job is queued and when a worker took a job and more could
+/// start; (all waiters) when a setting changes.
 static WAKE: Condvar = Condvar::new();
 
 /// Takes the scheduler's lock before fork() (called by the coordinator, `fork`).
@@ -220,8 +262,9 @@ pub(crate) unsafe fn fork_release(side: Side) {
     }
 }
 
-/// Sets the number of worker threads (1 to [`MAX_WORKERS`]); applies to workers started from
-/// now on. Returns false (and changes nothing) when out of range.
+/// Sets the number of worker threads of the pool (1 to [`MAX_WORKERS`]). Takes effect at once:
+/// queued refreshes that a larger pool lets start get workers now; with a smaller one, workers
+/// beyond it leave as their refreshes end. Returns false (and changes nothing) when out of range.
 pub fn set_workers(n: usize) -> bool {
     set_setting(&WORKERS, n, MAX_WORKERS)
 }
@@ -232,19 +275,62 @@ pub fn workers() -> usize {
 }
 
 /// Sets how many refreshes may be in flight to one token endpoint at once (1 to
-/// [`MAX_ENDPOINT_LIMIT`]). Returns false (and changes nothing) when out of range.
+/// [`MAX_ENDPOINT_LIMIT`]). Takes effect at once, as [`set_workers`]. Returns false (and
+/// changes nothing) when out of range.
 pub fn set_endpoint_limit(n: usize) -> bool {
     set_setting(&ENDPOINT_LIMIT, n, MAX_ENDPOINT_LIMIT)
 }
 
-/// Stores `n` (1 to `max`) in `setting` and wakes every worker to apply it.
+/// Stores `n` (1 to `max`) in `setting`, starts the workers that queued refreshes now allowed
+/// to start need, and wakes every idle worker to apply it.
 fn set_setting(setting: &AtomicUsize, n: usize, max: usize) -> bool {
     if !(1..=max).contains(&n) {
         return false;
     }
+    let mut s = STATE.lock();
     setting.store(n, Ordering::Release);
+    let start = count_starts(&mut s);
+    drop(s);
     WAKE.notify_all();
+    start_workers(start);
     true
+}
+
+/// Counts (under the lock) the workers that the refreshes able to start now need; the caller
+/// starts them with [`start_workers`] once the lock is released.
+fn count_starts(s: &mut State) -> usize {
+    let n = s.starts_needed(workers(), endpoint_limit());
+    s.workers += n;
+    PEAK_WORKERS.fetch_max(s.workers, Ordering::AcqRel);
+    n
+}
+
+/// Starts `n` workers counted by [`count_starts`]. One that cannot be started is uncounted;
+/// when that leaves no worker alive, every queued refresh is given back
+/// (`Refresh::unqueue`): a later hit queues it again, and a caller with nothing servable
+/// fetches on its own thread as always.
+fn start_workers(n: usize) {
+    for _ in 0..n {
+        let spawned = std::thread::Builder::new()
+            .name("credvault-refresh".into())
+            .spawn(work);
+        if spawned.is_ok() {
+            continue;
+        }
+        let mut s = STATE.lock();
+        s.workers -= 1;
+        if s.workers == 0 {
+            // Nobody will run them: this one, and any queued while the lock was released (their
+            // callers saw this worker counted and started none). Each is given back, outside
+            // the lock (the last reference to a provider may go with it), so a later hit
+            // queues it again.
+            let given_back = s.take_all();
+            drop(s);
+            for p in given_back.iter().filter_map(Weak::upgrade) {
+                p.unqueue();
+            }
+        }
+    }
 }
 
 /// The configured per-endpoint limit.
@@ -309,77 +395,56 @@ pub(crate) fn enqueue(provider: Weak<dyn Refresh>, endpoint: Arc<str>, serve_unt
         provider,
         queued_at: Instant::now(),
     };
-    s.push(endpoint.clone(), job);
-    let spawn = s.workers < workers() && s.workers < s.queued() + s.busy();
-    if !spawn {
-        // After the lock is released, so that the worker woken does not wake only to wait for
-        // it (nor this caller for the worker).
-        drop(s);
-        WAKE.notify_one();
-        return;
-    }
-    // The new worker is counted now and started once the lock is released: starting a thread
+    s.push(endpoint, job);
+    // A new worker is counted now and started once the lock is released: starting a thread
     // takes tens of microseconds, which callers queueing a refresh must not wait for.
-    s.workers += 1;
-    PEAK_WORKERS.fetch_max(s.workers, Ordering::AcqRel);
+    let start = count_starts(&mut s);
+    // After the lock is released, so that the worker woken does not wake only to wait for it
+    // (nor this caller for the worker).
     drop(s);
-    let spawned = std::thread::Builder::new()
-        .name("credvault-refresh".into())
-        .spawn(work);
-    if spawned.is_err() {
-        let mut s = STATE.lock();
-        s.workers -= 1;
-        if s.workers == 0 {
-            // Nobody will run them: this one, and any queued while the lock was released (their
-            // callers saw this worker counted and started none). Each is given back, outside
-            // the lock (the last reference to a provider may go with it), so a later hit
-            // queues it again.
-            let given_back = s.take_all();
-            drop(s);
-            for p in given_back.iter().filter_map(Weak::upgrade) {
-                p.unqueue();
-            }
-        }
+    if start == 0 {
+        WAKE.notify_one();
     }
+    start_workers(start);
 }
 
-/// A worker: runs the most urgent runnable refresh until the queue has stayed empty for
-/// [`LINGER`], then exits.
+/// A worker: runs the most urgent refresh that may start until the queue has stayed empty for
+/// [`LINGER`], then exits; a worker beyond the pool exits as soon as it finds nothing to start.
 fn work() {
     let mut s = STATE.lock();
     let mut lingered = false;
     loop {
-        if s.workers > workers() || (lingered && s.queued() == 0) {
-            s.workers -= 1;
-            if s.queued() > 0 {
-                // Leaving with refreshes queued (a smaller pool): another worker takes over.
-                WAKE.notify_one();
+        let (pool, limit) = (workers(), endpoint_limit());
+        let Some((endpoint, job)) = s.take(pool, limit) else {
+            if s.workers > pool || (lingered && s.queued() == 0) {
+                s.workers -= 1;
+                return;
             }
-            return;
-        }
-        let limit = endpoint_limit();
-        let Some((endpoint, job)) = s.take(limit) else {
             if s.queued() == 0 {
                 // Stay a moment for the next due refresh (tokens fetched together come due
                 // together) rather than exit and have a thread started again at once.
                 lingered = true;
                 WAKE.wait_until(&mut s, Instant::now() + LINGER);
             } else {
-                // Every queued refresh waits for a slot at its endpoint: the worker whose
-                // refresh frees one takes the next itself (the timeout is a backstop).
+                // Every queued refresh waits for a slot at its endpoint or in the pool: the
+                // worker whose refresh frees one takes the next itself (the timeout is a
+                // backstop).
                 lingered = false;
                 WAKE.wait_until(&mut s, Instant::now() + Duration::from_secs(1));
             }
             continue;
         };
         lingered = false;
-        // More than this worker can take: pass the baton to one that waits. (A finished
-        // refresh wakes nobody: its worker comes back here and takes the next itself.)
-        let baton = s.runnable(limit);
+        // More than this worker can take: pass the baton to one that waits, or start one when
+        // none waits. (A finished refresh wakes nobody: its worker comes back here and takes
+        // the next itself.)
+        let start = count_starts(&mut s);
+        let baton = start == 0 && s.startable(pool, limit) > 0;
         drop(s);
         if baton {
             WAKE.notify_one();
         }
+        start_workers(start);
         if let Some(p) = job.provider.upgrade() {
             REFRESHES.fetch_add(1, Ordering::AcqRel);
             p.run_queued_refresh();
@@ -424,7 +489,7 @@ mod tests {
         let a2 = job(&mut s, &a, &p, 2_000);
         let a3 = job(&mut s, &a, &p, 3_000);
         let b1 = job(&mut s, &b, &p, 2_500);
-        let take = |s: &mut State| s.take(2).map(|(k, j)| (k, j.seq));
+        let take = |s: &mut State| s.take(MAX_WORKERS, 2).map(|(k, j)| (k, j.seq));
         assert_eq!(take(&mut s), Some((a.clone(), a1)));
         assert_eq!(take(&mut s), Some((a.clone(), a2)));
         // `a` has 2 in flight: its next job (more urgent than b's) waits; b's goes first.
@@ -439,6 +504,37 @@ mod tests {
         assert_eq!((s.queued(), s.busy(), s.endpoints.len()), (0, 0, 0));
     }
 
+    /// With every worker of the pool busy, an endpoint with nothing in flight still starts one
+    /// refresh (beyond the pool); one with a refresh in flight waits for a worker of the pool.
+    #[test]
+    fn a_full_pool_still_starts_an_idle_endpoints_refresh() {
+        let (a, b): (Arc<str>, Arc<str>) = ("https://a/token".into(), "https://b/token".into());
+        let p: Arc<dyn Refresh> = Arc::new(Nothing);
+        let mut s = State::new();
+        let a1 = job(&mut s, &a, &p, 1_000);
+        job(&mut s, &a, &p, 2_000);
+        let b1 = job(&mut s, &b, &p, 3_000);
+        job(&mut s, &b, &p, 4_000);
+        let take = |s: &mut State| s.take(1, 2).map(|(k, j)| (k, j.seq));
+        assert_eq!(s.startable(1, 2), 2, "a's first and b's first");
+        assert_eq!(take(&mut s), Some((a.clone(), a1)));
+        assert_eq!(s.startable(1, 2), 1, "b's first only");
+        assert_eq!(take(&mut s), Some((b.clone(), b1)), "beyond the pool");
+        assert_eq!((s.startable(1, 2), take(&mut s)), (0, None));
+        s.workers = 1;
+        assert_eq!(s.starts_needed(1, 2), 0);
+        s.done(&a);
+        s.done(&b);
+        // Both queued ones may start now: one on the pool, one beyond it.
+        assert_eq!(s.startable(1, 2), 2);
+        assert_eq!(s.starts_needed(1, 2), 1, "one of them on the worker alive");
+        let cap = State {
+            workers: 1 + MAX_EXTRA_WORKERS,
+            ..State::new()
+        };
+        assert_eq!(cap.starts_needed(1, 2), 0);
+    }
+
     /// What a failed worker start gives back: every queued refresh; those in flight stay.
     #[test]
     fn take_all_empties_the_queue_and_keeps_refreshes_in_flight() {
@@ -448,7 +544,7 @@ mod tests {
         job(&mut s, &a, &p, 1_000);
         job(&mut s, &a, &p, 2_000);
         job(&mut s, &b, &p, 3_000);
-        assert!(s.take(2).is_some());
+        assert!(s.take(MAX_WORKERS, 2).is_some());
         assert_eq!(s.take_all().len(), 2);
         assert_eq!((s.queued(), s.busy(), s.endpoints.len()), (0, 1, 1));
     }
@@ -462,7 +558,7 @@ mod tests {
         job(&mut s, &a, &freed, 1_000);
         let k = job(&mut s, &a, &kept, 2_000);
         drop(freed);
-        assert_eq!(s.take(1).map(|(_, j)| j.seq), Some(k));
+        assert_eq!(s.take(MAX_WORKERS, 1).map(|(_, j)| j.seq), Some(k));
         assert_eq!(s.queued(), 0);
     }
 }

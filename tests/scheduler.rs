@@ -417,3 +417,230 @@ fn tokens_fetched_together_get_spread_refresh_points() {
         "callers fetched only the first tokens"
     );
 }
+
+/// The idp holds a stalled endpoint's token requests this long (the refreshes end with a
+/// token, so the workers are free again within the test).
+const STALL_MS: u64 = 11_000;
+
+/// A token endpoint of its own (an idp each: the scheduler counts by the endpoint's URL) with
+/// providers `ids` (tokens of 10 s, due after 1 s) that hold a token; `stall` makes their next
+/// token requests wait [`STALL_MS`].
+fn endpoint_with(ids: &[&str]) -> (Idp, Vec<Provider>) {
+    let idp = Idp::start_with(&[]);
+    let providers = ids
+        .iter()
+        .map(|id| {
+            idp.add_client(
+                json!({"dialect": "oauth", "client_id": id, "client_secret": SECRET,
+                "lifetime_s": 10}),
+            );
+            let cfg = json!({"token_url": idp.url("/oauth/token"), "client_id": id,
+                "client_secret": SECRET, "refresh_ratio": 0.1, "refresh_jitter": 0.0,
+                "timeout_ms": STALL_MS + 5_000, "deadline_ms": STALL_MS + 5_000});
+            let p = Provider::new(&cfg.to_string()).unwrap();
+            p.token().unwrap();
+            p
+        })
+        .collect();
+    (idp, providers)
+}
+
+/// Makes the next token request of each of `providers` stall at `idp` (the refreshes are due:
+/// each call queues one).
+fn stall(idp: &Idp, providers: &[Provider]) {
+    idp.fault(
+        json!({"path": "/oauth/token", "kind": "delay", "delay_ms": STALL_MS,
+        "count": providers.len()}),
+    );
+    for p in providers {
+        p.token().unwrap();
+    }
+}
+
+fn stalled_requests_arrived(idp: &Idp, ids: &[&str]) -> bool {
+    let s = idp.stats();
+    ids.iter().all(|id| requests_by(&s, id) == 2)
+}
+
+/// Tokens `idp` issued: the first one of each of `ids` only while their refreshes stall.
+fn issued(idp: &Idp, ids: &[&str]) -> u64 {
+    let s = idp.stats();
+    ids.iter()
+        .map(|id| s["issued_by_client"][*id].as_u64().unwrap_or(0))
+        .sum()
+}
+
+/// Issue 22, item 8: two stalled endpoints with two providers each took every worker of the
+/// default pool (4 workers, 2 per endpoint), and a healthy endpoint's refresh waited for them:
+/// its 2 s token expired and the non-blocking call returned WOULD_BLOCK. Under the default
+/// settings a healthy endpoint's refreshes keep running whatever the others do.
+#[test]
+fn stalled_endpoints_do_not_stop_a_healthy_ones_refreshes() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    fresh(scheduler::DEFAULT_WORKERS);
+    assert!(scheduler::set_endpoint_limit(
+        scheduler::DEFAULT_ENDPOINT_LIMIT
+    ));
+    let (a_ids, b_ids) = (["slow-a1", "slow-a2"], ["slow-b1", "slow-b2"]);
+    let (a, a_providers) = endpoint_with(&a_ids);
+    let (b, b_providers) = endpoint_with(&b_ids);
+    let start = Instant::now();
+    sleep_until(start, 1200);
+    stall(&a, &a_providers);
+    stall(&b, &b_providers);
+    wait_for(
+        Duration::from_secs(10),
+        "the stalled refreshes sent",
+        || stalled_requests_arrived(&a, &a_ids) && stalled_requests_arrived(&b, &b_ids),
+    );
+    assert_eq!(scheduler::stats().workers, scheduler::DEFAULT_WORKERS);
+
+    // The healthy provider, through the C API: a 2 s token, due after 0.6 s, served until 1.8 s.
+    let healthy = Idp::start_with(&[]);
+    healthy.add_client(json!({"dialect": "oauth", "client_id": "healthy",
+        "client_secret": SECRET, "lifetime_s": 2}));
+    let cfg = json!({"token_url": healthy.url("/oauth/token"), "client_id": "healthy",
+        "client_secret": SECRET, "refresh_ratio": 0.3, "refresh_jitter": 0.0});
+    let cfg = std::ffi::CString::new(cfg.to_string()).unwrap();
+    // SAFETY: a NUL-terminated string; buffers of the lengths passed.
+    let h = unsafe { credvault::ffi::vault_provider_new(cfg.as_ptr()) };
+    assert_ne!(h, 0);
+    let mut buf = [0 as std::os::raw::c_char; 512];
+    let mut len = 0usize;
+    let call = |wait: bool, buf: &mut [std::os::raw::c_char], len: &mut usize| unsafe {
+        let f = if wait {
+            credvault::ffi::vault_get_token_into
+        } else {
+            credvault::ffi::vault_try_get_token_into
+        };
+        f(h, buf.as_mut_ptr(), buf.len(), len, std::ptr::null_mut(), 0)
+    };
+    assert_eq!(call(true, &mut buf, &mut len), credvault::Status::Ok);
+    // 8 s of calls (about a dozen refreshes) while the other endpoints' refreshes stall.
+    let (mut served, mut would_block, mut other) = (0u64, 0u64, 0u64);
+    let polling = Instant::now();
+    while polling.elapsed() < Duration::from_secs(8) {
+        match call(false, &mut buf, &mut len) {
+            credvault::Status::Ok => served += 1,
+            credvault::Status::WouldBlock => would_block += 1,
+            _ => other += 1,
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+    let refreshed = issued(&healthy, &["healthy"]) - 1;
+    let still_stalled = issued(&a, &a_ids) + issued(&b, &b_ids) == 4;
+    assert_eq!(credvault::ffi::vault_provider_free(h), 0);
+    assert_eq!(
+        (would_block, other),
+        (0, 0),
+        "{served} calls served, {would_block} WOULD_BLOCK, {other} other failures; \
+         {refreshed} background refreshes of the healthy token; the others still stalled at \
+         the end: {still_stalled}; scheduler {:?}",
+        scheduler::stats()
+    );
+    assert!(
+        refreshed >= 3,
+        "{refreshed} background refreshes of the healthy token in 8 s"
+    );
+    wait_for(Duration::from_secs(40), "workers gone", idle);
+    drop((a_providers, b_providers));
+}
+
+/// Issue 22, item 8: raising the workers at run time with refreshes queued started none (they
+/// waited for a running refresh to end). A new limit takes effect at once: the stats show the
+/// queued refresh started, while the stalled ones still hold their workers.
+#[test]
+fn raising_the_workers_starts_queued_refreshes_at_once() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    fresh(scheduler::DEFAULT_WORKERS);
+    assert!(scheduler::set_endpoint_limit(
+        scheduler::DEFAULT_ENDPOINT_LIMIT
+    ));
+    let ids = [
+        ["raise-a1", "raise-a2"],
+        ["raise-b1", "raise-b2"],
+        ["raise-c1", "raise-c2"],
+    ];
+    let endpoints: Vec<(Idp, Vec<Provider>)> = ids.iter().map(|i| endpoint_with(i)).collect();
+    let start = Instant::now();
+    sleep_until(start, 1200);
+    // a and b take the pool's 4 workers; c's refreshes then wait (one of them may run on a
+    // worker beyond the pool: c had nothing in flight).
+    for (idp, providers) in &endpoints[..2] {
+        stall(idp, providers);
+    }
+    wait_for(
+        Duration::from_secs(10),
+        "a's and b's refreshes sent",
+        || (0..2).all(|i| stalled_requests_arrived(&endpoints[i].0, &ids[i])),
+    );
+    let (c, c_providers) = &endpoints[2];
+    stall(c, c_providers);
+    wait_for(
+        Duration::from_secs(10),
+        "c's refreshes queued or sent",
+        || {
+            let sent: u64 = ids[2]
+                .iter()
+                .map(|id| requests_by(&c.stats(), id) - 1)
+                .sum();
+            scheduler::stats().queued as u64 + sent == 2
+        },
+    );
+    let before = scheduler::stats();
+    assert!(before.queued >= 1, "{before:?}");
+    assert!(scheduler::set_workers(8));
+    wait_for(Duration::from_secs(20), "c's refreshes sent", || {
+        stalled_requests_arrived(c, &ids[2])
+    });
+    let after = scheduler::stats();
+    let completed: u64 = (0..2)
+        .map(|i| issued(&endpoints[i].0, &ids[i]))
+        .sum::<u64>()
+        - 4;
+    assert_eq!(
+        completed, 0,
+        "c's queued refresh started only once a stalled one ended (before {before:?}, after {after:?})"
+    );
+    assert_eq!(after.queued, 0, "{after:?}");
+    assert!(after.workers >= 6, "{after:?}");
+    wait_for(Duration::from_secs(40), "workers gone", idle);
+    assert!(scheduler::set_workers(scheduler::DEFAULT_WORKERS));
+}
+
+/// Issue 22, item 8: a higher endpoint limit takes effect at once too. (This passed before the
+/// change as well, on a worker started idle for the queued refresh; the scheduler now starts
+/// workers only for refreshes that may start, so the call must start it.)
+#[test]
+fn raising_the_endpoint_limit_starts_queued_refreshes_at_once() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    fresh(scheduler::DEFAULT_WORKERS);
+    assert!(scheduler::set_endpoint_limit(1));
+    let ids = ["limit-raise-1", "limit-raise-2"];
+    let (idp, providers) = endpoint_with(&ids);
+    let start = Instant::now();
+    sleep_until(start, 1200);
+    stall(&idp, &providers);
+    wait_for(
+        Duration::from_secs(10),
+        "one refresh sent, one queued",
+        || {
+            let sent: u64 = ids.iter().map(|id| requests_by(&idp.stats(), id) - 1).sum();
+            sent == 1 && scheduler::stats().queued == 1
+        },
+    );
+    assert!(scheduler::set_endpoint_limit(2));
+    wait_for(Duration::from_secs(20), "both refreshes sent", || {
+        stalled_requests_arrived(&idp, &ids)
+    });
+    assert_eq!(
+        issued(&idp, &ids),
+        2,
+        "the queued refresh started only once the stalled one ended ({:?})",
+        scheduler::stats()
+    );
+    wait_for(Duration::from_secs(40), "workers gone", idle);
+    assert!(scheduler::set_endpoint_limit(
+        scheduler::DEFAULT_ENDPOINT_LIMIT
+    ));
+}

@@ -115,7 +115,7 @@ type SchedulerStats struct {
 	Workers      uint64        // worker threads now
 	PeakWorkers  uint64        // the most there were at once
 	Refreshes    uint64        // refreshes run
-	MaxWorkers   uint64        // the bound (vault_set_refresh_workers)
+	MaxWorkers   uint64        // the pool (vault_set_refresh_workers); Workers exceeds it by 64 at most
 	// EndpointLimit is the most refreshes at once to one token endpoint
 	// (vault_set_refresh_endpoint_limit); PeakPerEndpoint the most seen.
 	EndpointLimit   uint64
@@ -299,8 +299,11 @@ func ReloadConfig() error {
 // SetRefreshWorkers sets how many background refresh worker threads the process's scheduler
 // may run (1 to 64; default 4; vault_set_refresh_workers). Refreshes due ahead of expiry wait
 // in one queue, the token closest to its serving limit first; workers start when a refresh is
-// due and exit when none is. A Token call with nothing servable never waits for them: it
-// fetches at once. Out of range: an error matching ErrInvalidArgument, and nothing changes.
+// due and exit when none is. When all are busy, a token endpoint with nothing in flight gets a
+// worker beyond them (at most 64 more), so stalled endpoints never stop the others' refreshes.
+// Takes effect at once (queued refreshes it lets start get workers now). A Token call with
+// nothing servable never waits for them: it fetches at once. Out of range: an error matching
+// ErrInvalidArgument, and nothing changes.
 func SetRefreshWorkers(n int) error {
 	return setScheduler(0, "refresh workers", n)
 }

@@ -90,9 +90,12 @@ def set_refresh_workers(n: int) -> None:
     """Sets how many background refresh worker threads the process's scheduler may run (1 to
     64; default 4; ``vault_set_refresh_workers``). Refreshes due ahead of expiry wait in one
     queue, the token closest to its serving limit first; workers start when a refresh is due
-    and exit when none is. A call with nothing servable never waits for them: it fetches at
-    once. Out of range: :class:`~credvault.InvalidArgument`, and nothing changes.
-    ``stats_all()["scheduler"]["max_workers"]`` shows the bound."""
+    and exit when none is. When all are busy, a token endpoint with nothing in flight gets a
+    worker beyond them (at most 64 more), so stalled endpoints never stop the others'
+    refreshes. Takes effect at once (queued refreshes it lets start get workers now). A call
+    with nothing servable never waits for them: it fetches at once. Out of range:
+    :class:`~credvault.InvalidArgument`, and nothing changes.
+    ``stats_all()["scheduler"]["max_workers"]`` shows the pool's size."""
     _set_scheduler(_lib_.vault_set_refresh_workers, "set_refresh_workers", n)
 
 
