@@ -227,3 +227,105 @@ fn check_watch_reloads_on_sighup() {
     assert_eq!(reload["unchanged"], json!(["vgs"]));
     let _ = std::io::stdout().flush();
 }
+
+/// Every subcommand has `--help`: usage on standard output, exit 0, nothing else done (`demo
+/// --help` used to run the demo). The top-level usage shows each subcommand's usage line as the
+/// subcommand's own `--help` gives it (it used to omit `--force` and `--watch`). Issue 26 items 6
+/// and 10.
+#[test]
+fn every_subcommand_has_help_and_the_top_level_usage_agrees() {
+    let top = credvault(&["--help"]);
+    assert_eq!(top.status.code(), Some(0));
+    let top = text(&top.stdout);
+    for sub in ["token", "check", "inspect", "demo", "idp"] {
+        let out = credvault(&[sub, "--help"]);
+        assert_eq!(out.status.code(), Some(0), "{sub} --help");
+        let help = text(&out.stdout);
+        assert!(
+            help.starts_with(&format!("usage: credvault {sub}")),
+            "{sub} --help: {help}"
+        );
+        assert!(
+            !help.contains("demo against") && !help.contains("listening on"),
+            "{sub} --help ran the subcommand: {help}"
+        );
+        let first = help.lines().next().unwrap();
+        let synopsis = first.trim_start_matches("usage: credvault ").trim();
+        if sub != "idp" {
+            assert!(
+                top.contains(&format!("  {synopsis}\n")),
+                "the top-level usage does not show `{synopsis}`:\n{top}"
+            );
+        }
+    }
+    assert!(
+        top.contains("--force") && top.contains("--watch SECONDS"),
+        "{top}"
+    );
+    // The same usage on an unknown command, on stderr, with exit 2.
+    let out = credvault(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stderr).trim(), top.trim());
+}
+
+/// Runs `credvault ARGS` with standard output a pipe whose reader is already gone, so that the
+/// first write fails with EPIPE.
+fn with_closed_stdout(args: &[&str], stdin: &str) -> Output {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: closing the read end, which we own, once.
+    unsafe { libc::close(fds[0]) };
+    // SAFETY: the write end is ours; the Stdio takes it over.
+    let stdout = unsafe { Stdio::from_raw_fd(fds[1]) };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_credvault"))
+        .args(args)
+        .env_remove("CREDVAULT_CONFIG")
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::piped())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+/// `credvault demo | head -1` and the like: every printing subcommand ends quietly when its
+/// reader goes away, with exit status 141 (as a process ended by SIGPIPE), no panic and no
+/// backtrace. Issue 26 item 6.
+#[test]
+fn a_closed_pipe_ends_every_subcommand_quietly() {
+    let idp = Idp::start();
+    let files = Files::new("epipe");
+    let cfg = files.config(json!({"vgs": vgs(&idp, "demo-vgs-secret")}));
+    let jwt = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln";
+    let runs: &[(&[&str], &str)] = &[
+        (&["demo"], ""),
+        (&["token", "vgs", "--config", &cfg], ""),
+        (&["token", "vgs", "--header", "--config", &cfg], ""),
+        (&["inspect"], jwt),
+        (&["inspect", "--json"], jwt),
+        (&["check", "--config", &cfg], ""),
+        (&["check", "--json", "--config", &cfg], ""),
+        (&["check", "--watch", "3600", "--config", &cfg], ""),
+        (&["--help"], ""),
+        (&["--version"], ""),
+        (&["token", "--help"], ""),
+        (&["check", "--help"], ""),
+        (&["inspect", "--help"], ""),
+        (&["demo", "--help"], ""),
+    ];
+    for (args, stdin) in runs {
+        let out = with_closed_stdout(args, stdin);
+        let err = text(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {err}");
+        if args[0] != "demo" {
+            assert_eq!(err, "", "{args:?}: quiet");
+        }
+    }
+}

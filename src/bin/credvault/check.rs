@@ -40,7 +40,7 @@ pub fn run(args: &[String]) -> i32 {
     while let Some(a) = it.next() {
         match a.as_str() {
             "-h" | "--help" => {
-                println!("{HELP}\n\n{}", cli::EXIT_CODES);
+                outln!("{HELP}\n\n{}", cli::EXIT_CODES);
                 return exit::OK;
             }
             "--json" => as_json = true,
@@ -59,7 +59,7 @@ pub fn run(args: &[String]) -> i32 {
     let path = match cli::config_path(config) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("credvault check: {e}");
+            errln!("credvault check: {e}");
             return exit::CONFIG;
         }
     };
@@ -85,20 +85,23 @@ pub fn run(args: &[String]) -> i32 {
 
 fn reload(as_json: bool) {
     match credvault::configfile::reload() {
-        Ok(c) if as_json => println!(
+        Ok(c) if as_json => outln!(
             "{}",
             json!({"reload": "ok", "added": c.added, "changed": c.changed,
                    "unchanged": c.unchanged, "removed": c.removed})
         ),
-        Ok(c) => println!(
+        Ok(c) => outln!(
             "reloaded: added {:?}, changed {:?}, unchanged {:?}, removed {:?}",
-            c.added, c.changed, c.unchanged, c.removed
+            c.added,
+            c.changed,
+            c.unchanged,
+            c.removed
         ),
-        Err(e) if as_json => println!(
+        Err(e) if as_json => outln!(
             "{}",
             json!({"reload": "failed", "status": e.status().name(), "message": e.message()})
         ),
-        Err(e) => eprintln!("reload failed, the providers in service are unchanged: {e}"),
+        Err(e) => errln!("reload failed, the providers in service are unchanged: {e}"),
     }
 }
 
@@ -114,15 +117,15 @@ fn check_all(as_json: bool) -> i32 {
     progress.done();
     let failed = results.iter().filter(|r| r["ok"] == false).count();
     if as_json {
-        println!(
+        outln!(
             "{}",
             json!({"providers": results, "failed": failed, "checked": names.len()})
         );
     } else {
         for r in &results {
-            println!("{}", line(r));
+            outln!("{}", line(r));
         }
-        println!("{} of {} providers ok", names.len() - failed, names.len());
+        outln!("{} of {} providers ok", names.len() - failed, names.len());
     }
     if failed == 0 {
         exit::OK
@@ -185,6 +188,6 @@ fn line(r: &Value) -> String {
 }
 
 fn usage(what: &str) -> i32 {
-    eprintln!("credvault check: {what}\n\n{HELP}\n\n{}", cli::EXIT_CODES);
+    errln!("credvault check: {what}\n\n{HELP}\n\n{}", cli::EXIT_CODES);
     exit::USAGE
 }
