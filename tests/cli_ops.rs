@@ -329,3 +329,80 @@ fn a_closed_pipe_ends_every_subcommand_quietly() {
         }
     }
 }
+
+/// `check --watch` reloads on SIGHUP from the start: a SIGHUP while the configuration file is
+/// being read (the moment it is opened, seen through inotify) must not end the process. The
+/// handler used to be installed after the file was loaded, and the default action of SIGHUP
+/// ended the process. Issue 22 item 19.
+#[test]
+fn check_watch_survives_a_sighup_while_loading() {
+    let idp = Idp::start();
+    let files = Files::new("hup");
+    let cfg = files.config(json!({"vgs": vgs(&idp, "demo-vgs-secret")}));
+    let c_cfg = std::ffi::CString::new(cfg.as_str()).unwrap();
+    let mut ended = Vec::new();
+    for round in 0..10 {
+        // SAFETY: plain inotify calls on a descriptor we own and close below.
+        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+        assert!(fd >= 0);
+        let wd = unsafe { libc::inotify_add_watch(fd, c_cfg.as_ptr(), libc::IN_OPEN) };
+        assert!(wd >= 0);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_credvault"))
+            .args(["check", "--json", "--watch", "3600", "--config", &cfg])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait (up to 60 s) for the child to open the file, then signal it at once.
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd; a buffer large enough for the events.
+        let ready = unsafe { libc::poll(&mut pfd, 1, 60_000) };
+        assert_eq!(
+            ready, 1,
+            "round {round}: the configuration file was never opened"
+        );
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+        let mut buf = [0u8; 4096];
+        // SAFETY: reading the pending events into our buffer, then closing our descriptor.
+        unsafe {
+            libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            libc::close(fd);
+        }
+        // Its first two lines (the check, then the reload), each within a generous bound.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let wait = std::time::Duration::from_secs(60);
+        let first = rx.recv_timeout(wait).ok();
+        let second = first.as_ref().and_then(|_| rx.recv_timeout(wait).ok());
+        let status = child.try_wait().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        match (first, second) {
+            (Some(first), Some(second)) => {
+                let first: Value = serde_json::from_str(&first).unwrap();
+                assert_eq!(first["checked"], 1, "{first}");
+                let reload: Value = serde_json::from_str(&second).unwrap();
+                assert_eq!(reload["reload"], "ok", "round {round}: {reload}");
+                assert_eq!(reload["unchanged"], json!(["vgs"]));
+                assert!(status.is_none(), "round {round}: still running");
+            }
+            _ => ended.push(round),
+        }
+    }
+    assert!(
+        ended.is_empty(),
+        "a SIGHUP while loading ended the process in rounds {ended:?}"
+    );
+}

@@ -56,6 +56,13 @@ pub fn run(args: &[String]) -> i32 {
             _ => return usage("unknown argument"),
         }
     }
+    // A service manager may send SIGHUP as soon as the process runs: the handler comes before
+    // anything that takes time (the file, its secrets), so that such a signal is a reload (done
+    // after the first check) and not the end of the process.
+    if watch.is_some() {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(libc::SIGHUP, on_sighup as *const () as libc::sighandler_t) };
+    }
     let path = match cli::config_path(config) {
         Ok(p) => p,
         Err(e) => {
@@ -69,8 +76,6 @@ pub fn run(args: &[String]) -> i32 {
     let Some(every) = watch else {
         return check_all(as_json);
     };
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe { libc::signal(libc::SIGHUP, on_sighup as *const () as libc::sighandler_t) };
     loop {
         check_all(as_json);
         let next = Instant::now() + every;
