@@ -100,11 +100,143 @@ fn usage_and_input_errors_have_their_exit_codes() {
     let out = inspect(&["--help"], "");
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("exit codes"));
-    let out = inspect(&[], "  \n");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("empty"));
+    // Nothing to inspect is a usage error (2); 1 means a fetch or check failed.
+    for (args, stdin) in [
+        (&[][..], "  \n"),
+        (&["-"][..], ""),
+        (&[" \u{a0} "][..], ""),
+        (&["Bearer"][..], ""),
+        (&[][..], "Bearer\u{a0}\u{3000}\n"),
+    ] {
+        let out = inspect(args, stdin);
+        assert_eq!(out.status.code(), Some(2), "{args:?} {stdin:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("empty"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     let out = inspect(&["--verify"], "");
     assert_eq!(out.status.code(), Some(2));
     let out = inspect(&["a", "b"], "");
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// The token as copied from a web page: `Bearer`, a no-break space (2 bytes in UTF-8, so byte 7
+/// falls inside it) and the token, on standard input and as an argument. Issue 22 item 5: this
+/// panicked (exit 101) with the input in the panic message on stderr.
+#[test]
+fn unicode_spaces_around_the_token_neither_panic_nor_show_it() {
+    let t = sample_jwt();
+    for (prefix, suffix) in [
+        ("Bearer\u{a0}", ""),
+        ("bearer\u{a0}\u{a0}", "\u{a0}"),
+        ("\u{feff}BEARER\u{3000}", "\u{2028}\n"),
+        ("Authorization: Bearer\u{202f}", "\r\n"),
+        ("\u{a0}", "\u{200b}"),
+    ] {
+        let input = format!("{prefix}{t}{suffix}");
+        for out in [inspect(&[], &input), inspect(&[&input], "")] {
+            let (stdout, stderr) = (
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr),
+            );
+            assert!(
+                !stdout.contains(&t) && !stderr.contains(&t) && !stderr.contains(SIGNATURE),
+                "the token was printed for {prefix:?}"
+            );
+            assert!(!stderr.contains("panicked"), "{prefix:?}: {stderr}");
+            assert_eq!(out.status.code(), Some(0), "{prefix:?}: {stderr}");
+            assert!(
+                stdout.contains("vgs-key-7"),
+                "decoded for {prefix:?}: {stdout}"
+            );
+        }
+    }
+    // Multi-byte characters where the prefix would be cut, and text that is not a token.
+    for input in [
+        "Bearé\u{a0}xyz",
+        "Beare\u{e9}xyzabc",
+        "\u{1f600}\u{1f600}",
+        "ab\u{a0}cd",
+    ] {
+        let out = inspect(&[], input);
+        assert_eq!(out.status.code(), Some(0), "{input:?}");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+    }
+}
+
+/// An argument that is not UTF-8 is a usage error, not a panic that quotes it.
+#[test]
+fn an_argument_that_is_not_text_is_a_usage_error_without_echo() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = sample_jwt();
+    let mut bytes = b"Bearer\xa0".to_vec();
+    bytes.extend_from_slice(t.as_bytes());
+    let out = Command::new(env!("CARGO_BIN_EXE_credvault"))
+        .arg("inspect")
+        .arg(std::ffi::OsStr::from_bytes(&bytes))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !stderr.contains(SIGNATURE) && !String::from_utf8_lossy(&out.stdout).contains(SIGNATURE)
+    );
+}
+
+/// A panic (a bug) prints a fixed message, never its payload, which could hold the input. Debug
+/// builds panic on purpose with `CREDVAULT_TEST_PANIC` set, to test the hook.
+#[test]
+fn a_panic_prints_no_payload() {
+    let payload = "eyJhbGciOiJFUzI1NiJ9.payload-that-could-be-a-token";
+    let out = Command::new(env!("CARGO_BIN_EXE_credvault"))
+        .args(["inspect", "--json"])
+        .env("CREDVAULT_TEST_PANIC", payload)
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(101), "{stderr}");
+    assert!(stderr.contains("internal error"), "{stderr}");
+    assert!(!stderr.contains(payload), "{stderr}");
+    assert!(!stderr.contains("payload-that"), "{stderr}");
+}
+
+/// `--json` escapes C1 controls (U+0080 to U+009F, e.g. U+009B, a terminal's CSI), bidi controls
+/// and line separators from the claims as `\\uXXXX`: the values are the same, the bytes on the
+/// terminal are not control characters. Issue 22 item 18.
+#[test]
+fn json_escapes_c1_and_bidi_controls() {
+    let header = r#"{"alg":"ES256","kid":"k\u009b31m"}"#;
+    let claims =
+        r#"{"sub":"a\u0085b\u009b2Jc","iss":"x\u202ey\u2066z\u2028w","x\u200fk":"\u061c\u007f"}"#;
+    let t = format!(
+        "{}.{}.{SIGNATURE}",
+        B64URL.encode(header),
+        B64URL.encode(claims)
+    );
+    let out = inspect(&["--json"], &t);
+    assert!(out.status.success());
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    for c in stdout.chars() {
+        let raw_control = (c.is_control() && c != '\n')
+            || matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{2028}' | '\u{2029}'
+                | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        assert!(!raw_control, "raw {c:?} in {stdout:?}");
+    }
+    assert!(
+        stdout.contains("\\u009b") && stdout.contains("\\u202e"),
+        "{stdout}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        v["claims"]["sub"], "a\u{85}b\u{9b}2Jc",
+        "the values are unchanged"
+    );
+    assert_eq!(v["header"]["kid"], "k\u{9b}31m");
+    assert_eq!(v["claims"]["x\u{200f}k"], "\u{61c}\u{7f}");
 }

@@ -227,3 +227,182 @@ fn check_watch_reloads_on_sighup() {
     assert_eq!(reload["unchanged"], json!(["vgs"]));
     let _ = std::io::stdout().flush();
 }
+
+/// Every subcommand has `--help`: usage on standard output, exit 0, nothing else done (`demo
+/// --help` used to run the demo). The top-level usage shows each subcommand's usage line as the
+/// subcommand's own `--help` gives it (it used to omit `--force` and `--watch`). Issue 26 items 6
+/// and 10.
+#[test]
+fn every_subcommand_has_help_and_the_top_level_usage_agrees() {
+    let top = credvault(&["--help"]);
+    assert_eq!(top.status.code(), Some(0));
+    let top = text(&top.stdout);
+    for sub in ["token", "check", "inspect", "demo", "idp"] {
+        let out = credvault(&[sub, "--help"]);
+        assert_eq!(out.status.code(), Some(0), "{sub} --help");
+        let help = text(&out.stdout);
+        assert!(
+            help.starts_with(&format!("usage: credvault {sub}")),
+            "{sub} --help: {help}"
+        );
+        assert!(
+            !help.contains("demo against") && !help.contains("listening on"),
+            "{sub} --help ran the subcommand: {help}"
+        );
+        let first = help.lines().next().unwrap();
+        let synopsis = first.trim_start_matches("usage: credvault ").trim();
+        if sub != "idp" {
+            assert!(
+                top.contains(&format!("  {synopsis}\n")),
+                "the top-level usage does not show `{synopsis}`:\n{top}"
+            );
+        }
+    }
+    assert!(
+        top.contains("--force") && top.contains("--watch SECONDS"),
+        "{top}"
+    );
+    // The same usage on an unknown command, on stderr, with exit 2.
+    let out = credvault(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stderr).trim(), top.trim());
+}
+
+/// Runs `credvault ARGS` with standard output a pipe whose reader is already gone, so that the
+/// first write fails with EPIPE.
+fn with_closed_stdout(args: &[&str], stdin: &str) -> Output {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into the array.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: closing the read end, which we own, once.
+    unsafe { libc::close(fds[0]) };
+    // SAFETY: the write end is ours; the Stdio takes it over.
+    let stdout = unsafe { Stdio::from_raw_fd(fds[1]) };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_credvault"))
+        .args(args)
+        .env_remove("CREDVAULT_CONFIG")
+        .env("RUST_BACKTRACE", "1")
+        .stdin(Stdio::piped())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+/// `credvault demo | head -1` and the like: every printing subcommand ends quietly when its
+/// reader goes away, with exit status 141 (as a process ended by SIGPIPE), no panic and no
+/// backtrace. Issue 26 item 6.
+#[test]
+fn a_closed_pipe_ends_every_subcommand_quietly() {
+    let idp = Idp::start();
+    let files = Files::new("epipe");
+    let cfg = files.config(json!({"vgs": vgs(&idp, "demo-vgs-secret")}));
+    let jwt = "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln";
+    let runs: &[(&[&str], &str)] = &[
+        (&["demo"], ""),
+        (&["token", "vgs", "--config", &cfg], ""),
+        (&["token", "vgs", "--header", "--config", &cfg], ""),
+        (&["inspect"], jwt),
+        (&["inspect", "--json"], jwt),
+        (&["check", "--config", &cfg], ""),
+        (&["check", "--json", "--config", &cfg], ""),
+        (&["check", "--watch", "3600", "--config", &cfg], ""),
+        (&["--help"], ""),
+        (&["--version"], ""),
+        (&["token", "--help"], ""),
+        (&["check", "--help"], ""),
+        (&["inspect", "--help"], ""),
+        (&["demo", "--help"], ""),
+    ];
+    for (args, stdin) in runs {
+        let out = with_closed_stdout(args, stdin);
+        let err = text(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace") && !err.contains("Broken pipe"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {err}");
+        if args[0] != "demo" {
+            assert_eq!(err, "", "{args:?}: quiet");
+        }
+    }
+}
+
+/// `check --watch` reloads on SIGHUP from the start: a SIGHUP while the configuration file is
+/// being read (the moment it is opened, seen through inotify) must not end the process. The
+/// handler used to be installed after the file was loaded, and the default action of SIGHUP
+/// ended the process. Issue 22 item 19.
+#[test]
+fn check_watch_survives_a_sighup_while_loading() {
+    let idp = Idp::start();
+    let files = Files::new("hup");
+    let cfg = files.config(json!({"vgs": vgs(&idp, "demo-vgs-secret")}));
+    let c_cfg = std::ffi::CString::new(cfg.as_str()).unwrap();
+    let mut ended = Vec::new();
+    for round in 0..10 {
+        // SAFETY: plain inotify calls on a descriptor we own and close below.
+        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+        assert!(fd >= 0);
+        let wd = unsafe { libc::inotify_add_watch(fd, c_cfg.as_ptr(), libc::IN_OPEN) };
+        assert!(wd >= 0);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_credvault"))
+            .args(["check", "--json", "--watch", "3600", "--config", &cfg])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Wait (up to 60 s) for the child to open the file, then signal it at once.
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd; a buffer large enough for the events.
+        let ready = unsafe { libc::poll(&mut pfd, 1, 60_000) };
+        assert_eq!(
+            ready, 1,
+            "round {round}: the configuration file was never opened"
+        );
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGHUP) };
+        let mut buf = [0u8; 4096];
+        // SAFETY: reading the pending events into our buffer, then closing our descriptor.
+        unsafe {
+            libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            libc::close(fd);
+        }
+        // Its first two lines (the check, then the reload), each within a generous bound.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let wait = std::time::Duration::from_secs(60);
+        let first = rx.recv_timeout(wait).ok();
+        let second = first.as_ref().and_then(|_| rx.recv_timeout(wait).ok());
+        let status = child.try_wait().unwrap();
+        let _ = child.kill();
+        let _ = child.wait();
+        match (first, second) {
+            (Some(first), Some(second)) => {
+                let first: Value = serde_json::from_str(&first).unwrap();
+                assert_eq!(first["checked"], 1, "{first}");
+                let reload: Value = serde_json::from_str(&second).unwrap();
+                assert_eq!(reload["reload"], "ok", "round {round}: {reload}");
+                assert_eq!(reload["unchanged"], json!(["vgs"]));
+                assert!(status.is_none(), "round {round}: still running");
+            }
+            _ => ended.push(round),
+        }
+    }
+    assert!(
+        ended.is_empty(),
+        "a SIGHUP while loading ended the process in rounds {ended:?}"
+    );
+}

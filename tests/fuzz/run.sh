@@ -24,7 +24,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 runs="${FUZZ_RUNS:-100000}"
-targets="${FUZZ_TARGETS:-config token_response error_response discovery retry_after ffi_config}"
+targets="${FUZZ_TARGETS:-config token_response error_response discovery retry_after ffi_config cli_input}"
 asan="${FUZZ_ASAN:-1}"
 jobs="${FUZZ_JOBS:-1}"
 max_total_time="${FUZZ_MAX_TOTAL_TIME:-0}"

@@ -11,10 +11,18 @@
 #![allow(dead_code)]
 
 use std::ffi::{c_char, CStr, CString};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use credvault::{ffi, fuzzing, Status};
 use serde_json::Value;
+
+// The command's own source: what `credvault inspect` does with its input (target `cli_input`).
+#[allow(unused)]
+#[path = "../../src/bin/credvault/cli.rs"]
+mod cli;
+#[allow(unused)]
+#[path = "../../src/bin/credvault/inspect.rs"]
+mod inspect;
 
 /// A fuzz target's entry point.
 pub type Target = fn(&[u8]);
@@ -27,6 +35,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("discovery", discovery),
     ("retry_after", retry_after),
     ("ffi_config", ffi_config),
+    ("cli_input", cli_input),
 ];
 
 fn assert_no_control(what: &str, msg: &str) {
@@ -200,4 +209,52 @@ pub fn ffi_config(data: &[u8]) {
         }
         other => panic!("ffi_config: unexpected status {other:?}: {message:?}"),
     }
+}
+
+/// `credvault inspect` on the bytes as standard input or an argument gives them
+/// (src/bin/credvault/inspect.rs: `token_text`, then `inspect` and both outputs). Never panics
+/// (issue 22 item 5: `Bearer` and a no-break space cut inside the character); the token found
+/// has no padding around it and never shows in the output; the text has no control character
+/// but its newlines and no bidirectional control; the JSON parses back to the same value and
+/// has none of those raw either (issue 22 item 18).
+pub fn cli_input(data: &[u8]) {
+    let Ok(token) = inspect::token_text(data) else {
+        return;
+    };
+    assert!(!token.is_empty(), "cli_input: empty token");
+    let padded = |c: Option<char>| c.is_some_and(char::is_whitespace);
+    assert!(
+        !padded(token.chars().next()) && !padded(token.chars().next_back()),
+        "cli_input: white space around {token:?}"
+    );
+    let report = inspect::inspect(token, UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    let text = report.to_text();
+    let json = report.to_json_text();
+    if let inspect::Report::Opaque { length } = report {
+        // Only the length: the whole output is known.
+        assert_eq!(length, token.len());
+        assert_eq!(json, format!(r#"{{"format":"opaque","length":{length}}}"#));
+        assert!(text.starts_with(&format!("opaque token ({length} bytes): not a JWT")));
+    } else {
+        // A JWT holds its header and claims base64-encoded, longer than any value in them.
+        assert!(!text.contains(token), "cli_input: the text shows the token");
+        assert!(!json.contains(token), "cli_input: the JSON shows the token");
+    }
+    let unsafe_char = |c: char| {
+        matches!(c, '\u{7F}'..='\u{9F}' | '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{2028}'
+            | '\u{2029}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+            || c.is_control()
+    };
+    if let Some(c) = text.chars().find(|&c| c != '\n' && unsafe_char(c)) {
+        panic!("cli_input: {c:?} in the text output");
+    }
+    if let Some(c) = json.chars().find(|&c| unsafe_char(c)) {
+        panic!("cli_input: raw {c:?} in the JSON output");
+    }
+    let back: Value = serde_json::from_str(&json).expect("cli_input: the JSON parses");
+    assert_eq!(
+        back,
+        report.to_json(),
+        "cli_input: the escapes change the values"
+    );
 }

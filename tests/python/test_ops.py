@@ -322,6 +322,20 @@ def test_set_refresh_endpoint_limit_sets_it_and_refuses_out_of_range():
         credvault.set_refresh_endpoint_limit(2)
 
 
+def test_out_of_range_scheduler_settings_name_the_callers_value():
+    # A value outside uint32 reaches the library as 0 (issue 26 item 10): the message must still
+    # name what the caller passed, not that 0.
+    for call, bad in (
+        (credvault.set_refresh_workers, -1),
+        (credvault.set_refresh_workers, 1 << 40),
+        (credvault.set_refresh_endpoint_limit, -7),
+    ):
+        with pytest.raises(credvault.InvalidArgument) as e:
+            call(bad)
+        assert f"{bad} is out of range" in str(e.value), str(e.value)
+        assert " 0 is" not in str(e.value), str(e.value)
+
+
 def test_provider_is_an_alias_of_by_name():
     # Both names are the API (issue 14, README); one is the other, not a copy.
     assert credvault.provider == credvault.Provider.by_name

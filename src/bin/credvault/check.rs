@@ -40,7 +40,7 @@ pub fn run(args: &[String]) -> i32 {
     while let Some(a) = it.next() {
         match a.as_str() {
             "-h" | "--help" => {
-                println!("{HELP}\n\n{}", cli::EXIT_CODES);
+                outln!("{HELP}\n\n{}", cli::EXIT_CODES);
                 return exit::OK;
             }
             "--json" => as_json = true,
@@ -56,10 +56,17 @@ pub fn run(args: &[String]) -> i32 {
             _ => return usage("unknown argument"),
         }
     }
+    // A service manager may send SIGHUP as soon as the process runs: the handler comes before
+    // anything that takes time (the file, its secrets), so that such a signal is a reload (done
+    // after the first check) and not the end of the process.
+    if watch.is_some() {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe { libc::signal(libc::SIGHUP, on_sighup as *const () as libc::sighandler_t) };
+    }
     let path = match cli::config_path(config) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("credvault check: {e}");
+            errln!("credvault check: {e}");
             return exit::CONFIG;
         }
     };
@@ -69,8 +76,6 @@ pub fn run(args: &[String]) -> i32 {
     let Some(every) = watch else {
         return check_all(as_json);
     };
-    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    unsafe { libc::signal(libc::SIGHUP, on_sighup as *const () as libc::sighandler_t) };
     loop {
         check_all(as_json);
         let next = Instant::now() + every;
@@ -85,20 +90,23 @@ pub fn run(args: &[String]) -> i32 {
 
 fn reload(as_json: bool) {
     match credvault::configfile::reload() {
-        Ok(c) if as_json => println!(
+        Ok(c) if as_json => outln!(
             "{}",
             json!({"reload": "ok", "added": c.added, "changed": c.changed,
                    "unchanged": c.unchanged, "removed": c.removed})
         ),
-        Ok(c) => println!(
+        Ok(c) => outln!(
             "reloaded: added {:?}, changed {:?}, unchanged {:?}, removed {:?}",
-            c.added, c.changed, c.unchanged, c.removed
+            c.added,
+            c.changed,
+            c.unchanged,
+            c.removed
         ),
-        Err(e) if as_json => println!(
+        Err(e) if as_json => outln!(
             "{}",
             json!({"reload": "failed", "status": e.status().name(), "message": e.message()})
         ),
-        Err(e) => eprintln!("reload failed, the providers in service are unchanged: {e}"),
+        Err(e) => errln!("reload failed, the providers in service are unchanged: {e}"),
     }
 }
 
@@ -114,15 +122,15 @@ fn check_all(as_json: bool) -> i32 {
     progress.done();
     let failed = results.iter().filter(|r| r["ok"] == false).count();
     if as_json {
-        println!(
+        outln!(
             "{}",
             json!({"providers": results, "failed": failed, "checked": names.len()})
         );
     } else {
         for r in &results {
-            println!("{}", line(r));
+            outln!("{}", line(r));
         }
-        println!("{} of {} providers ok", names.len() - failed, names.len());
+        outln!("{} of {} providers ok", names.len() - failed, names.len());
     }
     if failed == 0 {
         exit::OK
@@ -185,6 +193,6 @@ fn line(r: &Value) -> String {
 }
 
 fn usage(what: &str) -> i32 {
-    eprintln!("credvault check: {what}\n\n{HELP}\n\n{}", cli::EXIT_CODES);
+    errln!("credvault check: {what}\n\n{HELP}\n\n{}", cli::EXIT_CODES);
     exit::USAGE
 }

@@ -1,7 +1,7 @@
-//! What the operator subcommands (`token`, `check`) share: the configuration file they read,
-//! their exit codes, and the progress line shown on a terminal.
+//! What the subcommands share: the configuration file they read, their exit codes, output that
+//! ends quietly when its reader has gone, and the progress line shown on a terminal.
 
-use std::io::Write;
+use std::io::{ErrorKind, Write};
 
 /// Exit codes of `credvault token` and `credvault check` (also in their `--help`).
 pub mod exit {
@@ -15,11 +15,51 @@ pub mod exit {
     pub const CONFIG: i32 = 3;
     /// Refused: a token would have been printed to a terminal (use `--force`).
     pub const REFUSED: i32 = 4;
+    /// Standard output was closed by its reader (EPIPE, as in `credvault demo | head -1`): the
+    /// status a process ended by SIGPIPE has (128 + 13), without a message.
+    pub const BROKEN_PIPE: i32 = 141;
 }
 
 pub const EXIT_CODES: &str = "\
 exit codes: 0 ok, 1 a fetch or check failed, 2 usage error, 3 configuration error
-            (file missing or invalid, unknown provider name), 4 refused (token to a terminal)";
+            (file missing or invalid, unknown provider name), 4 refused (token to a terminal),
+            141 standard output closed early (broken pipe)";
+
+/// Writes `bytes` to standard output and flushes. `Err` is the exit code: `BROKEN_PIPE`, quietly,
+/// when the reader has gone; `FAILED`, with the reason on stderr, on any other error.
+pub fn out_bytes(bytes: &[u8]) -> Result<(), i32> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::BrokenPipe => Err(exit::BROKEN_PIPE),
+        Err(e) => {
+            err(&format!(
+                "credvault: cannot write to standard output ({})\n",
+                e.kind()
+            ));
+            Err(exit::FAILED)
+        }
+    }
+}
+
+/// `out_bytes` for text.
+pub fn out(text: &str) -> Result<(), i32> {
+    out_bytes(text.as_bytes())
+}
+
+/// `out`, ending the process with the exit code on failure: for output from memory that holds no
+/// plaintext secret (usage, the demo, `check`). Used by `outln!`.
+pub fn out_or_exit(text: &str) {
+    if let Err(code) = out(text) {
+        std::process::exit(code);
+    }
+}
+
+/// Writes to standard error; a failure to do so is ignored (there is nowhere left to say it).
+/// Used by `errln!`.
+pub fn err(text: &str) {
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
 
 /// The configuration file: `--config FILE`, else `$CREDVAULT_CONFIG`.
 pub fn config_path(flag: Option<&str>) -> Result<String, String> {
@@ -34,7 +74,7 @@ pub fn config_path(flag: Option<&str>) -> Result<String, String> {
 /// Loads the configuration file; on failure prints why and returns the exit code.
 pub fn load(path: &str) -> Result<(), i32> {
     credvault::configfile::load(path).map(|_| ()).map_err(|e| {
-        eprintln!("credvault: {}", e);
+        err(&format!("credvault: {e}\n"));
         exit::CONFIG
     })
 }
@@ -54,15 +94,13 @@ impl Progress {
 
     pub fn show(&self, what: &str) {
         if self.0 {
-            eprint!("\r\x1b[2K{what}");
-            let _ = std::io::stderr().flush();
+            err(&format!("\r\x1b[2K{what}"));
         }
     }
 
     pub fn done(&self) {
         if self.0 {
-            eprint!("\r\x1b[2K");
-            let _ = std::io::stderr().flush();
+            err("\r\x1b[2K");
         }
     }
 }

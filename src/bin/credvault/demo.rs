@@ -62,7 +62,7 @@ fn create(json: &str) -> Option<u64> {
     } else {
         // SAFETY: the library NUL-terminated the message inside the buffer.
         let msg = unsafe { CStr::from_ptr(err.as_ptr()) }.to_string_lossy();
-        println!("    create            -> {} ({msg})", status_name(st));
+        outln!("    create            -> {} ({msg})", status_name(st));
         None
     }
 }
@@ -92,35 +92,60 @@ fn fingerprint(token: &str) -> String {
     d.as_ref()[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub fn run() -> i32 {
+const HELP: &str = "\
+usage: credvault demo
+
+The end-to-end demo: starts the local identity provider (credvault idp --demo, on 127.0.0.1),
+creates a provider for each of the five dialects through the C ABI, fetches a token, serves it
+from the cache, invalidates it, and shows the statuses of common failures. Tokens are never
+printed, only their length and the first 4 bytes of their SHA-256.
+
+  -h, --help
+
+exit codes: 0 every dialect served tokens, 1 a step failed, 2 usage error,
+            141 standard output closed early (broken pipe)";
+
+pub fn run(args: &[String]) -> i32 {
+    match args.first().map(String::as_str) {
+        None => demo(),
+        Some("-h" | "--help") => {
+            outln!("{HELP}");
+            0
+        }
+        Some(_) => {
+            errln!("credvault demo: takes no arguments\n\n{HELP}");
+            2
+        }
+    }
+}
+
+fn demo() -> i32 {
     let (_idp, base) = match start_idp() {
         Ok(v) => v,
         Err(e) => {
-            eprintln!("demo: {e}");
+            errln!("demo: {e}");
             return 1;
         }
     };
     // SAFETY: a static NUL-terminated string.
     let version = unsafe { CStr::from_ptr(ffi::vault_version()) }.to_string_lossy();
-    println!("credvault {version} demo against the local identity provider at {base}");
-    println!(
-        "(tokens are never printed: 'sha256:xxxxxxxx' is the first 4 bytes of their SHA-256)\n"
-    );
+    outln!("credvault {version} demo against the local identity provider at {base}");
+    outln!("(tokens are never printed: 'sha256:xxxxxxxx' is the first 4 bytes of their SHA-256)\n");
     let dialects = dialects(&base);
     let mut failures = 0;
     for (name, json) in &dialects {
         failures += show_dialect(name, json);
     }
-    println!("\nFailures are statuses, with messages that never carry a secret:");
+    outln!("\nFailures are statuses, with messages that never carry a secret:");
     for (name, json) in &failure_cases(&base) {
         failures += show_failure(name, json);
     }
     failures += show_double_free(&dialects[0].1);
     if failures == 0 {
-        println!("\ndemo: all five dialects served tokens");
+        outln!("\ndemo: all five dialects served tokens");
         0
     } else {
-        println!("\ndemo: {failures} step(s) failed");
+        outln!("\ndemo: {failures} step(s) failed");
         1
     }
 }
@@ -177,7 +202,7 @@ fn failure_cases(base: &str) -> [(&'static str, String); 4] {
 
 /// Creates a provider, fetches, serves from cache, invalidates and fetches; returns the failures.
 fn show_dialect(name: &str, json: &str) -> usize {
-    println!("{name}");
+    outln!("{name}");
     let Some(h) = create(json) else {
         return 1;
     };
@@ -193,10 +218,10 @@ fn show_dialect(name: &str, json: &str) -> usize {
         }
         match get(h) {
             Ok((len, fp, us)) => {
-                println!("    {step:<18}-> VAULT_STATUS_OK  {len} chars  sha256:{fp}  {us:.1} µs")
+                outln!("    {step:<18}-> VAULT_STATUS_OK  {len} chars  sha256:{fp}  {us:.1} µs")
             }
             Err(e) => {
-                println!("    {step:<18}-> {e}");
+                outln!("    {step:<18}-> {e}");
                 failures += 1;
             }
         }
@@ -207,17 +232,17 @@ fn show_dialect(name: &str, json: &str) -> usize {
 
 /// Shows how a failing configuration fails; 1 if it unexpectedly served a token.
 fn show_failure(name: &str, json: &str) -> usize {
-    println!("  {name}");
+    outln!("  {name}");
     let Some(h) = create(json) else {
         return 0;
     };
     let failures = match get(h) {
         Ok(_) => {
-            println!("    fetch             -> unexpectedly succeeded");
+            outln!("    fetch             -> unexpectedly succeeded");
             1
         }
         Err(e) => {
-            println!("    fetch             -> {e}");
+            outln!("    fetch             -> {e}");
             0
         }
     };
@@ -237,7 +262,7 @@ fn show_double_free(json: &str) -> usize {
     } else {
         (credvault::Status::Internal, 1)
     };
-    println!(
+    outln!(
         "  a provider freed twice\n    free again        -> {}",
         status_name(st)
     );

@@ -7,6 +7,7 @@
 //! from the argument, or from standard input for `-` or no argument (preferred: an argument is
 //! visible to other users of the machine in the process list), and wiped when done.
 
+use std::fmt::Write as _;
 use std::io::Read;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -16,6 +17,9 @@ use credvault::error::clean;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
+// `super::cli`, not `crate::cli`: the fuzz targets include this file (tests/fuzz/targets.rs).
+use super::cli::{self, exit};
+
 const HELP: &str = "\
 usage: credvault inspect [TOKEN|-] [--json]
 
@@ -24,16 +28,19 @@ roles, issued at, expiry (UTC, local time, time left), key id and algorithm. The
 not verified and nothing is sent anywhere; the token and its signature are never printed.
 A token that is not a JWT is reported as opaque.
 
-  TOKEN     the token (or a whole \"Bearer ...\" header value); '-' or nothing reads standard
+  TOKEN     the token (or a whole \"Bearer ...\" header value; white space around it, also
+            Unicode spaces such as a no-break space, is ignored); '-' or nothing reads standard
             input, which keeps the token out of the process list and the shell history
-  --json    one JSON object on standard output, for machines
+  --json    one JSON object on standard output, for machines (control characters, C1 and
+            bidirectional controls in the claims are escaped as \\uXXXX)
   -h, --help
 
 exit codes: 0 inspected (JWT, encrypted JWT header, or opaque token reported),
-            1 nothing to inspect (empty or unreadable input), 2 usage error";
+            2 usage error (also nothing to inspect: empty input, not UTF-8 text, over 1 MiB),
+            141 standard output closed early (broken pipe)";
 
 /// Largest input read.
-const MAX_INPUT: u64 = 1 << 20;
+const MAX_INPUT: usize = 1 << 20;
 
 /// Runs the subcommand; returns the exit code.
 pub fn run(args: &[String]) -> i32 {
@@ -42,21 +49,15 @@ pub fn run(args: &[String]) -> i32 {
     for a in args {
         match a.as_str() {
             "-h" | "--help" => {
-                println!("{HELP}");
-                return 0;
+                return cli::out(&format!("{HELP}\n")).err().unwrap_or(exit::OK);
             }
             "--json" => as_json = true,
             s if s.starts_with("--") => {
-                eprintln!(
-                    "credvault inspect: unknown option {}\n\n{HELP}",
-                    clean(s, 40)
-                );
-                return 2;
+                return usage(&format!("unknown option {}", clean(s, 40)));
             }
             s => {
                 if source.is_some() {
-                    eprintln!("credvault inspect: one token at a time\n\n{HELP}");
-                    return 2;
+                    return usage("one token at a time");
                 }
                 source = Some(s);
             }
@@ -64,44 +65,91 @@ pub fn run(args: &[String]) -> i32 {
     }
     let input = match read_input(source) {
         Ok(t) => t,
-        Err(msg) => {
-            eprintln!("credvault inspect: {msg}");
-            return 1;
-        }
+        Err(msg) => return usage(&msg),
     };
-    let report = inspect(&input, SystemTime::now());
-    if as_json {
-        println!("{}", report.to_json());
+    let token = match token_text(&input) {
+        Ok(t) => t,
+        Err(e) => return usage(e.message()),
+    };
+    let report = inspect(token, SystemTime::now());
+    let text = if as_json {
+        report.to_json_text() + "\n"
     } else {
-        print!("{}", report.to_text());
-    }
-    0
+        report.to_text()
+    };
+    cli::out(&text).err().unwrap_or(exit::OK)
 }
 
-/// The token text, without surrounding whitespace or a `Bearer ` prefix; wiped on drop.
-fn read_input(source: Option<&str>) -> Result<Zeroizing<String>, String> {
-    let raw = match source {
+fn usage(what: &str) -> i32 {
+    cli::err(&format!("credvault inspect: {what}\n\n{HELP}\n"));
+    exit::USAGE
+}
+
+/// The input as given, at most `MAX_INPUT` bytes; wiped on drop.
+fn read_input(source: Option<&str>) -> Result<Zeroizing<Vec<u8>>, String> {
+    match source {
         Some("-") | None => {
             let mut buf = Zeroizing::new(Vec::new());
             std::io::stdin()
-                .take(MAX_INPUT)
+                .take(MAX_INPUT as u64 + 1)
                 .read_to_end(&mut buf)
                 .map_err(|e| format!("cannot read standard input: {}", e.kind()))?;
-            Zeroizing::new(
-                String::from_utf8(std::mem::take(&mut *buf))
-                    .map_err(|_| "the input is not UTF-8 text".to_string())?,
-            )
+            if buf.len() > MAX_INPUT {
+                return Err("the input is over 1 MiB: not a token".into());
+            }
+            Ok(buf)
         }
-        Some(arg) => Zeroizing::new(arg.to_string()),
-    };
-    let mut t = raw.trim();
-    if t.len() > 7 && t[..7].eq_ignore_ascii_case("bearer ") {
-        t = t[7..].trim_start();
+        Some(arg) => Ok(Zeroizing::new(arg.as_bytes().to_vec())),
+    }
+}
+
+/// Why the input holds no token.
+#[derive(Debug, PartialEq)]
+pub enum InputError {
+    NotText,
+    Empty,
+}
+
+impl InputError {
+    pub fn message(&self) -> &'static str {
+        match self {
+            InputError::NotText => "nothing to inspect: the input is not UTF-8 text",
+            InputError::Empty => "nothing to inspect: the input is empty",
+        }
+    }
+}
+
+/// What surrounds a token and is not part of it: Unicode white space (U+00A0 no-break space,
+/// U+3000, U+2028 ...) and the invisible characters a web page or an editor adds (zero-width
+/// space and joiners, word joiner, byte order mark).
+fn is_padding(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}')
+}
+
+/// `text` without a leading `word` (ASCII, any case), when `word` ends there or is followed by
+/// `next`; never cuts inside a character.
+fn strip_word<'a>(text: &'a str, word: &str, next: fn(char) -> bool) -> Option<&'a str> {
+    let head = text.get(..word.len())?;
+    let rest = text.get(word.len()..)?;
+    (head.eq_ignore_ascii_case(word) && rest.chars().next().is_none_or(next)).then_some(rest)
+}
+
+/// The token in the input: the text without the padding around it, a leading
+/// `Authorization:` and a `Bearer` word, as copied from a request or a web page. Never panics,
+/// whatever the bytes (fuzzed: tests/fuzz, target `cli_input`).
+pub fn token_text(input: &[u8]) -> Result<&str, InputError> {
+    let text = std::str::from_utf8(input).map_err(|_| InputError::NotText)?;
+    let mut t = text.trim_matches(is_padding);
+    if let Some(rest) = strip_word(t, "authorization:", |_| true) {
+        t = rest.trim_start_matches(is_padding);
+    }
+    if let Some(rest) = strip_word(t, "bearer", is_padding) {
+        t = rest.trim_start_matches(is_padding);
     }
     if t.is_empty() {
-        return Err("nothing to inspect: the input is empty".into());
+        return Err(InputError::Empty);
     }
-    Ok(Zeroizing::new(t.to_string()))
+    Ok(t)
 }
 
 /// What was found in a token.
@@ -234,6 +282,24 @@ impl Report {
         }
     }
 
+    /// The machine-readable form, as text: `to_json` with the characters that could make a
+    /// terminal show or do something else escaped as `\\uXXXX` (JSON escapes; the values are
+    /// unchanged): DEL and the C1 controls (U+007F to U+009F; serde_json escapes only those
+    /// below U+0020), the bidirectional controls and the line and paragraph separators.
+    pub fn to_json_text(&self) -> String {
+        let raw = self.to_json().to_string();
+        let mut out = String::with_capacity(raw.len());
+        for c in raw.chars() {
+            // These only occur inside JSON strings, where an escape means the same character.
+            if matches!(c, '\u{7F}'..='\u{9F}' | '\u{2028}' | '\u{2029}') || is_bidi_control(c) {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
     /// The machine-readable form.
     pub fn to_json(&self) -> Value {
         match self {
@@ -286,10 +352,17 @@ fn show(v: Option<&Value>) -> String {
             .join(", "),
         Some(other) => other.to_string(),
     };
-    // Bidirectional controls could make a terminal show text other than what the token says.
+    // Bidirectional controls could make a terminal show text other than what the token says;
+    // line and paragraph separators would start lines of their own.
     let s: String = s
         .chars()
-        .map(|c| if is_bidi_control(c) { ' ' } else { c })
+        .map(|c| {
+            if is_bidi_control(c) || matches!(c, '\u{2028}' | '\u{2029}') {
+                ' '
+            } else {
+                c
+            }
+        })
         .collect();
     clean(&s, 200)
 }
@@ -445,5 +518,46 @@ mod tests {
         let r = inspect(&jwe, now);
         assert!(matches!(r, Report::Jwe { .. }));
         assert!(r.to_text().contains("A256GCM"));
+    }
+
+    #[test]
+    fn the_token_without_what_surrounds_it() {
+        fn ok(input: &str) -> Result<&str, InputError> {
+            token_text(input.as_bytes())
+        }
+        assert_eq!(ok("Bearer\u{a0}abc"), Ok("abc"));
+        assert_eq!(ok(" bearer  abc \n"), Ok("abc"));
+        assert_eq!(ok("\u{feff}BEARER\u{3000}abc\u{200b}"), Ok("abc"));
+        assert_eq!(ok("Authorization: Bearer abc\r\n"), Ok("abc"));
+        assert_eq!(ok("authorization:abc"), Ok("abc"));
+        assert_eq!(ok("Bearerabc"), Ok("Bearerabc"), "a word of its own");
+        assert_eq!(ok("Beare\u{e9}\u{a0}x"), Ok("Beare\u{e9}\u{a0}x"));
+        assert_eq!(ok("\u{a0}\u{a0}"), Err(InputError::Empty));
+        assert_eq!(ok("Bearer"), Err(InputError::Empty));
+        assert_eq!(ok("Bearer \u{a0}"), Err(InputError::Empty));
+        assert_eq!(token_text(b"Bearer \xa0x"), Err(InputError::NotText));
+        // Every cut of a text with multi-byte characters around the 7th byte.
+        let text = "Bearer\u{a0}\u{1f600}e\u{301}.x";
+        for end in 0..=text.len() {
+            let _ = token_text(&text.as_bytes()[..end]);
+        }
+    }
+
+    #[test]
+    fn json_text_escapes_what_a_terminal_would_act_on() {
+        let t = jwt(
+            json!({"alg":"none"}),
+            json!({"a":"\u{9b}2J\u{85}\u{7f}","b":"\u{202e}\u{2069}\u{2028}\u{2029}\u{61c}","\u{200e}":1}),
+        );
+        let r = inspect(&t, SystemTime::now());
+        let text = r.to_json_text();
+        assert!(text.is_ascii(), "{text}");
+        assert!(text.contains(r#""a":"\u009b2J\u0085\u007f""#), "{text}");
+        assert!(
+            text.contains(r#""b":"\u202e\u2069\u2028\u2029\u061c""#),
+            "{text}"
+        );
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, r.to_json());
     }
 }

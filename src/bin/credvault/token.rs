@@ -40,7 +40,7 @@ fn parse_args(args: &[String]) -> Result<Args<'_>, i32> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "-h" | "--help" => {
-                println!("{HELP}\n\n{}", cli::EXIT_CODES);
+                outln!("{HELP}\n\n{}", cli::EXIT_CODES);
                 return Err(exit::OK);
             }
             "--header" => header = true,
@@ -73,7 +73,7 @@ pub fn run(args: &[String]) -> i32 {
     };
     let name = args.name;
     if cli::is_terminal(1) && !args.force {
-        eprintln!(
+        errln!(
             "credvault token: refusing to print a token to a terminal (pipe it into the command \
              that needs it, or pass --force)"
         );
@@ -82,7 +82,7 @@ pub fn run(args: &[String]) -> i32 {
     let path = match cli::config_path(args.config) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("credvault token: {e}");
+            errln!("credvault token: {e}");
             return exit::CONFIG;
         }
     };
@@ -90,7 +90,7 @@ pub fn run(args: &[String]) -> i32 {
         return code;
     }
     let Some(provider) = credvault::configfile::provider(name) else {
-        eprintln!(
+        errln!(
             "credvault token: no provider named {} in {}",
             credvault::error::clean(name, 128),
             credvault::error::clean(&path, 200)
@@ -104,7 +104,7 @@ pub fn run(args: &[String]) -> i32 {
     match result {
         Ok(token) => print_token(&token, args.header),
         Err(e) => {
-            eprintln!(
+            errln!(
                 "credvault token: {name}: {}: {}",
                 e.status().name(),
                 e.message()
@@ -128,14 +128,16 @@ fn print_token(token: &credvault::Token, header: bool) -> i32 {
         .and_then(|_| out.flush());
     match written {
         Ok(()) => exit::OK,
+        // The reader has gone (`credvault token x | head -c 0`): quietly, as for any output.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::BROKEN_PIPE,
         Err(e) => {
-            eprintln!("credvault token: cannot write the token ({})", e.kind());
+            errln!("credvault token: cannot write the token ({})", e.kind());
             exit::FAILED
         }
     }
 }
 
 fn usage(what: &str) -> i32 {
-    eprintln!("credvault token: {what}\n\n{HELP}\n\n{}", cli::EXIT_CODES);
+    errln!("credvault token: {what}\n\n{HELP}\n\n{}", cli::EXIT_CODES);
     exit::USAGE
 }

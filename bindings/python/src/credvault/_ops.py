@@ -21,7 +21,7 @@ import threading
 from typing import Any, Optional, Union
 
 from . import _lib
-from ._provider import Provider, _json_call, _last_error, _string_call
+from ._provider import Provider, _error, _json_call, _last_error, _last_msg, _string_call
 
 _lib_ = _lib.lib
 _OK = 0
@@ -113,9 +113,17 @@ def set_refresh_endpoint_limit(n: int) -> None:
 def _set_scheduler(call: Any, name: str, n: int) -> None:
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"{name}() takes an int, not {type(n).__name__}")
-    # Out of uint32 range: out of range either way, the library refuses 0 and says why; the
-    # fallback message names the caller's value, not the 0 passed.
-    _status_call(call(n if 0 <= n <= 0xFFFFFFFF else 0), f"{name}({n}) was refused")
+    if 0 <= n <= 0xFFFFFFFF:
+        _status_call(call(n), f"{name}({n}) was refused")
+        return
+    # Outside uint32 the value cannot reach the library: it is given 0, out of range either way,
+    # which it refuses with its range in the message; that message names the caller's value,
+    # not the 0 passed.
+    status = call(0)
+    if status != _OK:
+        msg = (_last_msg() or b"").decode("utf-8", "replace")
+        msg = msg.replace(" 0 is out of range", f" {n} is out of range", 1)
+        raise _error(status, msg.encode(), None, f"{name}({n}) was refused: out of range")
 
 
 # -- the log hook ------------------------------------------------------------------------------------
