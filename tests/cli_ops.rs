@@ -315,6 +315,8 @@ fn a_closed_pipe_ends_every_subcommand_quietly() {
         (&["check", "--help"], ""),
         (&["inspect", "--help"], ""),
         (&["demo", "--help"], ""),
+        (&["idp", "--help"], ""),
+        (&["idp", "--listen", "127.0.0.1:0"], ""),
     ];
     for (args, stdin) in runs {
         let out = with_closed_stdout(args, stdin);

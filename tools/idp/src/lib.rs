@@ -487,8 +487,13 @@ pub fn run(args: &[String]) -> i32 {
     let opts = match parse_args(args) {
         Ok(Some(o)) => o,
         Ok(None) => {
-            println!("{USAGE}");
-            return 0;
+            let mut out = io::stdout().lock();
+            return match writeln!(out, "{USAGE}").and_then(|_| out.flush()) {
+                Ok(()) => 0,
+                // Like every `credvault` subcommand: a closed pipe ends it quietly.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe => BROKEN_PIPE,
+                Err(_) => 1,
+            };
         }
         Err(e) => {
             eprintln!("credvault idp: {e}\n{USAGE}");
@@ -500,12 +505,16 @@ pub fn run(args: &[String]) -> i32 {
             serve(&listener, Arc::new(state), tls);
             0
         }
+        Err((BROKEN_PIPE, _)) => BROKEN_PIPE,
         Err((code, e)) => {
             eprintln!("credvault idp: {e}");
             code
         }
     }
 }
+
+/// The exit status of a process whose standard output was closed under it (that of SIGPIPE).
+const BROKEN_PIPE: i32 = 141;
 
 /// Everything before serving: the clients, the TLS files, the listener, the banner line and the
 /// stdin watcher. An error carries the exit status: 2 for bad input, 1 for the system's refusal.
@@ -532,7 +541,10 @@ fn start(opts: &Options) -> Result<Started, (i32, String)> {
     let scheme = if tls.is_some() { "https" } else { "http" };
     writeln!(out, "credvault-idp listening on {scheme}://{addr}")
         .and_then(|_| out.flush())
-        .map_err(|e| (1, format!("cannot write to stdout: {e}")))?;
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::BrokenPipe => (BROKEN_PIPE, String::new()),
+            _ => (1, format!("cannot write to stdout: {e}")),
+        })?;
     drop(out);
     if opts.exit_on_stdin_eof {
         watch_stdin().map_err(|e| (1, format!("cannot start the stdin watcher: {e}")))?;
