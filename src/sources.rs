@@ -4,7 +4,8 @@
 //!
 //! A reference is a JSON object in place of a secret string: `{"env": "VAR"}` or
 //! `{"file": "/run/secrets/x"}` (one trailing newline trimmed; a file readable by group or others
-//! is refused unless `"allow_shared": true`). [`resolve`] replaces every reference in a provider's
+//! is refused unless `"allow_shared": true`, one writable by them always: see [`read_checked`],
+//! the one way the library opens a file). [`resolve`] replaces every reference in a provider's
 //! JSON object by the value it names, in the tree itself, whose strings are wiped when it is
 //! dropped ([`crate::secret::WipedValue`]); the provider configuration seals the value as soon as
 //! it reads it. Messages name the provider field, the variable and the file, never a value.
@@ -18,7 +19,11 @@ use zeroize::Zeroizing;
 use crate::error::{clean, Error, Result};
 
 /// The largest secret file read.
-const MAX_FILE: u64 = 64 * 1024;
+const SECRET_MAX: u64 = 64 << 10;
+/// The largest configuration file read.
+const CONFIG_MAX: u64 = 1 << 20;
+/// The largest PEM file read (a CA bundle is well below this).
+const PEM_MAX: u64 = 1 << 20;
 
 /// The fields of a provider object that may hold a reference.
 const SECRET_FIELDS: &[&str] = &["client_id", "client_secret"];
@@ -110,37 +115,162 @@ fn read_env(var: &str) -> Result<Zeroizing<String>> {
     }
 }
 
-/// Reads a secret file: a regular file (symbolic links followed, as Kubernetes mounts them), at
-/// most 64 KiB, not readable by group or others unless `allow_shared`, one trailing newline
-/// trimmed. The buffer it was read into is wiped.
-pub fn read_file(path: &str, allow_shared: bool) -> Result<Zeroizing<String>> {
+/// What a file the library reads is for, which decides the rules it must meet (see
+/// [`read_checked`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum FileUse {
+    /// The configuration file (at most 1 MiB): whoever can write it decides where the secrets
+    /// are sent (`token_url`), so it must be writable by its owner only, and its owner must be
+    /// this process's user or root.
+    Config,
+    /// A secret (at most 64 KiB): writable by its owner only; not readable by group or others
+    /// unless `allow_shared`, whose object form `form` the refusal shows.
+    Secret {
+        allow_shared: bool,
+        form: &'static str,
+    },
+    /// A PEM file (at most 1 MiB): `ca_file` decides whom the library trusts, so it too must be
+    /// writable by its owner only.
+    Pem,
+}
+
+/// The environment variable that accepts configuration, secret and PEM files writable by group
+/// or others, and a configuration file owned by another user (`=1`): ssh's `StrictModes no`.
+pub(crate) const ALLOW_WRITABLE_ENV: &str = "CREDVAULT_ALLOW_WRITABLE_CONFIG";
+
+/// The object form of a secret reference that accepts a shared file.
+const SHARED_REFERENCE: &str = r#"{"file": "/path", "allow_shared": true}"#;
+/// The same for the VGS credentials file (a Kubernetes secret mount is 0644 by default).
+const VGS_SHARED: &str = r#""vgs_credentials_file": {"file": "/path", "allow_shared": true}"#;
+
+/// Whether [`ALLOW_WRITABLE_ENV`] is set to accept writable files.
+fn writable_allowed() -> bool {
+    std::env::var_os(ALLOW_WRITABLE_ENV).is_some_and(|v| {
+        ["1", "true", "yes"]
+            .iter()
+            .any(|y| v.eq_ignore_ascii_case(y))
+    })
+}
+
+/// A size limit as the documentation writes it.
+fn size(max: u64) -> String {
+    if max % (1 << 20) == 0 {
+        format!("{} MiB", max >> 20)
+    } else {
+        format!("{} KiB", max >> 10)
+    }
+}
+
+/// Reads a file for `what`: the one way the library opens a file (configuration file, secret
+/// references, VGS credentials, `ca_file`, client certificate and key). Errors read
+/// `"{label} {path}: {reason}"`, the path with control characters removed and its length capped.
+///
+/// The file is opened with `O_NONBLOCK | O_NOCTTY` (and `O_CLOEXEC`, which the standard library
+/// always sets), so that opening a FIFO or a terminal neither blocks nor takes the terminal, and
+/// its type is checked on the open descriptor (`fstat`): anything but a regular file (a FIFO, a
+/// socket, a device, a directory) is refused before a byte is read. Symbolic links are followed,
+/// as Kubernetes mounts secrets. Then the mode: a file writable by group or others is refused,
+/// as ssh refuses one (whoever can write it decides what the library sends, or where, or whom it
+/// trusts); a configuration file must belong to this process's user or root; a secret must not
+/// be readable by group or others unless `allow_shared`. [`ALLOW_WRITABLE_ENV`] lifts the
+/// writing and owner rules. At most the limit of `what` is read, into a buffer wiped on drop.
+pub(crate) fn read_checked(path: &str, what: FileUse, label: &str) -> Result<Zeroizing<Vec<u8>>> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let shown = clean(path, 200);
-    let fail = |what: String| Error::config(format!("file {shown}: {what}"));
-    let mut file =
-        std::fs::File::open(path).map_err(|e| fail(format!("cannot open ({})", e.kind())))?;
+    let fail = |reason: String| Error::config(format!("{label} {shown}: {reason}"));
+    if path.is_empty() || path.contains('\0') {
+        return Err(Error::config(format!("{label}: must be a file path")));
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| fail(format!("cannot open ({})", e.kind())))?;
     let meta = file
         .metadata()
         .map_err(|e| fail(format!("cannot stat ({})", e.kind())))?;
-    if !meta.is_file() {
-        return Err(fail("not a regular file".into()));
-    }
-    if meta.mode() & 0o044 != 0 && !allow_shared {
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let is = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_socket() {
+            "a socket"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else {
+            "a special file"
+        };
         return Err(fail(format!(
-            "readable by group or others (mode {:o}): make it 0600 or 0400, or set \"allow_shared\": true",
-            meta.mode() & 0o777
+            "not a regular file ({is}): only regular files are read"
         )));
     }
-    if meta.len() > MAX_FILE {
-        return Err(fail(format!("larger than {MAX_FILE} bytes")));
+    let mode = meta.mode() & 0o777;
+    let lax = writable_allowed();
+    if mode & 0o022 != 0 && !lax {
+        let decides = match what {
+            FileUse::Config => "where the secrets are sent",
+            FileUse::Secret { .. } => "the credentials sent",
+            FileUse::Pem => "whom the library trusts",
+        };
+        return Err(fail(format!(
+            "writable by group or others (mode {mode:o}): whoever can write it decides {decides}; \
+             make it writable by its owner only (chmod go-w), or set {ALLOW_WRITABLE_ENV}=1 to accept it"
+        )));
+    }
+    let max = match what {
+        FileUse::Config => {
+            let owner = meta.uid();
+            // SAFETY: getuid and geteuid take no argument, cannot fail and touch no memory.
+            let (uid, euid) = unsafe { (libc::getuid(), libc::geteuid()) };
+            if owner != 0 && owner != uid && owner != euid && !lax {
+                return Err(fail(format!(
+                    "owned by uid {owner}, neither this process's user ({euid}) nor root: its \
+                     owner decides where the secrets are sent; change its owner, or set \
+                     {ALLOW_WRITABLE_ENV}=1 to accept it"
+                )));
+            }
+            CONFIG_MAX
+        }
+        FileUse::Secret { allow_shared, form } => {
+            if mode & 0o044 != 0 && !allow_shared {
+                return Err(fail(format!(
+                    "readable by group or others (mode {mode:o}): make it 0600 or 0400, or set \
+                     \"allow_shared\": true to accept it: {form}"
+                )));
+            }
+            SECRET_MAX
+        }
+        FileUse::Pem => PEM_MAX,
+    };
+    let too_large = || fail(format!("larger than {}", size(max)));
+    if meta.len() > max {
+        return Err(too_large());
     }
     let mut buf = Zeroizing::new(Vec::with_capacity(meta.len() as usize + 1));
     (&mut file)
-        .take(MAX_FILE + 1)
+        .take(max + 1)
         .read_to_end(&mut buf)
         .map_err(|e| fail(format!("cannot read ({})", e.kind())))?;
-    if buf.len() as u64 > MAX_FILE {
-        return Err(fail(format!("larger than {MAX_FILE} bytes")));
+    if buf.len() as u64 > max {
+        return Err(too_large());
     }
+    Ok(buf)
+}
+
+/// Reads a secret file ([`read_checked`] with [`FileUse::Secret`]), one trailing newline
+/// trimmed, as UTF-8 text. The buffer it was read into is wiped.
+pub fn read_file(path: &str, allow_shared: bool) -> Result<Zeroizing<String>> {
+    read_secret(path, allow_shared, SHARED_REFERENCE)
+}
+
+fn read_secret(path: &str, allow_shared: bool, form: &'static str) -> Result<Zeroizing<String>> {
+    let what = FileUse::Secret { allow_shared, form };
+    let mut buf = read_checked(path, what, "file")?;
+    let fail = |what: &str| Error::config(format!("file {}: {what}", clean(path, 200)));
     if buf.ends_with(b"\r\n") {
         let n = buf.len() - 2;
         buf[n..].fill(0);
@@ -153,11 +283,11 @@ pub fn read_file(path: &str, allow_shared: bool) -> Result<Zeroizing<String>> {
     let text = String::from_utf8(std::mem::take(&mut *buf)).map_err(|e| {
         let mut bytes = e.into_bytes();
         zeroize::Zeroize::zeroize(&mut bytes);
-        fail("not UTF-8 text".into())
+        fail("not UTF-8 text")
     })?;
     let text = Zeroizing::new(text);
     if text.is_empty() {
-        return Err(fail("empty".into()));
+        return Err(fail("empty"));
     }
     Ok(text)
 }
@@ -171,9 +301,11 @@ fn vgs_credentials(provider: &mut Map<String, Value>, spec: &Value) -> Result<()
         Value::Object(o) => match (o.get("file"), o.get("allow_shared")) {
             (Some(Value::String(p)), None | Some(Value::Bool(false))) => (p.as_str(), false),
             (Some(Value::String(p)), Some(Value::Bool(true))) => (p.as_str(), true),
-            _ => return Err(Error::config(
-                "vgs_credentials_file: a path, or {\"file\": \"/path\", \"allow_shared\": true}",
-            )),
+            _ => {
+                return Err(Error::config(format!(
+                    "vgs_credentials_file: a path, or {SHARED_REFERENCE}"
+                )))
+            }
         },
         _ => return Err(Error::config("vgs_credentials_file: must be a path")),
     };
@@ -185,7 +317,8 @@ fn vgs_credentials(provider: &mut Map<String, Value>, spec: &Value) -> Result<()
             ))
         }
     }
-    let text = read_file(path, allow_shared).map_err(|e| e.context("vgs_credentials_file"))?;
+    let text = read_secret(path, allow_shared, VGS_SHARED)
+        .map_err(|e| e.context("vgs_credentials_file"))?;
     let sa = parse_service_account(&text).map_err(|what| {
         Error::config(format!("vgs_credentials_file {}: {what}", clean(path, 200)))
     })?;
