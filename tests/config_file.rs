@@ -511,6 +511,41 @@ fn files_writable_by_others_refused() {
     }
 }
 
+/// Issue 22.15: the VGS `credentials.yaml` is read as YAML: quoted scalars are unescaped, a
+/// trailing comment (quotes in it) is no part of the value; the identity provider accepts the
+/// secrets so read.
+#[test]
+fn vgs_credentials_yaml_scalar_forms() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let idp = Idp::start();
+    let dir = Dir::new("vgs-forms");
+    let forms = [
+        ("ACquote1", "it's-a\"secret", r#"'it''s-a"secret'"#),
+        ("ACquote2", "it's-a\"secret", r#""it's-a\"secret""#),
+        (
+            "ACcomment",
+            "plain-secret-1",
+            r#"plain-secret-1 # it's "noted""#,
+        ),
+        ("ACdq", "esc-A-é", r#""esc-\x41-\u00e9" # a "comment""#),
+    ];
+    for (i, (id, secret, written)) in forms.iter().enumerate() {
+        idp.add_client(json!({"dialect": "vgs", "client_id": id, "client_secret": secret}));
+        let yaml = format!(
+            "apiVersion: 1.0.0\nkind: ServiceAccount\ndata:\n  clientId: {id}\n  clientSecret: {written}\n  scopes:\n  - cards:read\n"
+        );
+        let creds = dir.write(&format!("credentials-{i}.yaml"), &yaml, 0o600);
+        let cfg = json!({"providers": {"vgs": {"preset": "vgs", "token_url": vgs_url(&idp),
+                                               "vgs_credentials_file": creds}}});
+        let path = dir.write("credvault.json", &cfg.to_string(), 0o600);
+        configfile::load(&path).unwrap_or_else(|e| panic!("{written}: {e}"));
+        configfile::provider("vgs")
+            .unwrap()
+            .token()
+            .unwrap_or_else(|e| panic!("{written}: the identity provider refused: {e}"));
+    }
+}
+
 /// Issue 26.9: the credentials file on a Kubernetes secret mount (0644) is refused by default,
 /// and the refusal says how to accept it: the object form, which the README documents beside
 /// the plain path.
