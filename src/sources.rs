@@ -87,28 +87,39 @@ fn read_reference(spec: &Map<String, Value>, field: &str) -> Result<Zeroizing<St
     }
 }
 
+/// How a message names the variable of an `{"env": ...}` reference: by its name when it looks
+/// like one (`[A-Za-z_][A-Za-z0-9_]*`, at most 128 characters); otherwise not at all, since what
+/// was written there may be the secret itself (`{"env": "<the secret>"}`).
+fn variable(var: &str) -> String {
+    let mut bytes = var.bytes();
+    let name = var.len() <= 128
+        && bytes
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if name {
+        format!("environment variable {var}")
+    } else {
+        "the environment variable named in this {\"env\"} reference (the name is not shown: it \
+         does not look like a variable name)"
+            .to_string()
+    }
+}
+
 fn read_env(var: &str) -> Result<Zeroizing<String>> {
     if var.is_empty() || var.contains('=') || var.contains('\0') {
         return Err(Error::config("env: not a valid variable name"));
     }
     match std::env::var_os(var) {
-        None => Err(Error::config(format!(
-            "environment variable {} is not set",
-            clean(var, 100)
-        ))),
+        None => Err(Error::config(format!("{} is not set", variable(var)))),
         Some(os) => {
-            let s = os.into_string().map_err(|_| {
-                Error::config(format!(
-                    "environment variable {} is not UTF-8",
-                    clean(var, 100)
-                ))
+            let s = os.into_string().map_err(|os| {
+                drop(Zeroizing::new(os.into_encoded_bytes()));
+                Error::config(format!("{} is not UTF-8", variable(var)))
             })?;
             let s = Zeroizing::new(s);
             if s.is_empty() {
-                return Err(Error::config(format!(
-                    "environment variable {} is empty",
-                    clean(var, 100)
-                )));
+                return Err(Error::config(format!("{} is empty", variable(var))));
             }
             Ok(s)
         }
@@ -666,5 +677,17 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.contains("data must be a mapping"), "{e}");
+    }
+
+    /// A name is shown only when it looks like one (issue 22.20).
+    #[test]
+    fn variable_names_shown() {
+        assert_eq!(variable("VIPPS_ID"), "environment variable VIPPS_ID");
+        assert_eq!(variable("_x1"), "environment variable _x1");
+        for not_a_name in ["hunter2-SECRET", "1ABC", "a b", "é", &"A".repeat(129)] {
+            let shown = variable(not_a_name);
+            assert!(!shown.contains(not_a_name), "{shown}");
+            assert!(shown.contains("not shown"), "{shown}");
+        }
     }
 }

@@ -577,3 +577,28 @@ fn vgs_credentials_on_a_shared_mount() {
         "the README shows the object form"
     );
 }
+
+/// Issue 22.20: a value given as `{"env": ...}` that is no variable name (a secret written there
+/// by mistake) is not repeated in the message; a variable name is.
+#[test]
+fn env_reference_names_only_variable_names() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let idp = Idp::start();
+    let dir = Dir::new("envname");
+    for (given, shown) in [
+        ("hunter2-SECRET", false),
+        ("s3cr3t value/+", false),
+        ("CREDVAULT_TEST_UNSET_VARIABLE", true),
+    ] {
+        std::env::remove_var(given);
+        let cfg = json!({"providers": {"a": oauth(&idp, "x", json!({"env": given}))}});
+        let path = dir.write("credvault.json", &cfg.to_string(), 0o600);
+        let e = configfile::load(&path).expect_err("unset");
+        assert!(e.message().contains("not set"), "{e}");
+        assert_eq!(e.message().contains(given), shown, "{e}");
+        if !shown {
+            assert!(e.message().contains("not shown"), "{e}");
+            assert!(!e.message().contains("hunter2") && !e.message().contains("s3cr3t"));
+        }
+    }
+}
