@@ -31,10 +31,8 @@ use crate::error::{clean, Error, Result};
 use crate::provider::Provider;
 use crate::registry;
 use crate::secret::WipedValue;
+use crate::sources::FileUse;
 use crate::sync::{Mutex, Side};
-
-/// The largest configuration file read.
-const MAX_FILE: u64 = 1 << 20;
 
 /// A provider of the file as registered.
 struct Named {
@@ -90,16 +88,14 @@ struct Candidate {
 /// Reads and validates every provider of the file at `path`.
 fn read(path: &str) -> Result<BTreeMap<String, Candidate>> {
     let shown = clean(path, 200);
-    let text = crate::sources::read_file(path, true)
-        .map_err(|e| Error::config(format!("config file {shown}: {}", e.message())))?;
-    if text.len() as u64 > MAX_FILE {
-        return Err(Error::config(format!("config file {shown}: too large")));
-    }
+    let bytes = crate::sources::read_checked(path, FileUse::Config, "config file")?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Error::config(format!("config file {shown}: not UTF-8 text")))?;
     // The same reader as a single provider's JSON: a key given twice is refused here too.
     let mut tree = WipedValue(
-        crate::config::parse_json(&text).map_err(|e| e.context(&format!("config file {shown}")))?,
+        crate::config::parse_json(text).map_err(|e| e.context(&format!("config file {shown}")))?,
     );
-    drop(text);
+    drop(bytes);
     let Value::Object(top) = &mut tree.0 else {
         return Err(Error::config(format!(
             "config file {shown}: not a JSON object"

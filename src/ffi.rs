@@ -860,7 +860,9 @@ fn malloc_string(s: &str) -> Result<*mut c_char, Error> {
 /// values or as `{"env": "VAR"}` / `{"file": "/path"}` references; README "Configuration files")
 /// and registers every provider; `vault_provider_by_name` gives their handles. All or nothing: if
 /// any provider is invalid, none is registered and the message names it. If a file is already
-/// loaded, this is `vault_reload_config` from the new path. Returns 0 on success.
+/// loaded, this is `vault_reload_config` from the new path. Returns 0 on success. Files are
+/// refused unless regular, and writable by group or others unless the environment has
+/// `CREDVAULT_ALLOW_WRITABLE_CONFIG=1` (README "Configuration files").
 ///
 /// # Safety
 /// `path` must be NULL or a NUL-terminated string.

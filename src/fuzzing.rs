@@ -48,3 +48,14 @@ pub fn discovery(bytes: &[u8]) -> Result<String> {
 pub fn retry_after(text: &str) -> Option<std::time::Duration> {
     crate::endpoint::parse_retry_after(text)
 }
+
+/// Reads a VGS `credentials.yaml`; returns the client id, the secret and the scopes.
+pub fn service_account(text: &str) -> std::result::Result<(String, String, Vec<String>), String> {
+    crate::sources::parse_service_account(text).map(|sa| {
+        (
+            sa.client_id.to_string(),
+            sa.client_secret.to_string(),
+            sa.scopes,
+        )
+    })
+}

@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -295,4 +295,310 @@ fn callers_during_reloads() {
         t.join().unwrap();
     }
     assert!(calls.load(Ordering::Relaxed) > 0);
+}
+
+/// The environment variable that accepts config and secret files writable by others.
+const ALLOW_WRITABLE: &str = "CREDVAULT_ALLOW_WRITABLE_CONFIG";
+
+/// Runs `load` on a thread and waits for it generously: a call that blocks for good (a read of
+/// a FIFO with no writer) fails the test, and the FIFO is then opened for writing and closed so
+/// that the blocked thread gets end of file and finishes.
+fn within<T: Send + 'static>(
+    fifo: &str,
+    what: &str,
+    load: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(load());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(60)) {
+        Ok(r) => r,
+        Err(_) => {
+            drop(std::fs::OpenOptions::new().write(true).open(fifo));
+            panic!("{what}: blocked on the FIFO for 60 s");
+        }
+    }
+}
+
+fn mkfifo(path: &std::path::Path) -> String {
+    let _ = std::fs::remove_file(path);
+    let ok = std::process::Command::new("mkfifo")
+        .arg("-m")
+        .arg("600")
+        .arg(path)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "mkfifo");
+    path.to_str().unwrap().to_string()
+}
+
+/// Issue 22.9: a FIFO named as a secret file or as the configuration file is refused at once,
+/// on load and on reload, with a message saying what it is; nothing changes.
+#[test]
+fn fifo_refused_without_blocking() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let idp = Idp::start();
+    let dir = Dir::new("fifo");
+    add_oauth_client(&idp, "fifo-client", "fifo-secret");
+    let fifo = mkfifo(&dir.0.join("secret.fifo"));
+    let cfg = json!({"providers": {"f": oauth(&idp, "fifo-client", json!({"file": fifo}))}});
+    let path = dir.write("credvault.json", &cfg.to_string(), 0o600);
+    let p = path.clone();
+    let e = within(&fifo, "a {\"file\"} FIFO", move || configfile::load(&p))
+        .expect_err("a FIFO secret is refused");
+    assert_eq!(e.status(), Status::InvalidConfig);
+    assert!(e.message().contains("not a regular file"), "{e}");
+    assert!(e.message().contains("FIFO"), "{e}");
+
+    // A good file in service; then its path becomes a FIFO: the reload is refused at once and
+    // the providers in service stay.
+    let cfg = json!({"providers": {"f": oauth(&idp, "fifo-client", json!("fifo-secret"))}});
+    dir.write("credvault.json", &cfg.to_string(), 0o600);
+    configfile::load(&path).expect("a regular config file");
+    let before = configfile::names();
+    let config_fifo = mkfifo(std::path::Path::new(&path));
+    let e = within(&config_fifo, "a FIFO config file", configfile::reload)
+        .expect_err("a FIFO config file is refused");
+    assert!(e.message().contains("not a regular file"), "{e}");
+    assert!(e.message().contains("config file"), "{e}");
+    assert_eq!(
+        configfile::names(),
+        before,
+        "a refused reload changes nothing"
+    );
+    let again = config_fifo.clone();
+    let e = within(&config_fifo, "a FIFO config file", move || {
+        configfile::load(&again)
+    })
+    .expect_err("a FIFO config file is refused by load too");
+    assert!(e.message().contains("FIFO"), "{e}");
+    // A directory is no file either.
+    let d = dir.0.to_str().unwrap().to_string();
+    let e = configfile::load(&d).expect_err("a directory");
+    assert!(e.message().contains("not a regular file"), "{e}");
+}
+
+/// Issue 22.10: a configuration file is read up to its documented limit (1 MiB): 10,000
+/// providers in one file load, serve and reload; a file over 1 MiB is refused, saying so.
+#[test]
+fn ten_thousand_providers_in_one_file() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let idp = Idp::start();
+    let dir = Dir::new("big");
+    add_oauth_client(&idp, "b", "s3cret-b");
+    let url = idp.url("/oauth/token");
+    let mut providers = serde_json::Map::new();
+    for i in 0..10_000 {
+        providers.insert(
+            format!("p{i:05}"),
+            json!({"token_url": url, "client_id": "b", "client_secret": "s3cret-b"}),
+        );
+    }
+    let text = json!({ "providers": providers }).to_string();
+    assert!(
+        text.len() > 64 * 1024 && text.len() <= 1 << 20,
+        "{}",
+        text.len()
+    );
+    let path = dir.write("credvault.json", &text, 0o600);
+    let changes = configfile::load(&path).expect("10,000 providers load");
+    assert_eq!(
+        changes.added.len() + changes.changed.len() + changes.unchanged.len(),
+        10_000
+    );
+    assert_eq!(configfile::names().len(), 10_000);
+    for name in ["p00000", "p04711", "p09999"] {
+        configfile::provider(name)
+            .unwrap_or_else(|| panic!("{name}"))
+            .token()
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+    let changes = configfile::reload().expect("10,000 providers reload");
+    assert_eq!(changes.unchanged.len(), 10_000);
+    assert!(changes.added.is_empty() && changes.changed.is_empty());
+
+    // Exactly 1 MiB (padded with white space) is read; one byte more is refused.
+    let small = json!({"providers": {"one": oauth(&idp, "b", json!("s3cret-b"))}}).to_string();
+    let mut padded = small.clone();
+    padded.push_str(&" ".repeat((1 << 20) - small.len()));
+    let path = dir.write("padded.json", &padded, 0o600);
+    configfile::load(&path).expect("a file of exactly 1 MiB");
+    padded.push(' ');
+    dir.write("padded.json", &padded, 0o600);
+    let e = configfile::reload().expect_err("over 1 MiB");
+    assert!(e.message().contains("larger than 1 MiB"), "{e}");
+    assert_eq!(configfile::names().len(), 1);
+}
+
+/// Issue 22.14: configuration and secret files that others can write are refused, as ssh
+/// refuses them (whoever can write the configuration can point `token_url` at a listener of
+/// theirs); `CREDVAULT_ALLOW_WRITABLE_CONFIG=1` accepts them. A configuration file owned by
+/// another user than this process's or root is refused the same way (checked when the test runs
+/// as root, which can give a file away).
+#[test]
+fn files_writable_by_others_refused() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    std::env::remove_var(ALLOW_WRITABLE);
+    let idp = Idp::start();
+    let dir = Dir::new("writable");
+    add_oauth_client(&idp, "w-client", "w-secret-value");
+    let secret = dir.write("secret", "w-secret-value\n", 0o602);
+    let cfg = json!({"providers": {"w": oauth(&idp, "w-client", json!({"file": secret}))}});
+    let path = dir.write("credvault.json", &cfg.to_string(), 0o600);
+    let e = configfile::load(&path).expect_err("a secret file writable by others");
+    assert_eq!(e.status(), Status::InvalidConfig);
+    assert!(e.message().contains("writable by group or others"), "{e}");
+    assert!(
+        e.message().contains(ALLOW_WRITABLE),
+        "names the opt-out: {e}"
+    );
+    // allow_shared is about reading: it does not accept a file others can write.
+    let shared = json!({"file": secret, "allow_shared": true});
+    let cfg = json!({"providers": {"w": oauth(&idp, "w-client", shared)}});
+    dir.write("credvault.json", &cfg.to_string(), 0o600);
+    let e = configfile::load(&path).expect_err("allow_shared does not cover writing");
+    assert!(e.message().contains("writable by group or others"), "{e}");
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o620)).unwrap();
+    let e = configfile::load(&path).expect_err("a secret file writable by the group");
+    assert!(e.message().contains("mode 620"), "{e}");
+
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    for mode in [0o666, 0o620, 0o602] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let e = configfile::load(&path).expect_err("a config file writable by others");
+        assert!(e.message().contains("config file"), "{e}");
+        assert!(e.message().contains("writable by group or others"), "{e}");
+        assert!(e.message().contains(ALLOW_WRITABLE), "{e}");
+    }
+    // A PEM file others can write (a CA bundle decides whom the library trusts) is refused too,
+    // before its content is looked at.
+    let ca = dir.write("ca.pem", "not pem", 0o666);
+    let e = credvault::Provider::new(
+        &json!({"token_url": idp.url("/oauth/token"), "client_id": "a", "client_secret": "b",
+                "ca_file": ca})
+        .to_string(),
+    )
+    .expect_err("a writable ca_file");
+    assert!(e.message().contains("writable by group or others"), "{e}");
+
+    // The opt-out accepts them all.
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::env::set_var(ALLOW_WRITABLE, "1");
+    let loaded = configfile::load(&path);
+    std::env::remove_var(ALLOW_WRITABLE);
+    loaded.expect("accepted with the opt-out");
+    configfile::provider("w").unwrap().token().expect("token");
+
+    // The owner: this process's user or root. Only root can give a file away to test it.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let root = std::fs::metadata(&path).unwrap().uid() == 0;
+    if root {
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        let e = configfile::reload().expect_err("a config file owned by another user");
+        assert!(e.message().contains("owned by uid 65534"), "{e}");
+        assert!(e.message().contains(ALLOW_WRITABLE), "{e}");
+        std::env::set_var(ALLOW_WRITABLE, "1");
+        let reloaded = configfile::reload();
+        std::env::remove_var(ALLOW_WRITABLE);
+        reloaded.expect("accepted with the opt-out");
+        // A secret file may belong to another user (a secrets agent's): only writing matters.
+        std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
+        std::os::unix::fs::chown(&secret, Some(65534), Some(65534)).unwrap();
+        configfile::reload().expect("a secret file of another owner");
+    }
+}
+
+/// Issue 22.15: the VGS `credentials.yaml` is read as YAML: quoted scalars are unescaped, a
+/// trailing comment (quotes in it) is no part of the value; the identity provider accepts the
+/// secrets so read.
+#[test]
+fn vgs_credentials_yaml_scalar_forms() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let idp = Idp::start();
+    let dir = Dir::new("vgs-forms");
+    let forms = [
+        ("ACquote1", "it's-a\"secret", r#"'it''s-a"secret'"#),
+        ("ACquote2", "it's-a\"secret", r#""it's-a\"secret""#),
+        (
+            "ACcomment",
+            "plain-secret-1",
+            r#"plain-secret-1 # it's "noted""#,
+        ),
+        ("ACdq", "esc-A-é", r#""esc-\x41-\u00e9" # a "comment""#),
+    ];
+    for (i, (id, secret, written)) in forms.iter().enumerate() {
+        idp.add_client(json!({"dialect": "vgs", "client_id": id, "client_secret": secret}));
+        let yaml = format!(
+            "apiVersion: 1.0.0\nkind: ServiceAccount\ndata:\n  clientId: {id}\n  clientSecret: {written}\n  scopes:\n  - cards:read\n"
+        );
+        let creds = dir.write(&format!("credentials-{i}.yaml"), &yaml, 0o600);
+        let cfg = json!({"providers": {"vgs": {"preset": "vgs", "token_url": vgs_url(&idp),
+                                               "vgs_credentials_file": creds}}});
+        let path = dir.write("credvault.json", &cfg.to_string(), 0o600);
+        configfile::load(&path).unwrap_or_else(|e| panic!("{written}: {e}"));
+        configfile::provider("vgs")
+            .unwrap()
+            .token()
+            .unwrap_or_else(|e| panic!("{written}: the identity provider refused: {e}"));
+    }
+}
+
+/// Issue 26.9: the credentials file on a Kubernetes secret mount (0644) is refused by default,
+/// and the refusal says how to accept it: the object form, which the README documents beside
+/// the plain path.
+#[test]
+fn vgs_credentials_on_a_shared_mount() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let idp = Idp::start();
+    let dir = Dir::new("vgs-shared");
+    idp.add_client(json!({"dialect": "vgs", "client_id": "ACk8s", "client_secret": "k8s-secret"}));
+    let yaml = "kind: ServiceAccount\ndata:\n  clientId: ACk8s\n  clientSecret: k8s-secret\n";
+    let creds = dir.write("credentials.yaml", yaml, 0o644);
+    let cfg = json!({"providers": {"vgs": {"preset": "vgs", "token_url": vgs_url(&idp),
+                                           "vgs_credentials_file": creds}}});
+    let path = dir.write("credvault.json", &cfg.to_string(), 0o600);
+    let e = configfile::load(&path).expect_err("a 0644 credentials file");
+    assert!(
+        e.message()
+            .contains(r#""vgs_credentials_file": {"file": "/path", "allow_shared": true}"#),
+        "the refusal names the object form: {e}"
+    );
+    let cfg = json!({"providers": {"vgs": {"preset": "vgs", "token_url": vgs_url(&idp),
+        "vgs_credentials_file": {"file": creds, "allow_shared": true}}}});
+    dir.write("credvault.json", &cfg.to_string(), 0o600);
+    configfile::load(&path).expect("the object form");
+    configfile::provider("vgs").unwrap().token().expect("token");
+    let readme = include_str!("../README.md");
+    assert!(
+        readme.contains(r#""vgs_credentials_file": {"file": "#),
+        "the README shows the object form"
+    );
+}
+
+/// Issue 22.20: a value given as `{"env": ...}` that is no variable name (a secret written there
+/// by mistake) is not repeated in the message; a variable name is.
+#[test]
+fn env_reference_names_only_variable_names() {
+    let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let idp = Idp::start();
+    let dir = Dir::new("envname");
+    for (given, shown) in [
+        ("hunter2-SECRET", false),
+        ("s3cr3t value/+", false),
+        ("CREDVAULT_TEST_UNSET_VARIABLE", true),
+    ] {
+        std::env::remove_var(given);
+        let cfg = json!({"providers": {"a": oauth(&idp, "x", json!({"env": given}))}});
+        let path = dir.write("credvault.json", &cfg.to_string(), 0o600);
+        let e = configfile::load(&path).expect_err("unset");
+        assert!(e.message().contains("not set"), "{e}");
+        assert_eq!(e.message().contains(given), shown, "{e}");
+        if !shown {
+            assert!(e.message().contains("not shown"), "{e}");
+            assert!(!e.message().contains("hunter2") && !e.message().contains("s3cr3t"));
+        }
+    }
 }

@@ -219,6 +219,9 @@ fn all_parsers(input: &[u8]) {
     let _ = fuzzing::error_response(503, input);
     let _ = fuzzing::discovery(input);
     let _ = fuzzing::retry_after(&String::from_utf8_lossy(input));
+    if let Err(e) = fuzzing::service_account(&String::from_utf8_lossy(input)) {
+        assert!(!e.chars().any(char::is_control), "{e:?}");
+    }
 }
 
 #[path = "fuzz/targets.rs"]
@@ -455,6 +458,37 @@ proptest! {
 
 proptest! {
     #![proptest_config(config())]
+
+    /// Any secret YAML can hold on one line, written as a double-quoted scalar (JSON's escaping,
+    /// which YAML 1.2 reads), as a single-quoted one (`''`) and, where it is one, as a plain one,
+    /// with or without a comment after it, reads back as it was (issue 22.15); a message never
+    /// holds it.
+    #[test]
+    fn vgs_credentials_scalars_round_trip(
+        secret in "[^\\p{Cc}\\x{FEFF}\\x{FFFE}\\x{FFFF}]{1,64}",
+        plain in "[A-Za-z0-9][A-Za-z0-9_.:/+=#-]{0,40}[A-Za-z0-9]",
+        comment in select(vec!["", " # a comment", " # it's \"quoted\"", "   #'"]),
+    ) {
+        let forms = [
+            (serde_json::to_string(&secret).unwrap(), secret.clone()),
+            (format!("'{}'", secret.replace('\'', "''")), secret.clone()),
+            (plain.clone(), plain.clone()),
+        ];
+        for (written, expected) in forms {
+            let yaml = format!(
+                "kind: ServiceAccount\ndata:\n  clientId: AC1\n  clientSecret: {written}{comment}\n  scopes:\n  - cards:read\n"
+            );
+            let (id, got, scopes) = fuzzing::service_account(&yaml)
+                .map_err(|e| TestCaseError::fail(format!("{written}: {e}")))?;
+            prop_assert_eq!(id, "AC1");
+            prop_assert_eq!(got, expected);
+            prop_assert_eq!(scopes, vec!["cards:read".to_string()]);
+        }
+        // Broken: the secret never shows in the message.
+        let yaml = format!("kind: ServiceAccount\ndata:\n  clientSecret: \"{plain}\n");
+        let e = fuzzing::service_account(&yaml).unwrap_err();
+        prop_assert!(!e.contains(&plain), "{}", e);
+    }
 
     #[test]
     fn valid_token_responses_round_trip(

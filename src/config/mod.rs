@@ -272,7 +272,10 @@ mod tests {
         };
         // A device that never ends and a directory: refused up front, no read.
         let m = err(&cfg("/dev/zero"));
-        assert_eq!(m, "ca_file: /dev/zero is not a regular file");
+        assert_eq!(
+            m,
+            "ca_file /dev/zero: not a regular file (a character device): only regular files are read"
+        );
         let m = err(&cfg("/"));
         assert!(m.contains("not a regular file"), "{m}");
         // A FIFO would block a read forever.
@@ -283,18 +286,18 @@ mod tests {
         // SAFETY: a valid C string; mkfifo only creates a file.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
         let m = err(&cfg(fifo.to_str().unwrap()));
-        assert!(m.contains("not a regular file"), "{m}");
+        assert!(m.contains("not a regular file (a FIFO)"), "{m}");
         // Larger than 1 MiB: refused, however it is laid out.
         let big = dir.join("big.pem");
         std::fs::write(&big, vec![b'A'; (1 << 20) + 1]).unwrap();
         let m = err(&cfg(big.to_str().unwrap()));
-        assert!(m.ends_with("is larger than 1 MiB"), "{m}");
+        assert!(m.ends_with(": larger than 1 MiB"), "{m}");
         std::fs::remove_dir_all(&dir).unwrap();
         // Control characters in the path never reach the message.
         let m = err(&cfg("/nonexistent/a\r\nInjected: yes"));
         assert!(!m.contains('\r') && !m.contains('\n'), "{m:?}");
         assert!(
-            m.starts_with("ca_file: cannot read /nonexistent/a  Injected"),
+            m.starts_with("ca_file /nonexistent/a  Injected: yes: cannot open"),
             "{m}"
         );
     }

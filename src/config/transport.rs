@@ -41,38 +41,14 @@ impl std::fmt::Debug for Transport {
     }
 }
 
-/// Largest PEM file accepted (a CA bundle is well below this).
-const MAX_PEM: u64 = 1 << 20;
-
 /// Reads a PEM file named by `key`; the bytes are wiped when dropped (a key file is a secret).
-/// Only a regular file is read, and never more than [`MAX_PEM`] bytes of it, so `/dev/zero` or a
-/// FIFO named by mistake gets an error instead of hanging or exhausting memory. Error messages
-/// show the path with control characters removed and its length capped.
+/// The library's one file reader decides what is read (`sources::read_checked`): only a regular
+/// file, opened without blocking (`/dev/zero` or a FIFO named by mistake gets an error instead of
+/// hanging or exhausting memory), not writable by group or others (a CA file decides whom the
+/// library trusts), at most 1 MiB. Error messages show the path with control characters removed
+/// and its length capped.
 fn read_pem(key: &str, path: &str) -> Result<zeroize::Zeroizing<Vec<u8>>> {
-    use std::io::Read;
-    if path.is_empty() || path.contains('\0') {
-        return Err(Error::config(format!("{key}: must be a file path")));
-    }
-    let shown = clean(path, 200);
-    let cannot =
-        |e: std::io::Error| Error::config(format!("{key}: cannot read {shown}: {}", e.kind()));
-    let meta = std::fs::metadata(path).map_err(cannot)?;
-    if !meta.is_file() {
-        return Err(Error::config(format!(
-            "{key}: {shown} is not a regular file"
-        )));
-    }
-    let file = std::fs::File::open(path).map_err(cannot)?;
-    let mut bytes = zeroize::Zeroizing::new(Vec::with_capacity(meta.len().min(MAX_PEM) as usize));
-    file.take(MAX_PEM + 1)
-        .read_to_end(&mut bytes)
-        .map_err(cannot)?;
-    if bytes.len() as u64 > MAX_PEM {
-        return Err(Error::config(format!(
-            "{key}: {shown} is larger than 1 MiB"
-        )));
-    }
-    Ok(bytes)
+    crate::sources::read_checked(path, crate::sources::FileUse::Pem, key)
 }
 
 fn pem_certs(key: &str, path: &str) -> Result<Vec<ureq::tls::Certificate<'static>>> {

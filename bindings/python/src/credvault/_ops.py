@@ -42,7 +42,8 @@ def load_config(path: Union[str, "os.PathLike[str]"]) -> None:
     README "Configuration files") and registers every provider; :func:`provider` (or
     ``Provider.by_name``) gives them by name. Secrets may be references, ``{"env": "VAR"}`` or
     ``{"file": "/run/secrets/x"}`` (a file readable by group or others is refused unless
-    ``"allow_shared": true``). All or nothing: if any provider is invalid none is registered,
+    ``"allow_shared": true``; one writable by them, or a configuration file so, unless the
+    environment has ``CREDVAULT_ALLOW_WRITABLE_CONFIG=1``). All or nothing: if any provider is invalid none is registered,
     and the :class:`~credvault.CredvaultError` (usually :class:`~credvault.ConfigError`) names
     it. Loading another file while one is loaded is a :func:`reload_config` from the new path."""
     data = os.fsencode(path)
