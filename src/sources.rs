@@ -21,7 +21,7 @@ use crate::error::{clean, Error, Result};
 const MAX_FILE: u64 = 64 * 1024;
 
 /// The fields of a provider object that may hold a reference.
-const SECRET_FIELDS: &[&str] = &["client_id", "client_secret"];
+const SECRET_FIELDS: &[&str] = &["client_id", "client_secret", "private_key"];
 
 /// Replaces every secret reference in `provider` (a provider's JSON object) by its value, and
 /// expands `vgs_credentials_file`. Returns whether anything was read from outside (the object is
