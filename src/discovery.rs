@@ -17,14 +17,18 @@ use crate::sync::{Mutex, Side};
 pub struct Discovery {
     issuer: String,
     ttl: Duration,
+    /// The client authentication method the provider uses, checked against the metadata's
+    /// `token_endpoint_auth_methods_supported` when it has one.
+    auth_method: &'static str,
     cached: Mutex<Option<(String, Instant)>>,
 }
 
 impl Discovery {
-    pub fn new(issuer: String, ttl: Duration) -> Discovery {
+    pub fn new(issuer: String, ttl: Duration, auth_method: &'static str) -> Discovery {
         Discovery {
             issuer,
             ttl,
+            auth_method,
             cached: Mutex::new(None),
         }
     }
@@ -132,7 +136,33 @@ impl Discovery {
                 "token_endpoint must be https:// for an https:// issuer",
             ));
         }
+        self.check_auth_method(doc).map_err(|what| fail(&what))?;
         Ok(endpoint)
+    }
+
+    /// A `private_key_jwt` client at an issuer whose metadata lists the methods it supports and
+    /// not that one would only learn it from a refused request: say so from the metadata. (The
+    /// secret-based methods are not checked: servers often list only some of those they accept.)
+    fn check_auth_method(&self, doc: &Value) -> Result<(), String> {
+        if self.auth_method != "private_key_jwt" {
+            return Ok(());
+        }
+        let Some(Value::Array(methods)) = doc.get("token_endpoint_auth_methods_supported") else {
+            return Ok(());
+        };
+        if methods.iter().any(|m| m.as_str() == Some(self.auth_method)) {
+            return Ok(());
+        }
+        let listed: Vec<String> = methods
+            .iter()
+            .filter_map(Value::as_str)
+            .take(8)
+            .map(|m| clean(m, 40))
+            .collect();
+        Err(format!(
+            "token_endpoint_auth_methods_supported does not list private_key_jwt (it lists: {})",
+            listed.join(", ")
+        ))
     }
 }
 

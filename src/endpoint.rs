@@ -13,8 +13,9 @@ use ureq::http::{Response, StatusCode};
 use ureq::Body;
 use zeroize::Zeroizing;
 
-use crate::config::{AuthMethod, BasicEncoding, Config, ProxySetting};
+use crate::config::{AuthMethod, BasicEncoding, Config, EndpointSource, ProxySetting};
 use crate::error::{clean, Error, Result, Status};
+use crate::jwt::{Audience, ASSERTION_TYPE};
 use crate::secret::{random_fraction, Sealed, WipedValue};
 
 /// Response bodies larger than this are refused.
@@ -224,13 +225,25 @@ impl Client {
             AuthMethod::ClientSecretPost => {
                 form_pair(&mut body, "grant_type", b"client_credentials");
                 form_pair(&mut body, "client_id", cfg.client_id.as_bytes());
-                cfg.client_secret
+                cfg.secret()?
                     .with_plaintext(|s| form_pair(&mut body, "client_secret", s))?;
             }
             AuthMethod::Headers => {
                 req = req.header("client_id", cfg.client_id.as_str());
-                let secret = open_string(&cfg.client_secret)?;
+                let secret = open_string(cfg.secret()?)?;
                 req = req.header("client_secret", secret.as_str());
+            }
+            AuthMethod::PrivateKeyJwt => {
+                // A new assertion (new `jti`) for every request, retries included.
+                let assertion = client_assertion(cfg, url)?;
+                form_pair(&mut body, "grant_type", b"client_credentials");
+                form_pair(&mut body, "client_id", cfg.client_id.as_bytes());
+                form_pair(
+                    &mut body,
+                    "client_assertion_type",
+                    ASSERTION_TYPE.as_bytes(),
+                );
+                form_pair(&mut body, "client_assertion", assertion.as_bytes());
             }
         }
         if let Some(scope) = &cfg.scope {
@@ -300,9 +313,27 @@ fn open_string(sealed: &Sealed) -> Result<Zeroizing<String>> {
 }
 
 /// `Basic base64(...)` per the configured encoding.
+/// The signed `client_assertion` of a `private_key_jwt` request to `url`.
+fn client_assertion(cfg: &Config, url: &str) -> Result<Zeroizing<String>> {
+    let key = cfg
+        .assertion
+        .as_ref()
+        .ok_or_else(|| Error::internal("private_key_jwt without a key"))?;
+    let aud = match (&key.audience, &cfg.endpoint) {
+        (Audience::Literal(a), _) => a.as_str(),
+        (Audience::Issuer, EndpointSource::Issuer(issuer)) => issuer.as_str(),
+        _ => url,
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| Error::internal("the system clock is before 1970"))?
+        .as_secs();
+    key.sign(&cfg.client_id, aud, now)
+}
+
 fn basic_credentials(cfg: &Config) -> Result<Zeroizing<String>> {
     let mut joined: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(128));
-    cfg.client_secret
+    cfg.secret()?
         .with_plaintext(|secret| match cfg.basic_encoding {
             BasicEncoding::Rfc6749 => {
                 form_encode(&mut joined, cfg.client_id.as_bytes());
@@ -642,7 +673,7 @@ impl Secrets {
     /// left out.
     pub(crate) fn of(cfg: &Config) -> Secrets {
         let mut values = Vec::new();
-        if let Ok(secret) = open_string(&cfg.client_secret) {
+        if let Ok(secret) = cfg.secret().and_then(open_string) {
             // The Basic credentials in both encodings (whatever the auth method: an echo of
             // either is the secret), and the form-encoded secret (the body of client_secret_post).
             let mut plain = Zeroizing::new(Vec::new());

@@ -37,6 +37,7 @@ pub fn discovery(bytes: &[u8]) -> Result<String> {
     let d = Discovery::new(
         "https://idp.example/oidc/".into(),
         std::time::Duration::from_secs(1),
+        "private_key_jwt",
     );
     d.token_endpoint_from(
         &doc.0,

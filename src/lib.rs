@@ -27,6 +27,7 @@ mod fork;
 #[doc(hidden)]
 pub mod fuzzing;
 mod handles;
+pub mod jwt;
 
 /// Counts of live objects, for the tests that check nothing leaks (`tests/stress.rs`). Each is
 /// counted by the module where those objects live.

@@ -169,9 +169,11 @@ impl Provider {
         let config = Config::from_json(config_json)?;
         let client = Client::new(&config)?;
         let discovery = match &config.endpoint {
-            EndpointSource::Issuer(issuer) => {
-                Some(Discovery::new(issuer.clone(), config.refresh.discovery_ttl))
-            }
+            EndpointSource::Issuer(issuer) => Some(Discovery::new(
+                issuer.clone(),
+                config.refresh.discovery_ttl,
+                config.auth_method.name(),
+            )),
             EndpointSource::TokenUrl(_) => None,
         };
         let cache = Cache::new(config.refresh);

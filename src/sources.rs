@@ -26,7 +26,7 @@ const CONFIG_MAX: u64 = 1 << 20;
 const PEM_MAX: u64 = 1 << 20;
 
 /// The fields of a provider object that may hold a reference.
-const SECRET_FIELDS: &[&str] = &["client_id", "client_secret"];
+const SECRET_FIELDS: &[&str] = &["client_id", "client_secret", "private_key"];
 
 /// Replaces every secret reference in `provider` (a provider's JSON object) by its value, and
 /// expands `vgs_credentials_file`. Returns whether anything was read from outside (the object is

@@ -17,10 +17,12 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::jwt::{AssertionKey, Audience, SigningAlg};
+use crate::secret::SecretString;
 use crate::secret::WipedValue;
 use fields::{check_text, opt_f64, opt_secret, opt_str, opt_u64, read_headers};
 use presets::{check_rules, Preset, PRESETS};
-use schema::{KEYS, MAX_CLIENT_ID, MAX_SECRET};
+use schema::{KEYS, MAX_CLIENT_ID, MAX_KEY_ID, MAX_PRIVATE_KEY, MAX_SECRET};
 use transport::read_transport;
 use urls::check_scope;
 
@@ -47,21 +49,20 @@ impl Config {
         let client_id =
             opt_str(obj, "client_id")?.ok_or_else(|| Error::config("client_id: required"))?;
         check_text("client_id", &client_id, MAX_CLIENT_ID)?;
-        let client_secret = opt_secret(obj, "client_secret")?
-            .ok_or_else(|| Error::config("client_secret: required"))?;
-        check_text("client_secret", client_secret.expose(), MAX_SECRET)?;
         let (auth_method, basic_encoding) = read_auth(obj, preset, &client_id)?;
+        let client_secret = read_secret(obj, auth_method)?;
+        let assertion = read_assertion(obj, auth_method, &endpoint)?;
         let scope = read_scope(obj, preset, auth_method)?;
         let headers = read_headers(obj, auth_method)?;
         let timeout =
             Duration::from_millis(opt_u64(obj, "timeout_ms", 1, 120_000)?.unwrap_or(5_000));
         let refresh = read_refresh(obj)?;
         if let Some(p) = preset {
-            check_rules(p, &client_id, &client_secret, &headers)?;
+            check_rules(p, &client_id, client_secret.as_ref(), &headers)?;
         }
         let transport = read_transport(obj)?;
 
-        let client_secret = client_secret.seal()?;
+        let client_secret = client_secret.map(|s| s.seal()).transpose()?;
         let headers = headers
             .into_iter()
             .map(|(name, value)| Ok((name, value.seal()?)))
@@ -72,6 +73,7 @@ impl Config {
             client_id,
             client_secret,
             auth_method,
+            assertion,
             basic_encoding,
             scope,
             headers,
@@ -181,9 +183,10 @@ fn read_auth(
         Some("client_secret_basic") => AuthMethod::ClientSecretBasic,
         Some("client_secret_post") => AuthMethod::ClientSecretPost,
         Some("headers") => AuthMethod::Headers,
+        Some("private_key_jwt") => AuthMethod::PrivateKeyJwt,
         Some(_) => {
             return Err(Error::config(
-                "auth_method: must be client_secret_basic, client_secret_post or headers",
+                "auth_method: must be client_secret_basic, client_secret_post, headers or private_key_jwt",
             ))
         }
     };
@@ -202,6 +205,89 @@ fn read_auth(
         ));
     }
     Ok((auth_method, basic_encoding))
+}
+
+/// `client_secret`: required by every method but `private_key_jwt`, which refuses it (a key and
+/// a secret side by side would leave it unclear which one the server checks).
+fn read_secret(
+    obj: &mut Map<String, Value>,
+    auth_method: AuthMethod,
+) -> Result<Option<SecretString>> {
+    let secret = opt_secret(obj, "client_secret")?;
+    match (secret, auth_method) {
+        (Some(_), AuthMethod::PrivateKeyJwt) => Err(Error::config(
+            "client_secret: not used with auth_method private_key_jwt (the client signs with private_key); remove it",
+        )),
+        (None, AuthMethod::PrivateKeyJwt) => Ok(None),
+        (None, _) => Err(Error::config("client_secret: required")),
+        (Some(s), _) => {
+            check_text("client_secret", s.expose(), MAX_SECRET)?;
+            Ok(Some(s))
+        }
+    }
+}
+
+/// `private_key`, `key_id`, `signing_alg` and `audience`: the signing key of `private_key_jwt`,
+/// checked (type, size, algorithm) and sealed here. Refused with any other method.
+fn read_assertion(
+    obj: &mut Map<String, Value>,
+    auth_method: AuthMethod,
+    endpoint: &EndpointSource,
+) -> Result<Option<AssertionKey>> {
+    let key = opt_secret(obj, "private_key")?;
+    let key_id = opt_str(obj, "key_id")?;
+    let alg = opt_str(obj, "signing_alg")?;
+    let audience = opt_str(obj, "audience")?;
+    if auth_method != AuthMethod::PrivateKeyJwt {
+        let given = [
+            ("private_key", key.is_some()),
+            ("key_id", key_id.is_some()),
+            ("signing_alg", alg.is_some()),
+            ("audience", audience.is_some()),
+        ];
+        return match given.iter().find(|(_, g)| *g) {
+            Some((name, _)) => Err(Error::config(format!(
+                "{name}: only with auth_method private_key_jwt"
+            ))),
+            None => Ok(None),
+        };
+    }
+    let key =
+        key.ok_or_else(|| Error::config("private_key: required with auth_method private_key_jwt"))?;
+    if key.expose().trim().is_empty() {
+        return Err(Error::config("private_key: must not be empty"));
+    }
+    if key.expose().len() > MAX_PRIVATE_KEY {
+        return Err(Error::config(format!(
+            "private_key: longer than {MAX_PRIVATE_KEY} bytes"
+        )));
+    }
+    if let Some(kid) = &key_id {
+        check_text("key_id", kid, MAX_KEY_ID)?;
+    }
+    let alg = match alg.as_deref() {
+        None => None,
+        Some(name) => Some(
+            SigningAlg::parse(name)
+                .ok_or_else(|| Error::config("signing_alg: must be RS256, PS256 or ES256"))?,
+        ),
+    };
+    let audience = match audience.as_deref() {
+        None | Some("token_endpoint") => Audience::TokenEndpoint,
+        Some("issuer") => match endpoint {
+            EndpointSource::Issuer(_) => Audience::Issuer,
+            EndpointSource::TokenUrl(_) => {
+                return Err(Error::config(
+                    "audience: \"issuer\" needs the issuer key (discovery); with token_url, give the issuer identifier itself",
+                ))
+            }
+        },
+        Some(other) => {
+            check_text("audience", other, schema::MAX_URL)?;
+            Audience::Literal(other.to_string())
+        }
+    };
+    AssertionKey::new(key.expose(), alg, key_id, audience).map(Some)
 }
 
 /// `scope`, else the preset's. With `auth_method` `headers` the request has no body, so no scope
@@ -258,7 +344,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.auth_method, AuthMethod::ClientSecretBasic);
         assert_eq!(c.basic_encoding, BasicEncoding::Rfc6749);
-        assert!(c.client_secret.equals(b"s3cret"));
+        assert!(c.secret().unwrap().equals(b"s3cret"));
         assert!(!format!("{c:?}").contains("s3cret"));
     }
 

@@ -166,7 +166,7 @@ pub fn preset_names() -> impl Iterator<Item = &'static str> {
 pub(super) fn check_rules(
     preset: &Preset,
     client_id: &str,
-    client_secret: &SecretString,
+    client_secret: Option<&SecretString>,
     headers: &[(String, SecretString)],
 ) -> Result<()> {
     match preset.rules {
@@ -177,14 +177,18 @@ pub(super) fn check_rules(
 }
 
 /// Vitesse: client id and secret 6 to 100 characters.
-fn check_vitesse(preset: &str, client_id: &str, client_secret: &SecretString) -> Result<()> {
+fn check_vitesse(
+    preset: &str,
+    client_id: &str,
+    client_secret: Option<&SecretString>,
+) -> Result<()> {
     let len_ok = |s: &str| (6..=100).contains(&s.chars().count());
     if !len_ok(client_id) {
         return Err(Error::config(format!(
             "client_id: preset {preset} requires 6 to 100 characters"
         )));
     }
-    if !len_ok(client_secret.expose()) {
+    if client_secret.is_some_and(|s| !len_ok(s.expose())) {
         return Err(Error::config(format!(
             "client_secret: preset {preset} requires 6 to 100 characters"
         )));

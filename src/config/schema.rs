@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use super::transport::Transport;
+use crate::error::{Error, Result};
+use crate::jwt::AssertionKey;
 use crate::secret::Sealed;
 
 /// How the client authenticates to the token endpoint.
@@ -15,6 +17,8 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// `client_id` and `client_secret` as request headers, empty body (Vipps `/accesstoken/get`).
     Headers,
+    /// A JWT signed with the client's private key (RFC 7523 section 2.2): no shared secret.
+    PrivateKeyJwt,
 }
 
 impl AuthMethod {
@@ -23,6 +27,7 @@ impl AuthMethod {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
             AuthMethod::Headers => "headers",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
@@ -84,8 +89,11 @@ pub struct Config {
     pub preset: Option<&'static str>,
     pub endpoint: EndpointSource,
     pub client_id: String,
-    pub client_secret: Sealed,
+    /// The client secret; `None` with `private_key_jwt`, which has a key instead.
+    pub client_secret: Option<Sealed>,
     pub auth_method: AuthMethod,
+    /// The signing key and assertion settings of `private_key_jwt`.
+    pub assertion: Option<AssertionKey>,
     pub basic_encoding: BasicEncoding,
     pub scope: Option<String>,
     /// Extra request headers, values sealed.
@@ -94,6 +102,15 @@ pub struct Config {
     pub timeout: Duration,
     pub refresh: RefreshPolicy,
     pub transport: Transport,
+}
+
+impl Config {
+    /// The client secret of a method that sends one.
+    pub(crate) fn secret(&self) -> Result<&Sealed> {
+        self.client_secret
+            .as_ref()
+            .ok_or_else(|| Error::internal("this provider has no client secret"))
+    }
 }
 
 /// Every key the JSON object may have.
@@ -107,6 +124,10 @@ pub(super) const KEYS: &[&str] = &[
     "basic_encoding",
     "scope",
     "headers",
+    "private_key",
+    "key_id",
+    "signing_alg",
+    "audience",
     "timeout_ms",
     "deadline_ms",
     "refresh_ratio",
@@ -139,6 +160,9 @@ pub(super) const RESERVED_HEADERS: &[&str] = &[
 /// Limits on sizes, so that a config cannot make us allocate or send without bound.
 pub(super) const MAX_CLIENT_ID: usize = 1024;
 pub(super) const MAX_SECRET: usize = 8192;
+/// An 8192-bit RSA key as a JWK or PEM is under 7 KiB.
+pub(super) const MAX_PRIVATE_KEY: usize = 32 * 1024;
+pub(super) const MAX_KEY_ID: usize = 256;
 pub(super) const MAX_URL: usize = 2048;
 pub(super) const MAX_SCOPE: usize = 4096;
 pub(super) const MAX_HEADERS: usize = 32;

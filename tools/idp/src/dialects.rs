@@ -9,7 +9,7 @@ use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::http::{Request, Response};
-use super::{Client, Dialect, State};
+use super::{assertion, Client, Dialect, State};
 
 /// Which token endpoint a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,7 +362,11 @@ fn authenticate(
     form: &Form,
     dialect: Dialect,
     method: Method,
+    base: &str,
 ) -> Result<Client, Response> {
+    if let Some(kind) = form_get(form, "client_assertion_type") {
+        return assertion_client(state, req, form, dialect, method, kind, base);
+    }
     let auth = parse_auth(req);
     let body_id = form_get(form, "client_id");
     let body_secret = form_get(form, "client_secret");
@@ -416,6 +420,62 @@ fn authenticate(
     }
 }
 
+/// `private_key_jwt` (RFC 7523 section 2.2), where the dialect takes it (Keycloak's and the
+/// generic RFC 6749 server's): the client is named by `client_id` (or the assertion's `iss`), and
+/// the assertion must verify against its registered `jwks`. The audience may be this token
+/// endpoint's URL or the issuer it belongs to.
+fn assertion_client(
+    state: &State,
+    req: &Request,
+    form: &Form,
+    dialect: Dialect,
+    method: Method,
+    kind: &str,
+    base: &str,
+) -> Result<Client, Response> {
+    if matches!(method, Method::Post | Method::Basic { .. }) {
+        return Err(invalid_client(false));
+    }
+    if kind != assertion::ASSERTION_TYPE {
+        return Err(invalid_request("unsupported client_assertion_type"));
+    }
+    if parse_auth(req).is_basic() || form_get(form, "client_secret").is_some() {
+        return Err(invalid_request(
+            "more than one client authentication method",
+        ));
+    }
+    let jwt = form_get(form, "client_assertion")
+        .ok_or_else(|| invalid_request("client_assertion is missing"))?;
+    let id = match form_get(form, "client_id") {
+        Some(id) => id.to_string(),
+        None => assertion::unverified_iss(jwt).ok_or_else(|| invalid_client(false))?,
+    };
+    let client = state
+        .client(dialect, &id)
+        .filter(|c| !c.jwks.is_empty())
+        .ok_or_else(|| invalid_client(false))?;
+    let url = format!("{base}{}", req.path);
+    let audiences: Vec<String> = [
+        Some(url.as_str()),
+        url.strip_suffix("/token"),
+        url.strip_suffix("token"),
+    ]
+    .into_iter()
+    .flatten()
+    .filter(|a| !a.is_empty() && !base.is_empty())
+    .map(str::to_string)
+    .collect();
+    let check = assertion::Check {
+        client_id: &client.client_id,
+        keys: &client.jwks,
+        audiences: &audiences,
+        now: now_secs(),
+    };
+    assertion::verify(jwt, &check, &mut state.seen_jti.lock())
+        .map_err(|why| oauth_error(401, "invalid_client", &why))?;
+    Ok(client)
+}
+
 /// A successful token response; counts the issued token.
 fn issued(state: &State, client: &Client, body: String) -> Response {
     state.count_issued(&client.client_id);
@@ -429,7 +489,8 @@ fn token_or_500(state: &State, bytes: usize) -> Result<String, Response> {
 }
 
 /// Answer a request to a token endpoint (faults have been handled already).
-pub fn handle_token(state: &State, req: &Request, ep: TokenEndpoint) -> Response {
+/// `base` is `scheme://authority` of the request, for the audience of a client assertion.
+pub fn handle_token(state: &State, req: &Request, ep: TokenEndpoint, base: &str) -> Response {
     if req.method != "POST" {
         return method_not_allowed("POST");
     }
@@ -438,15 +499,15 @@ pub fn handle_token(state: &State, req: &Request, ep: TokenEndpoint) -> Response
         TokenEndpoint::Apiture => basic_dialect(state, req, Dialect::Apiture),
         TokenEndpoint::VippsPartner => basic_dialect(state, req, Dialect::VippsPartner),
         TokenEndpoint::Vipps => vipps(state, req),
-        TokenEndpoint::Vgs => vgs(state, req),
-        TokenEndpoint::OAuth(shape) => oauth(state, req, shape),
+        TokenEndpoint::Vgs => vgs(state, req, base),
+        TokenEndpoint::OAuth(shape) => oauth(state, req, shape, base),
     };
     result.unwrap_or_else(|r| r)
 }
 
 fn vitesse(state: &State, req: &Request) -> Result<Response, Response> {
     let form = client_credentials_form(req)?;
-    let client = authenticate(state, req, &form, Dialect::Vitesse, Method::Post)?;
+    let client = authenticate(state, req, &form, Dialect::Vitesse, Method::Post, "")?;
     let scope = form_get(&form, "scope").unwrap_or("API").trim();
     let scope = if scope.is_empty() { "API" } else { scope };
     let default_allowed = vec!["API".to_string()];
@@ -473,6 +534,7 @@ fn basic_dialect(state: &State, req: &Request, dialect: Dialect) -> Result<Respo
         &form,
         dialect,
         Method::Basic { plain_too: true },
+        "",
     )?;
     if let Some(scope) = form_get(&form, "scope") {
         check_scopes(scope, client.scopes.as_deref())?;
@@ -542,9 +604,9 @@ fn vipps(state: &State, req: &Request) -> Result<Response, Response> {
     Ok(issued(state, &client, body))
 }
 
-fn vgs(state: &State, req: &Request) -> Result<Response, Response> {
+fn vgs(state: &State, req: &Request, base: &str) -> Result<Response, Response> {
     let form = client_credentials_form(req)?;
-    let client = authenticate(state, req, &form, Dialect::Vgs, Method::Either)?;
+    let client = authenticate(state, req, &form, Dialect::Vgs, Method::Either, base)?;
     let scope = form_get(&form, "scope")
         .map(str::trim)
         .filter(|s| !s.is_empty());
@@ -565,9 +627,14 @@ fn vgs(state: &State, req: &Request) -> Result<Response, Response> {
     Ok(issued(state, &client, body))
 }
 
-fn oauth(state: &State, req: &Request, shape: OAuthShape) -> Result<Response, Response> {
+fn oauth(
+    state: &State,
+    req: &Request,
+    shape: OAuthShape,
+    base: &str,
+) -> Result<Response, Response> {
     let form = client_credentials_form(req)?;
-    let client = authenticate(state, req, &form, Dialect::OAuth, Method::Strict)?;
+    let client = authenticate(state, req, &form, Dialect::OAuth, Method::Strict, base)?;
     let requested = form_get(&form, "scope")
         .map(str::trim)
         .filter(|s| !s.is_empty());
@@ -603,7 +670,7 @@ fn oauth(state: &State, req: &Request, shape: OAuthShape) -> Result<Response, Re
 
 /// The authority to put in discovered URLs: the Host header when it looks like one, else the
 /// address the connection arrived on.
-fn authority(req: &Request, local: SocketAddr) -> String {
+pub fn authority(req: &Request, local: SocketAddr) -> String {
     match req.header("host") {
         Some(h)
             if !h.is_empty()
@@ -655,7 +722,11 @@ pub fn handle_discovery(req: &Request, local: SocketAddr, scheme: &str, d: Disco
                     ("grant_types_supported", json!(["client_credentials"])),
                     (
                         "token_endpoint_auth_methods_supported",
-                        json!(["client_secret_basic", "client_secret_post"]),
+                        json!([
+                            "client_secret_basic",
+                            "client_secret_post",
+                            "private_key_jwt"
+                        ]),
                     ),
                     ("response_types_supported", json!(["code"])),
                 ]),

@@ -107,6 +107,7 @@
 //! Discovery documents build their URLs from the `Host` header (else the local address), with
 //! the `https` scheme when TLS is on.
 
+mod assertion;
 mod dialects;
 mod faults;
 mod http;
@@ -190,6 +191,8 @@ pub struct Client {
     pub scopes: Option<Vec<String>>,
     pub lifetime_s: u64,
     pub token_bytes: usize,
+    /// Public keys for `private_key_jwt` (empty: the client authenticates with its secret only).
+    pub jwks: Vec<assertion::PublicJwk>,
 }
 
 /// A client object as registered.
@@ -198,11 +201,15 @@ pub struct Client {
 struct ClientSpec {
     dialect: String,
     client_id: String,
+    /// Optional for a client registered with `jwks` only.
+    #[serde(default)]
     client_secret: String,
     subscription_key: Option<String>,
     scopes: Option<Vec<String>>,
     lifetime_s: Option<u64>,
     token_bytes: Option<usize>,
+    /// A JWK set of public keys, for `private_key_jwt`.
+    jwks: Option<Value>,
 }
 
 impl ClientSpec {
@@ -215,6 +222,13 @@ impl ClientSpec {
         })?;
         if self.client_id.is_empty() {
             return Err("client_id must not be empty".into());
+        }
+        let jwks = match &self.jwks {
+            Some(v) => assertion::parse_jwks(v)?,
+            None => Vec::new(),
+        };
+        if self.client_secret.is_empty() && jwks.is_empty() {
+            return Err("client_secret (or jwks) is required".into());
         }
         if dialect == Dialect::Vipps && self.subscription_key.as_deref().is_none_or(str::is_empty) {
             return Err("subscription_key is required for the vipps dialect".into());
@@ -235,6 +249,7 @@ impl ClientSpec {
             scopes: self.scopes,
             lifetime_s,
             token_bytes,
+            jwks,
         })
     }
 }
@@ -248,6 +263,7 @@ fn demo_clients() -> Vec<Client> {
         scopes: None,
         lifetime_s: dialect.default_lifetime(),
         token_bytes: 32,
+        jwks: Vec::new(),
     };
     vec![
         Client {
@@ -299,6 +315,8 @@ pub struct State {
     stats: Mutex<Stats>,
     faults: Mutex<Vec<FaultRule>>,
     last_request: Mutex<Option<Value>>,
+    /// The `jti`s of the client assertions accepted, so that none is accepted twice.
+    seen_jti: Mutex<assertion::SeenJti>,
     rng: SystemRandom,
     verbose: bool,
 }
@@ -310,6 +328,7 @@ impl State {
             stats: Mutex::new(Stats::default()),
             faults: Mutex::new(Vec::new()),
             last_request: Mutex::new(None),
+            seen_jti: Mutex::new(assertion::SeenJti::default()),
             rng: SystemRandom::new(),
             verbose,
         }
@@ -325,8 +344,16 @@ impl State {
     pub fn authenticate(&self, dialect: Dialect, id: &str, secret: &str) -> Option<Client> {
         let clients = self.clients.lock();
         let c = clients.get(&(dialect, id.to_string()))?;
-        let ok = ring_eq(c.client_secret.as_bytes(), secret.as_bytes());
+        // A client registered with keys only has no secret: nothing matches it.
+        let ok =
+            !c.client_secret.is_empty() && ring_eq(c.client_secret.as_bytes(), secret.as_bytes());
         ok.then(|| c.clone())
+    }
+
+    /// The client registered under `id`, whatever its credentials (`private_key_jwt` checks the
+    /// assertion against its keys).
+    pub fn client(&self, dialect: Dialect, id: &str) -> Option<Client> {
+        self.clients.lock().get(&(dialect, id.to_string())).cloned()
     }
 
     pub fn is_vipps_subscription_key(&self, key: &str) -> bool {
@@ -733,7 +760,9 @@ fn handle(state: &State, req: &Request, info: &ConnInfo) -> Reply {
         return reply;
     }
     if let Some(ep) = token {
-        return Reply::Full(dialects::handle_token(state, req, ep));
+        let scheme = if info.https { "https" } else { "http" };
+        let base = format!("{scheme}://{}", dialects::authority(req, info.local));
+        return Reply::Full(dialects::handle_token(state, req, ep, &base));
     }
     if let Some(d) = discovery {
         let scheme = if info.https { "https" } else { "http" };
