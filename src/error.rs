@@ -4,6 +4,20 @@
 //! for an operator. Messages name fields, rules, hosts and HTTP statuses; they never carry a secret
 //! value, a token, or text copied from a place that could hold one (serde's messages quote input
 //! values, so they are never passed through).
+//!
+//! [`Status`] is `#[non_exhaustive]`: statuses are added, so a `match` outside this crate needs a
+//! `_` arm; one that lists every status without it does not compile:
+//!
+//! ```compile_fail,E0004
+//! use credvault::Status::*;
+//! fn every_status_listed(s: credvault::Status) -> bool {
+//!     match s {
+//!         Ok | InvalidArgument | InvalidConfig | InvalidHandle | Network | Timeout | Tls
+//!         | HttpStatus | CredentialsRejected | ScopeRejected | RateLimited | MalformedResponse
+//!         | BufferTooSmall | OauthError | DiscoveryFailed | WouldBlock | Internal => true,
+//!     }
+//! }
+//! ```
 
 use std::fmt;
 
@@ -12,8 +26,10 @@ use std::fmt;
 //
 // This enum is the one list of statuses: build.rs generates each one's name, description and
 // conversion from an integer from it, and cbindgen puts it into the header. Adding a status is
-// one variant with its doc comment.
+// one variant with its doc comment here, then one line in each binding's table (CONTRIBUTING.md,
+// "Adding a status": each binding has a test that checks its table against `vault_status_name`).
 #[repr(i32)]
+#[non_exhaustive]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Status {
     /// Success.

@@ -62,7 +62,11 @@
 
 namespace credvault {
 
-/// The status of a call: the C ABI's vault_status numbers (fixed forever).
+/// The status of a call: the C ABI's vault_status numbers (fixed forever; new ones are added).
+/// Each enumerator is the C name without VAULT_STATUS_, in lower case. Adding a status: the
+/// enumerator, its static_assert (its number against credvault.h) and its case in
+/// detail::status_enumerator_name; the C++ suite checks every code of the library against them
+/// through vault_status_name.
 enum class Status : std::int32_t {
     ok = 0,
     invalid_argument = 1,
@@ -83,14 +87,72 @@ enum class Status : std::int32_t {
     internal = 99,
 };
 
+static_assert(static_cast<std::int32_t>(Status::ok) == VAULT_STATUS_OK);
 static_assert(static_cast<std::int32_t>(Status::invalid_argument) == VAULT_STATUS_INVALID_ARGUMENT);
+static_assert(static_cast<std::int32_t>(Status::invalid_config) == VAULT_STATUS_INVALID_CONFIG);
 static_assert(static_cast<std::int32_t>(Status::invalid_handle) == VAULT_STATUS_INVALID_HANDLE);
+static_assert(static_cast<std::int32_t>(Status::network) == VAULT_STATUS_NETWORK);
+static_assert(static_cast<std::int32_t>(Status::timeout) == VAULT_STATUS_TIMEOUT);
+static_assert(static_cast<std::int32_t>(Status::tls) == VAULT_STATUS_TLS);
+static_assert(static_cast<std::int32_t>(Status::http_status) == VAULT_STATUS_HTTP_STATUS);
 static_assert(static_cast<std::int32_t>(Status::credentials_rejected) ==
               VAULT_STATUS_CREDENTIALS_REJECTED);
+static_assert(static_cast<std::int32_t>(Status::scope_rejected) == VAULT_STATUS_SCOPE_REJECTED);
+static_assert(static_cast<std::int32_t>(Status::rate_limited) == VAULT_STATUS_RATE_LIMITED);
+static_assert(static_cast<std::int32_t>(Status::malformed_response) ==
+              VAULT_STATUS_MALFORMED_RESPONSE);
 static_assert(static_cast<std::int32_t>(Status::buffer_too_small) == VAULT_STATUS_BUFFER_TOO_SMALL);
+static_assert(static_cast<std::int32_t>(Status::oauth_error) == VAULT_STATUS_OAUTH_ERROR);
 static_assert(static_cast<std::int32_t>(Status::discovery_failed) == VAULT_STATUS_DISCOVERY_FAILED);
 static_assert(static_cast<std::int32_t>(Status::would_block) == VAULT_STATUS_WOULD_BLOCK);
 static_assert(static_cast<std::int32_t>(Status::internal) == VAULT_STATUS_INTERNAL);
+
+namespace detail {
+
+/// The enumerator's own name ("credentials_rejected"), nullptr for a number that is no
+/// enumerator. No default: a missing case is a -Wswitch warning.
+constexpr const char *status_enumerator_name(Status s) noexcept
+{
+    switch (s) {
+    case Status::ok:
+        return "ok";
+    case Status::invalid_argument:
+        return "invalid_argument";
+    case Status::invalid_config:
+        return "invalid_config";
+    case Status::invalid_handle:
+        return "invalid_handle";
+    case Status::network:
+        return "network";
+    case Status::timeout:
+        return "timeout";
+    case Status::tls:
+        return "tls";
+    case Status::http_status:
+        return "http_status";
+    case Status::credentials_rejected:
+        return "credentials_rejected";
+    case Status::scope_rejected:
+        return "scope_rejected";
+    case Status::rate_limited:
+        return "rate_limited";
+    case Status::malformed_response:
+        return "malformed_response";
+    case Status::buffer_too_small:
+        return "buffer_too_small";
+    case Status::oauth_error:
+        return "oauth_error";
+    case Status::discovery_failed:
+        return "discovery_failed";
+    case Status::would_block:
+        return "would_block";
+    case Status::internal:
+        return "internal";
+    }
+    return nullptr;
+}
+
+} // namespace detail
 
 /// "VAULT_STATUS_TIMEOUT", ... (static strings from the library).
 inline const char *status_name(Status s) noexcept

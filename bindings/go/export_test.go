@@ -49,3 +49,7 @@ func FillSlotsForTest(p *Provider) (n int, wiped bool) {
 	}
 	return n, wiped
 }
+
+// LibraryStatusNameForTest is vault_status_name(code): "VAULT_STATUS_UNKNOWN" for a code the
+// library does not have.
+func LibraryStatusNameForTest(code int32) string { return libraryStatusName(code) }

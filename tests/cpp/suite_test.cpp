@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cctype>
 #include <condition_variable>
 #include <mutex>
 #include <sstream>
@@ -68,6 +69,47 @@ bool freed(std::uint64_t handle)
 }
 
 } // namespace
+
+// ------------------------------------------------------------------ the list of statuses
+
+// credvault::Status against the library for every code: each code the library names
+// (vault_status_name) is an enumerator whose name is the C name in lower case without
+// VAULT_STATUS_, and no other number is an enumerator. (The static_asserts of credvault.hpp
+// check each enumerator's number against credvault.h; -Wswitch that each has its name.)
+TEST(Statuses, EveryCodeOfTheLibraryIsAnEnumeratorOfTheSameName)
+{
+    const std::string unknown = "VAULT_STATUS_UNKNOWN", prefix = "VAULT_STATUS_";
+    for (std::int32_t code : {-1, INT32_MIN, INT32_MAX}) {
+        EXPECT_EQ(vault_status_name(code), unknown) << code;
+    }
+    int named = 0;
+    // Every code the library has (0 upwards, 99 for the internal error) and many it has not.
+    for (std::int32_t code = -64; code <= 4096; ++code) {
+        const std::string library = vault_status_name(code);
+        const Status status = static_cast<Status>(code);
+        const char *enumerator = credvault::detail::status_enumerator_name(status);
+        if (library == unknown) {
+            EXPECT_EQ(enumerator, nullptr) << "credvault::Status::" << enumerator << " = " << code
+                                           << ": the library has no status " << code;
+            continue;
+        }
+        ++named;
+        ASSERT_NE(enumerator, nullptr)
+            << "the library has " << library << " = " << code << "; credvault::Status has no "
+            << "enumerator " << code;
+        std::string expected = enumerator;
+        for (char &c : expected) {
+            c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+        }
+        EXPECT_EQ(prefix + expected, library) << "credvault::Status::" << enumerator << " = " << code;
+        EXPECT_EQ(credvault::status_name(status), library);
+        std::ostringstream os;
+        os << status;
+        EXPECT_EQ(os.str(), library);
+    }
+    EXPECT_EQ(credvault::detail::status_enumerator_name(Status::ok), std::string("ok"));
+    EXPECT_GT(named, 1);
+}
 
 // ------------------------------------------------------------------ RAII and moves
 

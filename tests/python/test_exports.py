@@ -16,7 +16,7 @@ from credvault import errors
 # exception classes.
 NAMES = set(
     """
-    Provider AsyncProvider LibraryNotFoundError library_version library_path key_memory_locked
+    Provider AsyncProvider Status LibraryNotFoundError library_version library_path key_memory_locked
     load_config reload_config provider stats_all metrics_prometheus set_refresh_workers set_refresh_endpoint_limit
     enable_logging
     disable_logging __version__
@@ -44,11 +44,12 @@ def test_the_package_exports_the_contract_and_nothing_else():
 
 
 def test_the_exception_classes_are_those_of_credvault_errors():
-    classes = {n for n in errors.__all__ if isinstance(getattr(errors, n), type)}
+    classes = {n for n in errors.__all__ if isinstance(getattr(errors, n), type)} - {"Status"}
     assert classes == EXCEPTIONS
     for name in classes:
         assert getattr(credvault, name) is getattr(errors, name)
-    assert star("credvault.errors") == EXCEPTIONS | {"STATUS_NAMES", "error_for_status"}
+    assert credvault.Status is errors.Status
+    assert star("credvault.errors") == EXCEPTIONS | {"Status", "STATUS_NAMES", "error_for_status"}
 
 
 def test_the_readme_names_what_the_package_exports():

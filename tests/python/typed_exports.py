@@ -19,6 +19,8 @@ def _uses() -> None:
         BufferTooSmall, OAuthError, DiscoveryFailed, InternalError,
     ]
     missing: type[ImportError] = LibraryNotFoundError
+    status: Status = Status.CREDENTIALS_REJECTED
+    code: int = credvault.Status.OK + errors.Status.TIMEOUT
     by_name: Provider = provider("name")
     also: Provider = credvault.Provider.by_name("name")
     wrapped: AsyncProvider = AsyncProvider.wrap(by_name)
@@ -33,5 +35,5 @@ def _uses() -> None:
     stats: dict[str, object] = stats_all()
     same: type[CredvaultError] = credvault.errors.OAuthError
     built: CredvaultError = errors.error_for_status(1, "m")
-    print(classes, missing, also, wrapped, text, locked, stats, same, built)
+    print(classes, missing, status, code, also, wrapped, text, locked, stats, same, built)
     print(STATUS_NAMES, error_for_status)

@@ -10,6 +10,7 @@ refreshed ahead of expiry, from the credvault library (loaded through ctypes).
 
 * :class:`Provider` (thread-safe, fork-safe) and :class:`AsyncProvider` (asyncio);
 * errors: :class:`CredvaultError` and one subclass per status code (:mod:`credvault.errors`);
+  :class:`Status`, the library's status codes (an ``IntEnum``: ``Status.TIMEOUT == 5``);
 * operating it: ``Provider.stats()``, :func:`stats_all`, :func:`metrics_prometheus`,
   :func:`set_refresh_workers`, :func:`set_refresh_endpoint_limit`,
   :func:`enable_logging` (the library's events as ``logging`` records), configuration files
@@ -53,6 +54,7 @@ from .errors import (
     OAuthError,
     RateLimited,
     ScopeRejected,
+    Status,
     Timeout,
     TLSError,
 )
@@ -63,6 +65,7 @@ from .errors import (
 __all__ = [
     "Provider",
     "AsyncProvider",
+    "Status",
     "CredvaultError",
     "InvalidArgument",
     "ConfigError",

@@ -10,14 +10,15 @@ from ctypes import byref, c_size_t, c_uint64, create_string_buffer
 from typing import Any, Literal, Mapping, Optional, Union, overload
 
 from . import _lib
-from .errors import BufferTooSmall, ConfigError, CredvaultError, error_for_status
+from .errors import BufferTooSmall, ConfigError, CredvaultError, Status, error_for_status
 
 Config = Union[Mapping[str, Any], str, None]
 
 _ERR_LEN = 1024
-_OK = 0
-_BUFFER_TOO_SMALL = 12
-_WOULD_BLOCK = 15
+# Plain ints (the calls return them): compared on every call.
+_OK = int(Status.OK)
+_BUFFER_TOO_SMALL = int(Status.BUFFER_TOO_SMALL)
+_WOULD_BLOCK = int(Status.WOULD_BLOCK)
 #: Size of each provider's fast-path buffers. A longer token is still served, through a
 #: buffer of its own size on the slower path.
 _FAST_CAP = 8192
@@ -114,7 +115,7 @@ def _last_error(fallback: str, status: Optional[int] = None) -> CredvaultError:
     ``vault_last_oauth_error``. For the calls that have no error buffer: those that return a
     value rather than a status, and the configuration and log-hook calls."""
     if status is None:
-        status = int(_last_status()) or 99
+        status = int(_last_status()) or int(Status.INTERNAL)
     return _error(status, _last_msg(), _last_oauth(), fallback)
 
 

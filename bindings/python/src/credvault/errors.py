@@ -1,4 +1,5 @@
-"""The exceptions credvault raises: one class per status code of the C library.
+"""The status codes of the C library (:class:`Status`) and the exceptions credvault raises: one
+class per error status.
 
 Every exception derives from :class:`CredvaultError` and carries
 
@@ -10,34 +11,46 @@ Every exception derives from :class:`CredvaultError` and carries
   ...), or ``None``.
 
 The timeout is also a built-in :class:`TimeoutError`, so ``except TimeoutError`` catches it.
-``__all__`` (the classes, ``STATUS_NAMES`` and :func:`error_for_status`) is made from the one
-list of the classes, at the end.
+``__all__`` (:class:`Status`, the classes, ``STATUS_NAMES`` and :func:`error_for_status`) is made
+from the one list of the classes, at the end.
 """
 
 from __future__ import annotations
 
+import enum
 from typing import Optional
 
 
-STATUS_NAMES: dict[int, str] = {
-    0: "VAULT_STATUS_OK",
-    1: "VAULT_STATUS_INVALID_ARGUMENT",
-    2: "VAULT_STATUS_INVALID_CONFIG",
-    3: "VAULT_STATUS_INVALID_HANDLE",
-    4: "VAULT_STATUS_NETWORK",
-    5: "VAULT_STATUS_TIMEOUT",
-    6: "VAULT_STATUS_TLS",
-    7: "VAULT_STATUS_HTTP_STATUS",
-    8: "VAULT_STATUS_CREDENTIALS_REJECTED",
-    9: "VAULT_STATUS_SCOPE_REJECTED",
-    10: "VAULT_STATUS_RATE_LIMITED",
-    11: "VAULT_STATUS_MALFORMED_RESPONSE",
-    12: "VAULT_STATUS_BUFFER_TOO_SMALL",
-    13: "VAULT_STATUS_OAUTH_ERROR",
-    14: "VAULT_STATUS_DISCOVERY_FAILED",
-    15: "VAULT_STATUS_WOULD_BLOCK",
-    99: "VAULT_STATUS_INTERNAL",
-}
+class Status(enum.IntEnum):
+    """The status codes of the C library (``vault_status`` in ``credvault.h``): each member is
+    the C name without ``VAULT_STATUS_``, e.g. ``Status.TIMEOUT == 5``. The numbers never change;
+    a newer library may add codes (``CredvaultError.status`` is then a plain ``int``).
+
+    The package's one list of them: ``STATUS_NAMES`` and the exception classes' ``STATUS`` are
+    made from it, and tests/python/test_status.py checks it against ``vault_status_name``.
+    """
+
+    OK = 0
+    INVALID_ARGUMENT = 1
+    INVALID_CONFIG = 2
+    INVALID_HANDLE = 3
+    NETWORK = 4
+    TIMEOUT = 5
+    TLS = 6
+    HTTP_STATUS = 7
+    CREDENTIALS_REJECTED = 8
+    SCOPE_REJECTED = 9
+    RATE_LIMITED = 10
+    MALFORMED_RESPONSE = 11
+    BUFFER_TOO_SMALL = 12
+    OAUTH_ERROR = 13
+    DISCOVERY_FAILED = 14
+    WOULD_BLOCK = 15
+    INTERNAL = 99
+
+
+#: The C name of every code, e.g. ``{5: "VAULT_STATUS_TIMEOUT", ...}`` (made from :class:`Status`).
+STATUS_NAMES: dict[int, str] = {s.value: "VAULT_STATUS_" + s.name for s in Status}
 
 
 class CredvaultError(Exception):
@@ -47,8 +60,8 @@ class CredvaultError(Exception):
     ``oauth_error`` (the identity provider's RFC 6749 ``error`` code, or ``None``).
     """
 
-    #: The status code this class stands for (``None`` on the base class).
-    STATUS: Optional[int] = None
+    #: The status this class stands for (``None`` on the base class).
+    STATUS: Optional[Status] = None
 
     status: int
     status_name: str
@@ -57,7 +70,7 @@ class CredvaultError(Exception):
 
     def __init__(self, message: str, status: Optional[int] = None, oauth_error: Optional[str] = None):
         if status is None:
-            status = self.STATUS if self.STATUS is not None else 99
+            status = int(self.STATUS if self.STATUS is not None else Status.INTERNAL)
         self.status = status
         self.status_name = STATUS_NAMES.get(status, "VAULT_STATUS_UNKNOWN")
         self.message = message
@@ -80,94 +93,94 @@ class CredvaultError(Exception):
 class InvalidArgument(CredvaultError, ValueError):
     """An argument was rejected (NULL, not UTF-8, out of range)."""
 
-    STATUS = 1
+    STATUS = Status.INVALID_ARGUMENT
 
 
 class ConfigError(CredvaultError, ValueError):
     """The provider configuration was rejected; the message names the field and the rule."""
 
-    STATUS = 2
+    STATUS = Status.INVALID_CONFIG
 
 
 class InvalidHandle(CredvaultError):
     """The provider was closed (or its handle is unknown)."""
 
-    STATUS = 3
+    STATUS = Status.INVALID_HANDLE
 
 
 class NetworkError(CredvaultError, ConnectionError):
     """The token endpoint could not be reached (DNS, connect, reset)."""
 
-    STATUS = 4
+    STATUS = Status.NETWORK
 
 
 class Timeout(CredvaultError, TimeoutError):
     """The token request did not complete within its deadline. Also a built-in ``TimeoutError``."""
 
-    STATUS = 5
+    STATUS = Status.TIMEOUT
 
 
 class TLSError(CredvaultError):
     """TLS failed: untrusted certificate, wrong host name, expired, handshake error."""
 
-    STATUS = 6
+    STATUS = Status.TLS
 
 
 class HTTPStatusError(CredvaultError):
     """The endpoint answered with an HTTP status that is neither a token nor an OAuth error."""
 
-    STATUS = 7
+    STATUS = Status.HTTP_STATUS
 
 
 class CredentialsRejected(CredvaultError):
     """The identity provider rejected the client credentials; ``oauth_error`` holds its code
     (``invalid_client``, ``unauthorized_client``) when it sent one."""
 
-    STATUS = 8
+    STATUS = Status.CREDENTIALS_REJECTED
 
 
 class ScopeRejected(CredvaultError):
     """The identity provider rejected the requested scope (``invalid_scope``)."""
 
-    STATUS = 9
+    STATUS = Status.SCOPE_REJECTED
 
 
 class RateLimited(CredvaultError):
     """The identity provider asked to slow down for longer than the request deadline allows."""
 
-    STATUS = 10
+    STATUS = Status.RATE_LIMITED
 
 
 class MalformedResponse(CredvaultError):
     """The token response was not a usable token (not JSON, no ``access_token``, too large)."""
 
-    STATUS = 11
+    STATUS = Status.MALFORMED_RESPONSE
 
 
 class BufferTooSmall(CredvaultError, ValueError):
     """The buffer given to :meth:`Provider.token_into` is too small; ``needed`` is the size it
     must have (token length plus the NUL)."""
 
-    STATUS = 12
+    STATUS = Status.BUFFER_TOO_SMALL
     needed: int = 0
 
 
 class OAuthError(CredvaultError):
     """Any other RFC 6749 error (``invalid_request``, ``invalid_grant``, ...); see ``oauth_error``."""
 
-    STATUS = 13
+    STATUS = Status.OAUTH_ERROR
 
 
 class DiscoveryFailed(CredvaultError):
     """Discovery of the token endpoint from the issuer's metadata failed."""
 
-    STATUS = 14
+    STATUS = Status.DISCOVERY_FAILED
 
 
 class InternalError(CredvaultError):
     """An internal error in the library (a caught panic). Never expected."""
 
-    STATUS = 99
+    STATUS = Status.INTERNAL
 
 
 #: Every exception class, the base first: the one list of them. ``__all__`` and the table by
@@ -193,7 +206,7 @@ _CLASSES: tuple[type[CredvaultError], ...] = (
 
 # Made, not written out: mypy reads only a literal list, so `from credvault.errors import *`
 # gives these names at run time but none to mypy (import them by name, or from `credvault`).
-__all__ = [cls.__name__ for cls in _CLASSES] + ["STATUS_NAMES", "error_for_status"]
+__all__ = ["Status"] + [cls.__name__ for cls in _CLASSES] + ["STATUS_NAMES", "error_for_status"]
 
 _BY_STATUS: dict[int, type[CredvaultError]] = {
     cls.STATUS: cls for cls in _CLASSES if cls.STATUS is not None
