@@ -494,7 +494,11 @@ impl Inner {
         {
             let timeout = self.attempt_timeout(deadline)?;
             let url = match (&self.discovery, &self.config.endpoint) {
-                (Some(d), _) => d.token_endpoint(&self.client, timeout)?,
+                (Some(d), _) => d.token_endpoint(
+                    &self.client,
+                    timeout,
+                    &crate::endpoint::Secrets::of(&self.config),
+                )?,
                 (None, EndpointSource::TokenUrl(u)) => u.clone(),
                 (None, EndpointSource::Issuer(_)) => {
                     return Err(Error::internal("issuer without discovery").into())
