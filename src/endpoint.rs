@@ -31,11 +31,11 @@ pub struct Fetched {
     pub requested_at: Instant,
 }
 
-/// How one fetch runs: its deadline and the waits between its attempts.
+/// How one fetch runs: its deadline. The waits between its attempts are the same for every
+/// fetch ([`Backoff::DEFAULT`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
     pub deadline: Instant,
-    pub backoff: Backoff,
 }
 
 /// How a failed attempt may be retried.
@@ -1022,22 +1022,14 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// A caller is waiting (or nothing servable is left): 100 ms doubling to 2 s.
+    /// The one schedule of every fetch, a caller's or a background refresh's (issue 26.4: a
+    /// refresh of a short token that fitted its attempts into the refresh window retried every
+    /// ~100 ms for its whole deadline): 100 ms doubling to 2 s. A refresh window of under a second
+    /// still gets several attempts (at about 0, 75, 225 and 525 ms).
     pub const DEFAULT: Backoff = Backoff {
         base: Duration::from_millis(100),
         cap: Duration::from_secs(2),
     };
-
-    /// A schedule that fits several attempts into `window` (the time a background refresh has
-    /// before its token's serving limit): a twentieth of it doubling to a fifth, never longer
-    /// than [`Backoff::DEFAULT`] and never under 5 ms.
-    pub fn within(window: Duration) -> Backoff {
-        let floor = Duration::from_millis(5);
-        Backoff {
-            base: (window / 20).clamp(floor, Self::DEFAULT.base),
-            cap: (window / 5).clamp(floor, Self::DEFAULT.cap),
-        }
-    }
 
     /// The wait after the `n`th failed attempt (0 for the first).
     pub fn wait(&self, n: u32) -> Duration {
@@ -1075,12 +1067,12 @@ impl NotBefore {
 }
 
 /// Runs `attempt` until it succeeds, fails for good, or `deadline` passes. Transient failures are
-/// retried after the waits of `backoff`. A `Retry-After` can lengthen a wait, never shorten it;
-/// it is remembered in `not_before`, and no attempt starts before it: when it lies past the
-/// deadline the fetch fails at once with [`Status::RateLimited`].
+/// retried after the waits of [`Backoff::DEFAULT`], whoever fetches: no fetch sends more than
+/// that schedule allows. A `Retry-After` can lengthen a wait, never shorten it; it is remembered
+/// in `not_before`, and no attempt starts before it: when it lies past the deadline the fetch
+/// fails at once with [`Status::RateLimited`].
 pub fn with_retries<T>(
     deadline: Instant,
-    backoff: Backoff,
     not_before: &NotBefore,
     mut attempt: impl FnMut(Duration) -> Result<T, Failed>,
 ) -> Result<T> {
@@ -1097,6 +1089,7 @@ pub fn with_retries<T>(
         }
         std::thread::sleep(t.saturating_duration_since(Instant::now()));
     }
+    let backoff = Backoff::DEFAULT;
     let mut n: u32 = 0;
     // The last failure that was not a timeout: when the deadline cuts the final attempt short,
     // what the endpoint kept answering says more than that cut.

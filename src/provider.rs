@@ -467,7 +467,7 @@ impl Inner {
         let deadline = plan.deadline;
         let mut attempts = 0u32;
         let mut last: Option<(Status, String)> = None;
-        with_retries(deadline, plan.backoff, &self.not_before, |remaining| {
+        with_retries(deadline, &self.not_before, |remaining| {
             attempts += 1;
             if let Some((status, message)) = last.take() {
                 self.counters.retried();
