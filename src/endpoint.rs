@@ -1066,6 +1066,10 @@ impl NotBefore {
     }
 }
 
+/// The least time left for which a retry is worth its wait: a request needs some of it, and none
+/// is sent with less than about 12 ms (the provider's cut of an attempt's timeout).
+const MIN_ATTEMPT: Duration = Duration::from_millis(25);
+
 /// Runs `attempt` until it succeeds, fails for good, or `deadline` passes. Transient failures are
 /// retried after the waits of [`Backoff::DEFAULT`], whoever fetches: no fetch sends more than
 /// that schedule allows. A `Retry-After` can lengthen a wait, never shorten it; it is remembered
@@ -1129,7 +1133,9 @@ pub fn with_retries<T>(
         };
         n += 1;
         let left = deadline.saturating_duration_since(Instant::now());
-        if wait >= left {
+        // No sleep that leaves less than a request needs: that last non-attempt would end the
+        // fetch with its own "no request sent" instead of what the endpoint answered.
+        if wait + MIN_ATTEMPT >= left {
             let mut error = failed.error;
             if let Some(d) = asked.filter(|d| *d >= left) {
                 if error.status() == Status::HttpStatus {

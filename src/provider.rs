@@ -521,12 +521,15 @@ impl Inner {
         }
         let cut = left.saturating_sub(left / 8 + Duration::from_millis(10));
         if cut < Duration::from_millis(1) {
-            // ureq turns a zero timeout into 1 s: never send with less than 1 ms.
-            return Err(Error::new(
-                crate::Status::Timeout,
-                "deadline passed before the request was sent",
-            )
-            .into());
+            // ureq turns a zero timeout into 1 s: never send with less than 1 ms. A timeout
+            // like an attempt's, so the retry loop reports what the endpoint answered before.
+            return Err(crate::endpoint::Failed {
+                error: Error::new(
+                    crate::Status::Timeout,
+                    "deadline passed before the request was sent",
+                ),
+                retry: crate::endpoint::Retry::Backoff,
+            });
         }
         Ok(cut)
     }

@@ -529,3 +529,29 @@ fn failing_refreshes_follow_each_other_no_faster_than_the_normal_schedule() {
         "{sent} requests in {span:?}: the normal schedule allows {allowed}"
     );
 }
+
+/// An endpoint that refuses every connection until the deadline is reported as NETWORK (the
+/// Python suite's test_network_error failed about one run in seven): the retry loop could sleep
+/// until less time was left than a request needs, and the "no request sent" timeout of that
+/// last non-attempt replaced what the endpoint had answered all along.
+#[test]
+fn refused_connections_until_the_deadline_are_a_network_error() {
+    let mut wrong = Vec::new();
+    for _ in 0..20 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = json!({"token_url": format!("http://127.0.0.1:{port}/t"), "client_id": "c",
+            "client_secret": SECRET, "deadline_ms": 500});
+        let e = Provider::new(&cfg.to_string())
+            .unwrap()
+            .token()
+            .unwrap_err();
+        if e.status() != Status::Network {
+            wrong.push(e.to_string());
+        }
+    }
+    assert!(wrong.is_empty(), "{} of 20: {wrong:?}", wrong.len());
+}
