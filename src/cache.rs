@@ -415,15 +415,11 @@ impl Cache {
         fetch: impl FnOnce(Plan) -> Result<Fetched>,
         foreground: bool,
     ) -> Result<Arc<CachedToken>> {
-        let now = Instant::now();
-        let deadline = now + self.policy.deadline;
-        // A background refresh fits several attempts into the time its token is still served
-        // (under a second for a token of a few seconds); a caller's fetch uses the default.
-        let backoff = match self.state.read().token.as_ref() {
-            Some(t) if !foreground => Backoff::within(t.serve_until.saturating_duration_since(now)),
-            _ => Backoff::DEFAULT,
+        // A background refresh retries on the same schedule and deadline as a caller's fetch
+        // (`endpoint::with_retries`); past its token's serving limit, callers wait for it.
+        let plan = Plan {
+            deadline: Instant::now() + self.policy.deadline,
         };
-        let plan = Plan { deadline, backoff };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fetch(plan)))
             .unwrap_or_else(|_| Err(Error::internal("a token fetch panicked")));
         let result = self.store(outcome, foreground);
@@ -456,13 +452,17 @@ impl Cache {
                 if let (true, false, Some(serve_until)) = (still_servable, foreground, serve_until)
                 {
                     // Static stability: keep serving, try again after a backoff that leaves
-                    // room for several more attempts before the serving limit.
+                    // room for more attempts before the serving limit, but never sooner than
+                    // the normal schedule's longest wait allows (issue 26.4: a short window's
+                    // quarter, shrinking, let refreshes that fail at once follow each other
+                    // every few milliseconds).
                     state.refresh_failures = state.refresh_failures.saturating_add(1);
                     let window = serve_until.saturating_duration_since(now);
                     let ceiling = Duration::from_secs(1)
                         .saturating_mul(1u32 << state.refresh_failures.min(6))
                         .min(Duration::from_secs(60))
-                        .min(window / 4);
+                        .min(window / 4)
+                        .max(Backoff::DEFAULT.cap);
                     state.next_attempt = now + ceiling.mul_f64(0.5 + 0.5 * random_fraction());
                 } else {
                     let cooldown = self.cooldown_for(&e, state.lifetime);

@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::config::check_url;
-use crate::endpoint::{Client, Failed};
-use crate::error::clean;
+use crate::endpoint::{Client, Failed, Secrets};
 use crate::error::{Error, Status};
 use crate::sync::{Mutex, Side};
 
@@ -60,7 +59,13 @@ impl Discovery {
     }
 
     /// The token endpoint: cached while fresh, else looked up (one attempt; the caller retries).
-    pub fn token_endpoint(&self, client: &Client, timeout: Duration) -> Result<String, Failed> {
+    /// Text of the metadata that enters a message goes through `secrets` (see [`Secrets`]).
+    pub fn token_endpoint(
+        &self,
+        client: &Client,
+        timeout: Duration,
+        secrets: &Secrets,
+    ) -> Result<String, Failed> {
         let stale = {
             let cached = self.cached.lock();
             match &*cached {
@@ -69,7 +74,12 @@ impl Discovery {
                 None => None,
             }
         };
-        match self.lookup(client, timeout) {
+        // A last pass over the finished message, whatever built it (see `Secrets`).
+        let looked_up = self.lookup(client, timeout, secrets).map_err(|mut f| {
+            f.error = secrets.redact_error(f.error);
+            f
+        });
+        match looked_up {
             Ok(url) => {
                 *self.cached.lock() = Some((url.clone(), Instant::now()));
                 Ok(url)
@@ -80,11 +90,16 @@ impl Discovery {
         }
     }
 
-    fn lookup(&self, client: &Client, timeout: Duration) -> Result<String, Failed> {
+    fn lookup(
+        &self,
+        client: &Client,
+        timeout: Duration,
+        secrets: &Secrets,
+    ) -> Result<String, Failed> {
         let started = Instant::now();
         for url in Self::metadata_urls(&self.issuer) {
             let left = timeout.saturating_sub(started.elapsed());
-            let doc = client.get_json(&url, left).map_err(|f| Failed {
+            let doc = client.get_json(&url, left, secrets).map_err(|f| Failed {
                 error: Error::new(
                     if f.error.status().is_transient() {
                         f.error.status()
@@ -96,7 +111,9 @@ impl Discovery {
                 retry: f.retry,
             })?;
             if let Some(doc) = doc {
-                return self.token_endpoint_from(&doc.0, &url).map_err(Failed::from);
+                return self
+                    .token_endpoint_from(&doc.0, &url, secrets)
+                    .map_err(Failed::from);
             }
         }
         Err(Failed::from(Error::new(
@@ -108,7 +125,12 @@ impl Discovery {
         )))
     }
 
-    pub(crate) fn token_endpoint_from(&self, doc: &Value, url: &str) -> Result<String, Error> {
+    pub(crate) fn token_endpoint_from(
+        &self,
+        doc: &Value,
+        url: &str,
+        secrets: &Secrets,
+    ) -> Result<String, Error> {
         let fail = |what: &str| {
             Error::new(
                 Status::DiscoveryFailed,
@@ -120,7 +142,7 @@ impl Discovery {
             Some(i) => {
                 return Err(fail(&format!(
                     "metadata names issuer {} but {} was configured (they must be identical)",
-                    clean(i, 200),
+                    secrets.clean(i, 200),
                     self.issuer
                 )))
             }
@@ -136,14 +158,15 @@ impl Discovery {
                 "token_endpoint must be https:// for an https:// issuer",
             ));
         }
-        self.check_auth_method(doc).map_err(|what| fail(&what))?;
+        self.check_auth_method(doc, secrets)
+            .map_err(|what| fail(&what))?;
         Ok(endpoint)
     }
 
     /// A `private_key_jwt` client at an issuer whose metadata lists the methods it supports and
     /// not that one would only learn it from a refused request: say so from the metadata. (The
     /// secret-based methods are not checked: servers often list only some of those they accept.)
-    fn check_auth_method(&self, doc: &Value) -> Result<(), String> {
+    fn check_auth_method(&self, doc: &Value, secrets: &Secrets) -> Result<(), String> {
         if self.auth_method != "private_key_jwt" {
             return Ok(());
         }
@@ -157,7 +180,7 @@ impl Discovery {
             .iter()
             .filter_map(Value::as_str)
             .take(8)
-            .map(|m| clean(m, 40))
+            .map(|m| secrets.clean(m, 40))
             .collect();
         Err(format!(
             "token_endpoint_auth_methods_supported does not list private_key_jwt (it lists: {})",

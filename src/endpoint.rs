@@ -14,7 +14,7 @@ use ureq::Body;
 use zeroize::Zeroizing;
 
 use crate::config::{AuthMethod, BasicEncoding, Config, EndpointSource, ProxySetting};
-use crate::error::{clean, Error, Result, Status};
+use crate::error::{Error, Result, Status};
 use crate::jwt::{Audience, ASSERTION_TYPE};
 use crate::secret::{random_fraction, Sealed, WipedValue};
 
@@ -32,11 +32,11 @@ pub struct Fetched {
     pub requested_at: Instant,
 }
 
-/// How one fetch runs: its deadline and the waits between its attempts.
+/// How one fetch runs: its deadline. The waits between its attempts are the same for every
+/// fetch ([`Backoff::DEFAULT`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Plan {
     pub deadline: Instant,
-    pub backoff: Backoff,
 }
 
 /// How a failed attempt may be retried.
@@ -207,12 +207,29 @@ impl Client {
         }
     }
 
-    /// Sends one token request to `url` and parses the answer.
+    /// Sends one token request to `url` and parses the answer. Every failure's message is
+    /// redacted of the request's credentials (see [`Secrets`]).
     pub fn request_token(
         &self,
         cfg: &Config,
         url: &str,
         timeout: Duration,
+    ) -> Result<Fetched, Failed> {
+        let secrets = Secrets::of(cfg);
+        self.send_token_request(cfg, url, timeout, &secrets)
+            // A last pass over the finished message, whatever built it.
+            .map_err(|mut failed| {
+                failed.error = secrets.redact_error(failed.error);
+                failed
+            })
+    }
+
+    fn send_token_request(
+        &self,
+        cfg: &Config,
+        url: &str,
+        timeout: Duration,
+        secrets: &Secrets,
     ) -> Result<Fetched, Failed> {
         let mut req = self.agent().post(url).header("Accept", "application/json");
         let mut body: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(256));
@@ -267,12 +284,18 @@ impl Client {
             req.content_type("application/x-www-form-urlencoded")
                 .send(&body[..])
         };
-        let response = response.map_err(transport_error)?;
-        handle_token_response(cfg, response, requested_at)
+        let response = response.map_err(|e| transport_error(e, secrets))?;
+        handle_token_response(cfg, response, requested_at, secrets)
     }
 
-    /// GETs a JSON document (discovery metadata). 404 yields `Ok(None)`.
-    pub fn get_json(&self, url: &str, timeout: Duration) -> Result<Option<WipedValue>, Failed> {
+    /// GETs a JSON document (discovery metadata). 404 yields `Ok(None)`. Text of the answer
+    /// that enters a message goes through `secrets` (see [`Secrets`]).
+    pub fn get_json(
+        &self,
+        url: &str,
+        timeout: Duration,
+        secrets: &Secrets,
+    ) -> Result<Option<WipedValue>, Failed> {
         let mut config = self
             .agent()
             .get(url)
@@ -282,14 +305,17 @@ impl Client {
         if !may_use_proxy(url) {
             config = config.proxy(None);
         }
-        let response = config.build().call().map_err(transport_error)?;
+        let response = config
+            .build()
+            .call()
+            .map_err(|e| transport_error(e, secrets))?;
         let status = response.status();
         if status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
         let retry = retry_hint(&response);
         let (_, mut body) = response.into_parts();
-        let bytes = read_body(&mut body)?;
+        let bytes = read_body(&mut body, secrets)?;
         if !status.is_success() {
             return Err(http_status_failure(status, retry));
         }
@@ -374,8 +400,9 @@ fn form_pair(out: &mut Vec<u8>, key: &str, value: &[u8]) {
 }
 
 /// Maps a transport error. Messages carry ureq's description, which names hosts and causes,
-/// never request headers or bodies.
-fn transport_error(e: ureq::Error) -> Failed {
+/// never request headers or bodies; it can quote the server (a certificate's names), so it goes
+/// through `secrets` like any identity-provider text.
+fn transport_error(e: ureq::Error, secrets: &Secrets) -> Failed {
     use ureq::Error as E;
     let tls = match &e {
         E::Rustls(t) => Some(t),
@@ -386,7 +413,7 @@ fn transport_error(e: ureq::Error) -> Failed {
     };
     if let Some(t) = tls {
         return Failed {
-            error: Error::new(Status::Tls, tls_message(t)),
+            error: Error::new(Status::Tls, tls_message(t, secrets)),
             retry: Retry::Never,
         };
     }
@@ -415,13 +442,16 @@ fn transport_error(e: ureq::Error) -> Failed {
         _ => (Status::Network, Retry::Backoff, "request failed"),
     };
     Failed {
-        error: Error::new(status, format!("{what}: {}", clean(&e.to_string(), 300))),
+        error: Error::new(
+            status,
+            format!("{what}: {}", secrets.clean(&e.to_string(), 300)),
+        ),
         retry,
     }
 }
 
 /// Says which TLS check failed, in words an operator can act on, with rustls' own detail.
-fn tls_message(e: &rustls::Error) -> String {
+fn tls_message(e: &rustls::Error, secrets: &Secrets) -> String {
     use rustls::CertificateError as C;
     let what = match e {
         rustls::Error::InvalidCertificate(c) => match c {
@@ -443,15 +473,15 @@ fn tls_message(e: &rustls::Error) -> String {
         }
         _ => "TLS handshake failed",
     };
-    format!("{what} ({})", clean(&e.to_string(), 300))
+    format!("{what} ({})", secrets.clean(&e.to_string(), 300))
 }
 
-fn read_body(body: &mut Body) -> Result<Zeroizing<Vec<u8>>, Failed> {
+fn read_body(body: &mut Body, secrets: &Secrets) -> Result<Zeroizing<Vec<u8>>, Failed> {
     body.with_config()
         .limit(MAX_BODY)
         .read_to_vec()
         .map(Zeroizing::new)
-        .map_err(transport_error)
+        .map_err(|e| transport_error(e, secrets))
 }
 
 /// The `Retry-After` of a 429 or 503, or the default backoff for other 5xx.
@@ -549,63 +579,36 @@ fn handle_token_response(
     cfg: &Config,
     response: Response<Body>,
     requested_at: Instant,
+    secrets: &Secrets,
 ) -> Result<Fetched, Failed> {
     let status = response.status();
     let retry = retry_hint(&response);
+    // Kept whole here: it enters a message only through `secrets.clean`.
     let content_type = response
         .headers()
         .get("content-type")
         .and_then(|v| v.to_str().ok())
-        .map(|v| clean(v, 60))
-        .unwrap_or_else(|| "none".into());
+        .unwrap_or("none")
+        .to_string();
     let (_, mut body) = response.into_parts();
-    let bytes = read_body(&mut body)?;
-    // The credentials to redact, opened once and only if a message is built.
-    let secrets = once_cell::unsync::OnceCell::new();
-    let secrets = || secrets.get_or_init(|| Secrets::of(cfg));
-    let result = token_response(
-        cfg,
-        status,
-        retry,
-        &content_type,
-        &bytes,
-        requested_at,
-        &secrets,
-    );
-    // A last pass over the finished message, for occurrences that did not come through
-    // `Secrets::clean` (a secret the message did not cut).
-    result.map_err(|mut failed| {
-        failed.error = secrets().redact_error(failed.error);
-        failed
-    })
-}
-
-fn token_response<'s>(
-    cfg: &Config,
-    status: StatusCode,
-    retry: Retry,
-    content_type: &str,
-    bytes: &[u8],
-    requested_at: Instant,
-    secrets: &dyn Fn() -> &'s Secrets,
-) -> Result<Fetched, Failed> {
+    let bytes = read_body(&mut body, secrets)?;
     if status == StatusCode::OK {
         // A 200 that is not a token (a maintenance page) is retried; see parse_token_response.
-        return parse_token_response(cfg, bytes, content_type, requested_at);
+        return parse_token_response(cfg, &bytes, &content_type, requested_at, secrets);
     }
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         // The HTTP status decides retrying; an OAuth error body only adds detail.
         let mut failed = http_status_failure(status, retry);
-        if let Some(err) = oauth_error(status, bytes, secrets()) {
+        if let Some(err) = oauth_error(status, &bytes, secrets) {
             failed.error = err.with_status(failed.error.status());
         }
         return Err(failed);
     }
-    if let Some(err) = oauth_error(status, bytes, secrets()) {
+    if let Some(err) = oauth_error(status, &bytes, secrets) {
         return Err(Failed::from(err));
     }
     if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-        let detail = apim_message(bytes, secrets())
+        let detail = apim_message(&bytes, secrets)
             .map(|m| format!(": {m}"))
             .unwrap_or_default();
         return Err(Failed::from(Error::new(
@@ -645,7 +648,7 @@ pub(crate) fn oauth_error(status: StatusCode, body: &[u8], secrets: &Secrets) ->
                 status.as_u16()
             ),
         )
-        .with_oauth_error(&secrets.redact(code)),
+        .with_oauth_error(&secrets.code(code)),
     )
 }
 
@@ -659,20 +662,95 @@ fn apim_message(body: &[u8], secrets: &Secrets) -> Option<String> {
 }
 
 /// The credential values a token request carries (the client secret, as is and form-encoded;
-/// the Basic credentials; every configured header's value), to redact from messages built from
-/// identity-provider text: a gateway that echoes a request header or the body would otherwise
-/// put the secret into an error message. Built only on the error path; wiped on drop.
+/// the Basic credentials in both encodings; every configured header's value), to redact from
+/// messages built from identity-provider text: a gateway that echoes a request header or the body
+/// would otherwise put the secret into an error message.
+///
+/// This is the one way identity-provider text (an OAuth `error`, `error_description`, a
+/// gateway's `message`, a `token_type`, a `Content-Type`, discovery metadata, a transport
+/// error's description) becomes message text: [`Secrets::clean`] redacts the whole text, then
+/// removes control characters, then bounds its length, so no cut can leave part of a credential
+/// behind. Redaction takes out every run of the text that holds any 8-byte window of a
+/// credential (so a credential cut anywhere, or echoed in part, is found too), merging runs that
+/// overlap or touch. Opened on first use (only a failed request builds a message), wiped on drop.
 #[derive(Default)]
-pub(crate) struct Secrets(Vec<Zeroizing<String>>);
+pub(crate) struct Secrets<'a> {
+    cfg: Option<&'a Config>,
+    opened: once_cell::unsync::OnceCell<Opened>,
+}
+
+/// The opened credentials: every 8-byte window of the values of 8 bytes or more (as
+/// little-endian integers, sorted), and the shorter values whole.
+#[derive(Default)]
+struct Opened {
+    windows: Zeroizing<Vec<u64>>,
+    short: Vec<Zeroizing<String>>,
+}
+
+/// How long a piece of a credential must be to be redacted wherever it appears.
+const WINDOW: usize = 8;
 
 /// What stands in a message for a redacted credential.
 pub(crate) const REDACTED: &str = "[redacted]";
 
-impl Secrets {
-    /// The values `cfg`'s requests carry. A value that cannot be opened (never expected) is
-    /// left out.
-    pub(crate) fn of(cfg: &Config) -> Secrets {
-        let mut values = Vec::new();
+fn window_key(w: &[u8]) -> u64 {
+    let mut b = [0u8; WINDOW];
+    b.copy_from_slice(w);
+    u64::from_le_bytes(b)
+}
+
+/// The OAuth `error` code as [`Error::with_oauth_error`] keeps it (visible ASCII only), before
+/// its bound.
+fn visible_ascii(s: &str) -> String {
+    s.chars().filter(char::is_ascii_graphic).collect()
+}
+
+impl<'a> Secrets<'a> {
+    /// The values `cfg`'s requests carry, opened when first needed.
+    pub(crate) fn of(cfg: &'a Config) -> Secrets<'a> {
+        Secrets {
+            cfg: Some(cfg),
+            opened: once_cell::unsync::OnceCell::new(),
+        }
+    }
+
+    fn opened(&self) -> &Opened {
+        self.opened.get_or_init(|| match self.cfg {
+            Some(cfg) => Opened::of(cfg),
+            None => Opened::default(),
+        })
+    }
+
+    /// Identity-provider text as message text: redacted whole, then cleaned (no control or
+    /// bidirectional characters: see [`crate::error::clean`]) and redacted again (removing a character can
+    /// join two pieces), and only then cut to `max` characters.
+    pub(crate) fn clean(&self, text: &str, max: usize) -> String {
+        let o = self.opened();
+        let whole = crate::error::clean(&o.redact(text), usize::MAX);
+        crate::error::clean(&o.redact(&whole), max)
+    }
+
+    /// An OAuth `error` code for [`Error::with_oauth_error`]: reduced to visible ASCII first
+    /// (as that does), then redacted, so that dropping spaces cannot join a credential.
+    pub(crate) fn code(&self, code: &str) -> String {
+        self.opened().redact(&visible_ascii(code))
+    }
+
+    /// `e` with its message and OAuth error code redacted (a second line behind
+    /// [`Secrets::clean`]: the whole message, whatever built it).
+    pub(crate) fn redact_error(&self, e: Error) -> Error {
+        let o = self.opened();
+        if o.windows.is_empty() && o.short.is_empty() {
+            return e;
+        }
+        e.map_text(|t| o.redact(t))
+    }
+}
+
+impl Opened {
+    /// A value that cannot be opened (never expected) is left out.
+    fn of(cfg: &Config) -> Opened {
+        let mut values: Vec<Zeroizing<String>> = Vec::new();
         if let Ok(secret) = cfg.secret().and_then(open_string) {
             // The Basic credentials in both encodings (whatever the auth method: an echo of
             // either is the secret), and the form-encoded secret (the body of client_secret_post).
@@ -701,36 +779,87 @@ impl Secrets {
                 values.push(v);
             }
         }
-        values.retain(|v| !v.is_empty());
-        // Longest first: a value that contains another is replaced whole.
-        values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-        Secrets(values)
-    }
-
-    /// `text` with every occurrence of a credential replaced by [`REDACTED`].
-    pub(crate) fn redact(&self, text: &str) -> String {
-        // Duplicates (a secret that form-encodes to itself) are harmless: the second finds none.
-        let mut out = text.to_string();
-        for v in &self.0 {
-            if out.contains(v.as_str()) {
-                out = out.replace(v.as_str(), REDACTED);
+        // Each value also as cleaning leaves it in a message, and as an OAuth code keeps it.
+        for i in 0..values.len() {
+            for variant in [
+                Zeroizing::new(crate::error::clean(&values[i], usize::MAX)),
+                Zeroizing::new(visible_ascii(&values[i])),
+            ] {
+                if *variant != *values[i] {
+                    values.push(variant);
+                }
             }
         }
-        out
-    }
-
-    /// [`clean`] after [`Secrets::redact`]: redacted before the length bound, so that a cut
-    /// never leaves the start of a credential behind.
-    pub(crate) fn clean(&self, text: &str, max: usize) -> String {
-        clean(&self.redact(text), max)
-    }
-
-    /// `e` with its message and OAuth error code redacted.
-    pub(crate) fn redact_error(&self, e: Error) -> Error {
-        if self.0.is_empty() {
-            return e;
+        let mut opened = Opened::default();
+        for v in values {
+            if v.len() >= WINDOW {
+                opened
+                    .windows
+                    .extend(v.as_bytes().windows(WINDOW).map(window_key));
+            } else if !v.is_empty() {
+                opened.short.push(v);
+            }
         }
-        e.map_text(|t| self.redact(t))
+        opened.windows.sort_unstable();
+        opened.windows.dedup();
+        opened
+    }
+
+    /// The byte ranges of `text` that hold a piece of a credential, merged where they overlap
+    /// or touch, widened to whole characters.
+    fn ranges(&self, text: &str) -> Vec<(usize, usize)> {
+        let bytes = text.as_bytes();
+        let mut found: Vec<(usize, usize)> = Vec::new();
+        if !self.windows.is_empty() {
+            for (i, w) in bytes.windows(WINDOW).enumerate() {
+                if self.windows.binary_search(&window_key(w)).is_ok() {
+                    found.push((i, i + WINDOW));
+                }
+            }
+        }
+        for v in &self.short {
+            found.extend(
+                text.match_indices(v.as_str())
+                    .map(|(i, m)| (i, i + m.len())),
+            );
+        }
+        found.sort_unstable();
+        let mut merged: Vec<(usize, usize)> = Vec::with_capacity(found.len());
+        for (mut start, mut end) in found {
+            while !text.is_char_boundary(start) {
+                start -= 1;
+            }
+            while !text.is_char_boundary(end) {
+                end += 1;
+            }
+            match merged.last_mut() {
+                Some(last) if start <= last.1 => last.1 = last.1.max(end),
+                _ => merged.push((start, end)),
+            }
+        }
+        merged
+    }
+
+    fn redact(&self, text: &str) -> String {
+        let ranges = self.ranges(text);
+        if ranges.is_empty() {
+            return text.to_string();
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut at = 0;
+        for (start, end) in ranges {
+            out.push_str(&text[at..start]);
+            out.push_str(REDACTED);
+            at = end;
+        }
+        out.push_str(&text[at..]);
+        // The mark and the text beside it could together spell a piece of a credential that
+        // holds part of the mark itself (or the mark could be one): then nothing is kept.
+        if self.ranges(&out).is_empty() {
+            out
+        } else {
+            String::new()
+        }
     }
 }
 
@@ -768,7 +897,9 @@ pub(crate) fn parse_token(
     content_type: &str,
     requested_at: Instant,
 ) -> Result<Fetched> {
-    parse_token_response(cfg, body, content_type, requested_at).map_err(|f| f.error)
+    let secrets = Secrets::of(cfg);
+    parse_token_response(cfg, body, content_type, requested_at, &secrets)
+        .map_err(|f| secrets.redact_error(f.error))
 }
 
 /// As [`parse_token`], saying whether a retry could help: a body that is not a token is what
@@ -779,15 +910,16 @@ fn parse_token_response(
     body: &[u8],
     content_type: &str,
     requested_at: Instant,
+    secrets: &Secrets,
 ) -> Result<Fetched, Failed> {
     let retry = |error| Failed {
         error,
         retry: Retry::Backoff,
     };
-    let tree = token_json(body, content_type).map_err(retry)?;
+    let tree = token_json(body, content_type, secrets).map_err(retry)?;
     let v = &tree.0;
-    let token = access_token(v).map_err(retry)?;
-    let token_type = token_type(v, token)?;
+    let token = access_token(v, secrets).map_err(retry)?;
+    let token_type = token_type(v, token, secrets)?;
     let lifetime = token_lifetime(cfg, v).map_err(retry)?;
     Ok(Fetched {
         token: Sealed::seal(token.as_bytes())?,
@@ -798,14 +930,19 @@ fn parse_token_response(
 }
 
 /// The body as a JSON object (wiped when dropped: it holds the token).
-fn token_json(body: &[u8], content_type: &str) -> Result<WipedValue> {
+fn token_json(body: &[u8], content_type: &str, secrets: &Secrets) -> Result<WipedValue> {
     let first = body.iter().find(|b| !b.is_ascii_whitespace());
     match first {
-        None => return Err(Error::malformed("token response (HTTP 200) has an empty body")),
+        None => {
+            return Err(Error::malformed(
+                "token response (HTTP 200) has an empty body",
+            ))
+        }
         Some(b'{') => {}
         Some(_) => {
             return Err(Error::malformed(format!(
-                "token response (HTTP 200) is not a JSON object (Content-Type {content_type}, {} bytes)",
+                "token response (HTTP 200) is not a JSON object (Content-Type {}, {} bytes)",
+                secrets.clean(content_type, 60),
                 body.len()
             )))
         }
@@ -821,10 +958,13 @@ fn token_json(body: &[u8], content_type: &str) -> Result<WipedValue> {
 }
 
 /// `access_token`: a non-empty string of visible ASCII, at most [`MAX_TOKEN`] bytes.
-fn access_token(v: &Value) -> Result<&str> {
+fn access_token<'v>(v: &'v Value, secrets: &Secrets) -> Result<&'v str> {
     let token = match v.get("access_token") {
         None | Some(Value::Null) => {
-            let err = v.get("error").and_then(Value::as_str).map(|e| clean(e, 64));
+            let err = v
+                .get("error")
+                .and_then(Value::as_str)
+                .map(|e| secrets.clean(e, 64));
             return Err(Error::malformed(match err {
                 Some(e) => format!("token response (HTTP 200) has no access_token but error {e}"),
                 None => "token response (HTTP 200) has no access_token".into(),
@@ -858,7 +998,7 @@ fn access_token(v: &Value) -> Result<&str> {
 /// of each request; sent as `DPoP <token>` or `MAC <token>` without them, a resource server
 /// refuses the call with an error far from its cause. So any other type is refused here, by
 /// name when it is a short scheme name (never when it would show the token).
-fn token_type(v: &Value, token: &str) -> Result<String> {
+fn token_type(v: &Value, token: &str, secrets: &Secrets) -> Result<String> {
     match v.get("token_type") {
         None | Some(Value::Null) => Ok("Bearer".to_string()),
         Some(Value::String(t)) if t.eq_ignore_ascii_case("bearer") => Ok("Bearer".to_string()),
@@ -870,7 +1010,8 @@ fn token_type(v: &Value, token: &str) -> Result<String> {
                     .all(|b| b.is_ascii_alphanumeric() || b"-._~+".contains(&b)) =>
         {
             Err(Error::malformed(format!(
-                "token response: token_type {t} is not supported (credvault sends Bearer tokens only, RFC 6750; register the client for Bearer tokens, not DPoP or MAC)"
+                "token response: token_type {} is not supported (credvault sends Bearer tokens only, RFC 6750; register the client for Bearer tokens, not DPoP or MAC)",
+                secrets.clean(t, 32)
             )))
         }
         Some(_) => Err(Error::malformed(
@@ -912,22 +1053,14 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// A caller is waiting (or nothing servable is left): 100 ms doubling to 2 s.
+    /// The one schedule of every fetch, a caller's or a background refresh's (issue 26.4: a
+    /// refresh of a short token that fitted its attempts into the refresh window retried every
+    /// ~100 ms for its whole deadline): 100 ms doubling to 2 s. A refresh window of under a second
+    /// still gets several attempts (at about 0, 75, 225 and 525 ms).
     pub const DEFAULT: Backoff = Backoff {
         base: Duration::from_millis(100),
         cap: Duration::from_secs(2),
     };
-
-    /// A schedule that fits several attempts into `window` (the time a background refresh has
-    /// before its token's serving limit): a twentieth of it doubling to a fifth, never longer
-    /// than [`Backoff::DEFAULT`] and never under 5 ms.
-    pub fn within(window: Duration) -> Backoff {
-        let floor = Duration::from_millis(5);
-        Backoff {
-            base: (window / 20).clamp(floor, Self::DEFAULT.base),
-            cap: (window / 5).clamp(floor, Self::DEFAULT.cap),
-        }
-    }
 
     /// The wait after the `n`th failed attempt (0 for the first).
     pub fn wait(&self, n: u32) -> Duration {
@@ -964,13 +1097,17 @@ impl NotBefore {
     }
 }
 
+/// The least time left for which a retry is worth its wait: a request needs some of it, and none
+/// is sent with less than about 12 ms (the provider's cut of an attempt's timeout).
+const MIN_ATTEMPT: Duration = Duration::from_millis(25);
+
 /// Runs `attempt` until it succeeds, fails for good, or `deadline` passes. Transient failures are
-/// retried after the waits of `backoff`. A `Retry-After` can lengthen a wait, never shorten it;
-/// it is remembered in `not_before`, and no attempt starts before it: when it lies past the
-/// deadline the fetch fails at once with [`Status::RateLimited`].
+/// retried after the waits of [`Backoff::DEFAULT`], whoever fetches: no fetch sends more than
+/// that schedule allows. A `Retry-After` can lengthen a wait, never shorten it; it is remembered
+/// in `not_before`, and no attempt starts before it: when it lies past the deadline the fetch
+/// fails at once with [`Status::RateLimited`].
 pub fn with_retries<T>(
     deadline: Instant,
-    backoff: Backoff,
     not_before: &NotBefore,
     mut attempt: impl FnMut(Duration) -> Result<T, Failed>,
 ) -> Result<T> {
@@ -987,6 +1124,7 @@ pub fn with_retries<T>(
         }
         std::thread::sleep(t.saturating_duration_since(Instant::now()));
     }
+    let backoff = Backoff::DEFAULT;
     let mut n: u32 = 0;
     // The last failure that was not a timeout: when the deadline cuts the final attempt short,
     // what the endpoint kept answering says more than that cut.
@@ -1026,7 +1164,9 @@ pub fn with_retries<T>(
         };
         n += 1;
         let left = deadline.saturating_duration_since(Instant::now());
-        if wait >= left {
+        // No sleep that leaves less than a request needs: that last non-attempt would end the
+        // fetch with its own "no request sent" instead of what the endpoint answered.
+        if wait + MIN_ATTEMPT >= left {
             let mut error = failed.error;
             if let Some(d) = asked.filter(|d| *d >= left) {
                 if error.status() == Status::HttpStatus {
@@ -1067,6 +1207,136 @@ mod tests {
             "not a url",
         ] {
             assert!(!may_use_proxy(url), "{url}");
+        }
+    }
+
+    const SECRET: &str = "0123456789abcdefghij£KLMNOPQRSTUVWXYZ-the-secret";
+
+    fn config() -> Config {
+        let cfg = serde_json::json!({"token_url": "https://idp.example/t", "client_id": "client",
+            "client_secret": SECRET, "headers": {"X-Key": "header-value-1234", "X-Version": "v2"}});
+        Config::from_json(&cfg.to_string()).unwrap()
+    }
+
+    /// Whether `text` holds any 8-byte window of `value` (whole, when shorter).
+    fn holds_piece(text: &str, value: &str) -> bool {
+        let v = value.as_bytes();
+        let n = v.len().min(WINDOW);
+        v.windows(n)
+            .any(|w| text.as_bytes().windows(n).any(|x| x == w))
+    }
+
+    /// Issue 22.3: redaction runs on the whole text before any cut, and takes out any 8-byte
+    /// piece of a credential wherever it stands, merging pieces that overlap or touch. (The
+    /// assertions never print the texts: they hold the test's secret.)
+    #[test]
+    fn every_piece_of_a_credential_is_redacted_before_the_cut() {
+        let cfg = config();
+        let s = Secrets::of(&cfg);
+        let basic = {
+            let mut b = String::new();
+            base64::engine::general_purpose::STANDARD
+                .encode_string(format!("client:{SECRET}"), &mut b);
+            b
+        };
+        let pieces = [
+            SECRET.to_string(),
+            SECRET[..8].to_string(),
+            SECRET[5..13].to_string(),
+            SECRET[SECRET.len() - 8..].to_string(),
+            // A window that starts inside the two-byte character.
+            SECRET[19..28].to_string(),
+            format!("{}{}", &SECRET[..12], &SECRET[6..30]),
+            basic[10..18].to_string(),
+            "header-value-1234".to_string(),
+        ];
+        for (i, piece) in pieces.iter().enumerate() {
+            for text in [
+                piece.clone(),
+                format!("error: {piece}"),
+                format!("{piece} was sent"),
+                format!("{}{piece}", "x ".repeat(40)),
+            ] {
+                for max in [8, 20, 64, 300] {
+                    let out = s.clean(&text, max);
+                    assert!(
+                        !holds_piece(&out, SECRET) && !holds_piece(&out, &basic),
+                        "piece {i}, bound {max}: a piece is left"
+                    );
+                    assert!(!holds_piece(&out, "header-value-1234"), "piece {i}");
+                }
+            }
+        }
+        // The issue's case: a long secret at the start of a text cut to 64 characters.
+        assert!(
+            s.clean(SECRET, 64) == REDACTED,
+            "the whole secret is one mark"
+        );
+        // Overlapping and touching pieces are one mark; the text around them stays.
+        let two = format!("a {}{} b", &SECRET[..12], &SECRET[30..]);
+        assert!(s.clean(&two, 300) == "a [redacted] b", "one mark for both");
+        // A bidirectional control inside the echo is removed by cleaning: redacted again after.
+        let split = format!("x {}\u{202E}{} y", &SECRET[..5], &SECRET[5..10]);
+        assert!(
+            s.clean(&split, 300) == "x [redacted] y",
+            "joined piece redacted"
+        );
+        // An OAuth code loses its spaces: the joined secret is redacted too.
+        let spaced: String = SECRET[..10].chars().flat_map(|c| [c, ' ']).collect();
+        assert!(!holds_piece(&s.code(&spaced), SECRET), "code with spaces");
+        // A short value is redacted whole; other text is left alone.
+        assert!(s.clean("api v2 down", 300) == "api [redacted] down");
+        assert!(s.clean("nothing secret here", 300) == "nothing secret here");
+        // No credentials: nothing changes but the cleaning.
+        let none = Secrets::default();
+        assert!(none.clean("a\nb", 10) == "a b");
+    }
+
+    /// A credential that holds part of the mark: the mark beside the kept text cannot spell it.
+    #[test]
+    fn the_mark_never_completes_a_credential() {
+        let cfg = serde_json::json!({"token_url": "https://idp.example/t", "client_id": "c",
+            "client_secret": "zzzzzzzzzzzz-redacted]abcd"});
+        let cfg = Config::from_json(&cfg.to_string()).unwrap();
+        let s = Secrets::of(&cfg);
+        // "zzzzzzzz" is redacted; the mark would then read "redacted]abcd".
+        let out = s.clean("zzzzzzzzabcd", 300);
+        assert!(!holds_piece(&out, "zzzzzzzzzzzz-redacted]abcd"));
+        assert!(out.is_empty());
+    }
+
+    /// The rule behind issue 22.3, kept by construction: in the modules that read
+    /// identity-provider answers, text becomes message text only through `Secrets::clean`
+    /// (redact whole, clean, then cut). A direct call of `error::clean` anywhere else in them
+    /// fails here.
+    #[test]
+    fn identity_provider_text_is_cleaned_only_through_secrets() {
+        let call = concat!("clean", "(");
+        for (file, src) in [
+            ("endpoint.rs", include_str!("endpoint.rs")),
+            ("discovery.rs", include_str!("discovery.rs")),
+        ] {
+            // The code, not these tests.
+            let src = &src[..src.find(concat!("#[cfg(test)]\n", "mod tests")).unwrap()];
+            let (start, end) = match file {
+                "endpoint.rs" => (
+                    src.find(concat!("impl<'a> ", "Secrets<'a> {")).unwrap(),
+                    src.find(concat!("/// A JSON number, or a string ", "holding one"))
+                        .unwrap(),
+                ),
+                _ => (0, 0),
+            };
+            assert!(
+                !src.contains(concat!("error::{", "clean")),
+                "{file} imports clean"
+            );
+            for (at, _) in src.match_indices(call) {
+                let before = &src[..at];
+                let ok = before.ends_with("secrets.")
+                    || before.ends_with("fn ")
+                    || (start..end).contains(&at);
+                assert!(ok, "{file}: a direct clean() at byte {at}");
+            }
         }
     }
 

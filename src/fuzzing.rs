@@ -42,6 +42,7 @@ pub fn discovery(bytes: &[u8]) -> Result<String> {
     d.token_endpoint_from(
         &doc.0,
         "https://idp.example/oidc/.well-known/openid-configuration",
+        &crate::endpoint::Secrets::default(),
     )
 }
 

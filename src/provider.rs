@@ -471,7 +471,7 @@ impl Inner {
         let deadline = plan.deadline;
         let mut attempts = 0u32;
         let mut last: Option<(Status, String)> = None;
-        with_retries(deadline, plan.backoff, &self.not_before, |remaining| {
+        with_retries(deadline, &self.not_before, |remaining| {
             attempts += 1;
             if let Some((status, message)) = last.take() {
                 self.counters.retried();
@@ -498,7 +498,11 @@ impl Inner {
         {
             let timeout = self.attempt_timeout(deadline)?;
             let url = match (&self.discovery, &self.config.endpoint) {
-                (Some(d), _) => d.token_endpoint(&self.client, timeout)?,
+                (Some(d), _) => d.token_endpoint(
+                    &self.client,
+                    timeout,
+                    &crate::endpoint::Secrets::of(&self.config),
+                )?,
                 (None, EndpointSource::TokenUrl(u)) => u.clone(),
                 (None, EndpointSource::Issuer(_)) => {
                     return Err(Error::internal("issuer without discovery").into())
@@ -521,12 +525,15 @@ impl Inner {
         }
         let cut = left.saturating_sub(left / 8 + Duration::from_millis(10));
         if cut < Duration::from_millis(1) {
-            // ureq turns a zero timeout into 1 s: never send with less than 1 ms.
-            return Err(Error::new(
-                crate::Status::Timeout,
-                "deadline passed before the request was sent",
-            )
-            .into());
+            // ureq turns a zero timeout into 1 s: never send with less than 1 ms. A timeout
+            // like an attempt's, so the retry loop reports what the endpoint answered before.
+            return Err(crate::endpoint::Failed {
+                error: Error::new(
+                    crate::Status::Timeout,
+                    "deadline passed before the request was sent",
+                ),
+                retry: crate::endpoint::Retry::Backoff,
+            });
         }
         Ok(cut)
     }

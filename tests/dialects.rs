@@ -188,12 +188,12 @@ fn vipps_wrong_subscription_key_is_rejected_without_leaking_it() {
     let p = provider(
         json!({"preset": "vipps-test", "token_url": idp.url("/vipps/accesstoken/get"),
         "client_id": "demo-vipps-client", "client_secret": "demo-vipps-secret",
-        "headers": {"Ocp-Apim-Subscription-Key": "wrong-subscription-key-value"}}),
+        "headers": {"Ocp-Apim-Subscription-Key": "wrong-key-Kq7v2Xw9Zr4m"}}),
     );
     let e = err_of(&p);
     assert_eq!(e.status(), Status::CredentialsRejected, "{e}");
     assert!(e.message().contains("subscription key"), "{e}");
-    assert!(!e.to_string().contains("wrong-subscription-key-value"));
+    assert!(!e.to_string().contains("wrong-key-Kq7v2Xw9Zr4m"));
 }
 
 #[test]

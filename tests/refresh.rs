@@ -434,3 +434,124 @@ fn a_high_refresh_ratio_keeps_a_refresh_window() {
         "refresh in {refresh_in:?}, served for {serve_for:?}"
     );
 }
+
+/// The most requests the normal schedule (100 ms doubling to 2 s, each wait at least half its
+/// ceiling) lets one fetch send in `span`: the first at once, the next after at least 50, 100,
+/// 200, 400 ms, then at least 1 s each.
+fn normal_schedule_allows(span: Duration) -> u64 {
+    let mut sent = 1;
+    let mut at = Duration::ZERO;
+    let mut ceiling = Duration::from_millis(100);
+    loop {
+        at += ceiling / 2;
+        if at > span {
+            return sent;
+        }
+        sent += 1;
+        ceiling = (ceiling * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Issue 26.4: one background refresh of a short token against an endpoint answering 503 sent a
+/// request every ~100 ms for its whole deadline (its backoff ceiling was a fifth of the refresh
+/// window, 120 ms for a 4 s token). It now follows the normal doubling schedule: no more requests
+/// than that allows in the time it ran, and it ends by its deadline.
+#[test]
+fn a_background_refresh_retries_no_faster_than_the_normal_schedule() {
+    let idp = Idp::start();
+    // 4 s tokens, refresh point at 3 s, served until 3.6 s: a 0.6 s refresh window.
+    let p = short_lived_provider(
+        &idp,
+        "refresh-backoff",
+        4,
+        json!({"refresh_ratio": 0.75, "deadline_ms": 3000, "cooldown_ms": 0}),
+    );
+    let start = Instant::now();
+    p.token().unwrap();
+    assert_eq!(idp.token_requests(), 1);
+    idp.fault(json!({"path": "/oauth/token", "status": 503, "count": 0}));
+    sleep_until(start + Duration::from_millis(3100));
+    // One call past the refresh point starts the background refresh; no call follows, so every
+    // request after the first is the refresh's.
+    let refresh_queued = Instant::now();
+    p.token().expect("the token is still served");
+    let give_up = refresh_queued + Duration::from_secs(30);
+    while p.stats().counters.background_refresh_failures == 0 {
+        assert!(Instant::now() < give_up, "the refresh never ended");
+        thread::sleep(Duration::from_millis(20));
+    }
+    let ran_at_most = refresh_queued.elapsed();
+    let sent = idp.token_requests() - 1;
+    let allowed = normal_schedule_allows(ran_at_most);
+    assert!(
+        (1..=allowed).contains(&sent),
+        "{sent} requests in at most {ran_at_most:?}: the normal schedule allows {allowed}"
+    );
+    // Nothing more is sent once it ended (no caller asked).
+    thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        idp.token_requests() - 1,
+        sent,
+        "requests after the refresh ended"
+    );
+}
+
+/// Issue 26.4: background refreshes that each fail at once (a verdict, here `invalid_request`)
+/// followed each other ever faster within a short token's refresh window (the next one after a
+/// quarter of the window left, shrinking): 12 requests in the last 0.55 s of a 4 s token. Calls
+/// past the refresh point all through the window now cause no more requests than the normal
+/// schedule allows.
+#[test]
+fn failing_refreshes_follow_each_other_no_faster_than_the_normal_schedule() {
+    let idp = Idp::start();
+    let p = short_lived_provider(
+        &idp,
+        "refresh-verdicts",
+        4,
+        json!({"refresh_ratio": 0.75, "cooldown_ms": 0}),
+    );
+    let start = Instant::now();
+    p.token().unwrap();
+    idp.fault(json!({"path": "/oauth/token", "status": 400,
+        "body": "{\"error\":\"invalid_request\"}", "count": 0}));
+    // Calls from the refresh point (3 s) to just before the serving limit (3.6 s).
+    sleep_until(start + Duration::from_millis(2990));
+    let calls_from = Instant::now();
+    while start.elapsed() < Duration::from_millis(3550) {
+        p.token().expect("the token is still served");
+        thread::sleep(Duration::from_millis(2));
+    }
+    let span = calls_from.elapsed();
+    let sent = idp.token_requests() - 1;
+    let allowed = normal_schedule_allows(span);
+    assert!(
+        sent <= allowed,
+        "{sent} requests in {span:?}: the normal schedule allows {allowed}"
+    );
+}
+
+/// An endpoint that refuses every connection until the deadline is reported as NETWORK (the
+/// Python suite's test_network_error failed about one run in seven): the retry loop could sleep
+/// until less time was left than a request needs, and the "no request sent" timeout of that
+/// last non-attempt replaced what the endpoint had answered all along.
+#[test]
+fn refused_connections_until_the_deadline_are_a_network_error() {
+    let mut wrong = Vec::new();
+    for _ in 0..20 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let cfg = json!({"token_url": format!("http://127.0.0.1:{port}/t"), "client_id": "c",
+            "client_secret": SECRET, "deadline_ms": 500});
+        let e = Provider::new(&cfg.to_string())
+            .unwrap()
+            .token()
+            .unwrap_err();
+        if e.status() != Status::Network {
+            wrong.push(e.to_string());
+        }
+    }
+    assert!(wrong.is_empty(), "{} of 20: {wrong:?}", wrong.len());
+}
