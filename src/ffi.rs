@@ -905,7 +905,7 @@ pub unsafe extern "C" fn vault_provider_by_name(name: *const c_char) -> u64 {
 }
 
 /// The provider's statistics as a JSON object: `provider` (its name in the configuration file,
-/// else `handle:N`), `tokens_fetched`, `cache_hits`, `background_refreshes`,
+/// else `handle:N`), `auth_method`, `tokens_fetched`, `cache_hits`, `background_refreshes`,
 /// `background_refresh_failures`, `retries`, `failures` (by status name), `last_error`
 /// (`status`, `message`, `at_unix_ms`), `last_fetch_unix_ms`, `token_remaining_s`, `cooldown`
 /// (`active`, `remaining_ms`). Never a secret or a token. Release with `vault_string_free`; NULL

@@ -347,6 +347,7 @@ impl Provider {
                 .get()
                 .cloned()
                 .unwrap_or_else(|| fallback.to_string()),
+            auth_method: inner.config.auth_method.name(),
             counters: inner.counters.snapshot(),
             token_remaining_s: inner
                 .cache

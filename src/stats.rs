@@ -187,6 +187,8 @@ pub struct Snapshot {
 pub struct Stats {
     /// The name it has in the configuration file, else `handle:N` (or `provider` in Rust).
     pub name: String,
+    /// How the client authenticates (`client_secret_basic`, `private_key_jwt`, ...).
+    pub auth_method: &'static str,
     pub counters: Snapshot,
     /// Seconds the cached token is still served, if one is cached.
     pub token_remaining_s: Option<f64>,
@@ -206,6 +208,7 @@ impl Stats {
             .collect();
         json!({
             "provider": self.name,
+            "auth_method": self.auth_method,
             "tokens_fetched": c.tokens_fetched,
             "cache_hits": c.cache_hits,
             "background_refreshes": c.background_refreshes,

@@ -261,3 +261,27 @@ fn the_public_jwk_fixtures_are_the_public_halves_of_the_test_keys() {
         assert_eq!(fixture, derived, "{name}");
     }
 }
+
+#[test]
+fn stats_name_the_auth_method() {
+    let idp = Idp::start();
+    let pem = key("p256.pkcs8.pem");
+    register(&idp, "oauth", "stats-jwt", jwks(&pem, "k1"));
+    let p = provider(&jwt_config(
+        &idp,
+        "/oauth/token",
+        "stats-jwt",
+        &pem,
+        json!({}),
+    ));
+    assert_eq!(p.stats().to_json()["auth_method"], "private_key_jwt");
+    p.token().unwrap();
+    let secret = provider(
+        &json!({"token_url": idp.url("/oauth/token"), "client_id": "x",
+        "client_secret": "y"}),
+    );
+    assert_eq!(
+        secret.stats().to_json()["auth_method"],
+        "client_secret_basic"
+    );
+}
