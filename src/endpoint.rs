@@ -338,7 +338,6 @@ fn open_string(sealed: &Sealed) -> Result<Zeroizing<String>> {
     Ok(buf)
 }
 
-/// `Basic base64(...)` per the configured encoding.
 /// The signed `client_assertion` of a `private_key_jwt` request to `url`.
 fn client_assertion(cfg: &Config, url: &str) -> Result<Zeroizing<String>> {
     let key = cfg
@@ -357,6 +356,7 @@ fn client_assertion(cfg: &Config, url: &str) -> Result<Zeroizing<String>> {
     key.sign(&cfg.client_id, aud, now)
 }
 
+/// `Basic base64(...)` per the configured encoding.
 fn basic_credentials(cfg: &Config) -> Result<Zeroizing<String>> {
     let mut joined: Zeroizing<Vec<u8>> = Zeroizing::new(Vec::with_capacity(128));
     cfg.secret()?

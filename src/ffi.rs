@@ -915,10 +915,10 @@ pub unsafe extern "C" fn vault_provider_by_name(name: *const c_char) -> u64 {
 
 /// The provider's statistics as a JSON object: `provider` (its name in the configuration file,
 /// else `handle:N`), `endpoint` (its configured `token_url` or issuer), `client_id`,
-/// `tokens_fetched`, `cache_hits`, `background_refreshes`, `background_refresh_failures`,
-/// `retries`, `failures` (by status name), `last_error` (`status`, `message`, `at_unix_ms`),
-/// `last_fetch_unix_ms`, `token_remaining_s`, `cooldown` (`active`, `remaining_ms`). Never a
-/// secret or a token. Release with `vault_string_free`; NULL
+/// `auth_method`, `tokens_fetched`, `cache_hits`, `background_refreshes`,
+/// `background_refresh_failures`, `retries`, `failures` (by status name), `last_error`
+/// (`status`, `message`, `at_unix_ms`), `last_fetch_unix_ms`, `token_remaining_s`, `cooldown`
+/// (`active`, `remaining_ms`). Never a secret or a token. Release with `vault_string_free`; NULL
 /// on failure (`VAULT_STATUS_INVALID_HANDLE`).
 #[no_mangle]
 pub extern "C" fn vault_stats_json(provider: u64) -> *mut c_char {

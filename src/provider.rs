@@ -349,6 +349,7 @@ impl Provider {
                 .unwrap_or_else(|| fallback.to_string()),
             endpoint: inner.endpoint_key.to_string(),
             client_id: inner.config.client_id.clone(),
+            auth_method: inner.config.auth_method.name(),
             counters: inner.counters.snapshot(),
             token_remaining_s: inner
                 .cache

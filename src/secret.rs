@@ -243,6 +243,46 @@ impl fmt::Debug for Sealed {
     }
 }
 
+/// Zeroes the SIMD registers (x86_64: `vzeroall` with AVX, else `xmm0`-`xmm15`). ring's AES-GCM
+/// leaves the last blocks it decrypted in vector registers, and they do not stay there: the
+/// dynamic linker's lazy-binding trampoline (`_dl_runtime_resolve_xsavec`) saves the whole
+/// register file onto the stack at the caller's next call through the PLT. tests/c/memscan.sh
+/// found two 16-byte blocks of a private_key_jwt PEM (1.7 kB, opened through ring's VAES/AVX2
+/// path) on the stack that way. Called after opening a long plaintext.
+#[inline(never)]
+pub(crate) fn clear_vector_registers() {
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    {
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: vzeroall only zeroes ymm0-ymm15, declared clobbered; code compiled
+            // without AVX keeps nothing in their upper halves.
+            unsafe {
+                std::arch::asm!("vzeroall",
+                    out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+                    out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+                    out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+                    out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
+                    options(nostack, nomem, preserves_flags));
+            }
+        } else {
+            // SAFETY: zeroes xmm0-xmm15, declared clobbered.
+            unsafe {
+                std::arch::asm!(
+                    "xorps xmm0, xmm0", "xorps xmm1, xmm1", "xorps xmm2, xmm2", "xorps xmm3, xmm3",
+                    "xorps xmm4, xmm4", "xorps xmm5, xmm5", "xorps xmm6, xmm6", "xorps xmm7, xmm7",
+                    "xorps xmm8, xmm8", "xorps xmm9, xmm9", "xorps xmm10, xmm10",
+                    "xorps xmm11, xmm11", "xorps xmm12, xmm12", "xorps xmm13, xmm13",
+                    "xorps xmm14, xmm14", "xorps xmm15, xmm15",
+                    out("xmm0") _, out("xmm1") _, out("xmm2") _, out("xmm3") _,
+                    out("xmm4") _, out("xmm5") _, out("xmm6") _, out("xmm7") _,
+                    out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
+                    out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
+                    options(nostack, nomem, preserves_flags));
+            }
+        }
+    }
+}
+
 /// Compares two byte strings without an early exit on the first difference.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {

@@ -191,6 +191,8 @@ pub struct Stats {
     pub endpoint: String,
     /// The configured client id (not a secret).
     pub client_id: String,
+    /// How the client authenticates (`client_secret_basic`, `private_key_jwt`, ...).
+    pub auth_method: &'static str,
     pub counters: Snapshot,
     /// Seconds the cached token is still served, if one is cached.
     pub token_remaining_s: Option<f64>,
@@ -212,6 +214,7 @@ impl Stats {
             "provider": self.name,
             "endpoint": self.endpoint,
             "client_id": self.client_id,
+            "auth_method": self.auth_method,
             "tokens_fetched": c.tokens_fetched,
             "cache_hits": c.cache_hits,
             "background_refreshes": c.background_refreshes,

@@ -240,3 +240,48 @@ fn json_escapes_c1_and_bidi_controls() {
     assert_eq!(v["header"]["kid"], "k\u{9b}31m");
     assert_eq!(v["claims"]["x\u{200f}k"], "\u{61c}\u{7f}");
 }
+
+#[test]
+fn decodes_a_client_assertion_and_says_what_it_is() {
+    // A private_key_jwt assertion signed by the library, pasted alone or as the form field it
+    // travels in (issue 25): decoded like a token, labelled as a client assertion.
+    let pem = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/keys/p256.pkcs8.pem"
+    ))
+    .unwrap();
+    let key = credvault::jwt::AssertionKey::new(
+        &pem,
+        None,
+        Some("k1".into()),
+        credvault::jwt::Audience::TokenEndpoint,
+    )
+    .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let jwt = key
+        .sign("cv-client", "https://idp.example/token", now)
+        .unwrap();
+    let signature = jwt.rsplit('.').next().unwrap().to_string();
+    for input in [
+        jwt.to_string(),
+        format!("grant_type=client_credentials&client_id=cv-client&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={}", *jwt),
+    ] {
+        let out = inspect(&[], &input);
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("client assertion"), "{text}");
+        assert!(text.contains("cv-client") && text.contains("https://idp.example/token"), "{text}");
+        assert!(!text.contains(&signature), "the signature was printed");
+        let out = inspect(&["--json"], &input);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["kind"], "client_assertion", "{v}");
+        assert_eq!(v["header"]["kid"], "k1");
+    }
+    // An access token is not labelled as one.
+    let out = inspect(&["--json"], &sample_jwt());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "access_token", "{v}");
+}

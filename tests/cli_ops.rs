@@ -408,3 +408,47 @@ fn check_watch_survives_a_sighup_while_loading() {
         "a SIGHUP while loading ended the process in rounds {ended:?}"
     );
 }
+
+#[test]
+fn check_accepts_a_private_key_jwt_provider_with_a_key_file_reference() {
+    // Issue 25: the new keys in a configuration file, the key as a {"file"} reference.
+    let idp = Idp::start();
+    let files = Files::new("check-jwt");
+    let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys");
+    let mut jwk: Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{keys}/rsa2048.public.jwk.json")).unwrap(),
+    )
+    .unwrap();
+    jwk["kid"] = "k1".into();
+    idp.add_client(json!({"dialect": "oauth", "client_id": "cli-jwt", "jwks": {"keys": [jwk]}}));
+    let key_path = files.0.join("client.pem");
+    std::fs::copy(format!("{keys}/rsa2048.pkcs8.pem"), &key_path).unwrap();
+    std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let provider = |kid: &str| {
+        json!({"token_url": idp.url("/oauth/token"), "client_id": "cli-jwt",
+               "auth_method": "private_key_jwt", "private_key": {"file": key_path.to_str().unwrap()},
+               "key_id": kid, "signing_alg": "PS256", "audience": idp.url("/oauth/token")})
+    };
+    let cfg = files.config(json!({"jwt": provider("k1")}));
+    let out = credvault(&["check", "--json", "--config", &cfg]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["providers"][0]["ok"], true, "{v}");
+    // A kid the idp does not know: the check fails with the server's refusal.
+    let cfg = files.config(json!({"jwt": provider("k2")}));
+    let out = credvault(&["check", "--json", "--config", &cfg]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        v["providers"][0]["status"], "VAULT_STATUS_CREDENTIALS_REJECTED",
+        "{v}"
+    );
+    let all = text(&out.stdout) + &text(&out.stderr);
+    assert!(!all.contains("PRIVATE KEY"), "key material in the output");
+}

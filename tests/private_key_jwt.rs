@@ -249,3 +249,39 @@ fn the_configuration_refuses_bad_keys_by_field_and_never_shows_key_material() {
         assert!(!format!("{e:?}").contains(&body_window));
     }
 }
+
+#[test]
+fn the_public_jwk_fixtures_are_the_public_halves_of_the_test_keys() {
+    // tests/keys/*.public.jwk.json (exported with Node's crypto) register the keys in the Python,
+    // Go, C++, C and interop tests; they must be what `public_jwk` derives.
+    for name in ["rsa2048", "p256", "other-rsa2048"] {
+        let fixture: Value =
+            serde_json::from_str(&key(&format!("{name}.public.jwk.json"))).unwrap();
+        let derived = credvault::jwt::public_jwk(&key(&format!("{name}.pkcs8.pem")), None).unwrap();
+        assert_eq!(fixture, derived, "{name}");
+    }
+}
+
+#[test]
+fn stats_name_the_auth_method() {
+    let idp = Idp::start();
+    let pem = key("p256.pkcs8.pem");
+    register(&idp, "oauth", "stats-jwt", jwks(&pem, "k1"));
+    let p = provider(&jwt_config(
+        &idp,
+        "/oauth/token",
+        "stats-jwt",
+        &pem,
+        json!({}),
+    ));
+    assert_eq!(p.stats().to_json()["auth_method"], "private_key_jwt");
+    p.token().unwrap();
+    let secret = provider(
+        &json!({"token_url": idp.url("/oauth/token"), "client_id": "x",
+        "client_secret": "y"}),
+    );
+    assert_eq!(
+        secret.stats().to_json()["auth_method"],
+        "client_secret_basic"
+    );
+}

@@ -35,6 +35,9 @@ const (
 	ClientSecretPost  AuthMethod = "client_secret_post"
 	// Headers sends client_id/client_secret request headers and an empty body (Vipps).
 	Headers AuthMethod = "headers"
+	// AuthPrivateKeyJWT signs an RFC 7523 client assertion with Config.PrivateKey instead of
+	// sending a secret.
+	AuthPrivateKeyJWT AuthMethod = "private_key_jwt"
 )
 
 // BasicEncoding is how id and secret are put into HTTP Basic.
@@ -58,7 +61,7 @@ type Config struct {
 	TokenURL      string            // token_url
 	Issuer        string            // issuer (OIDC / RFC 8414 discovery instead of token_url)
 	ClientID      string            // client_id (required)
-	ClientSecret  string            // client_secret (required); see NewProvider for its copies
+	ClientSecret  string            // client_secret (required, but for PrivateKey); see NewProvider for its copies
 	AuthMethod    AuthMethod        // auth_method
 	BasicEncoding BasicEncoding     // basic_encoding
 	Scope         string            // scope: space-separated scopes
@@ -80,6 +83,12 @@ type Config struct {
 	ClientKeyFile  string        // client_key_file
 	Proxy          string        // proxy ("none" ignores the environment)
 	NoProxy        string        // no_proxy
+	// PrivateKey is private_key, for AuthPrivateKeyJWT: a PEM (PKCS#8, PKCS#1 or SEC1) or a
+	// JWK, held sealed like the secret; ClientSecret is then left empty.
+	PrivateKey string
+	KeyID      string // key_id: the assertion's kid
+	SigningAlg string // signing_alg: "RS256", "PS256" or "ES256" (default from the key)
+	Audience   string // audience: the assertion's aud ("issuer" or a value; default the token URL)
 }
 
 // Float returns a pointer to v, for Config.RefreshJitter.
@@ -179,9 +188,15 @@ func (c *Config) write(w *jsonWriter) {
 	w.optStr("issuer", c.Issuer)
 	w.key("client_id")
 	w.str(c.ClientID)
-	w.key("client_secret")
-	w.str(c.ClientSecret)
+	if c.ClientSecret != "" || c.PrivateKey == "" {
+		w.key("client_secret")
+		w.str(c.ClientSecret)
+	}
 	w.optStr("auth_method", string(c.AuthMethod))
+	w.optStr("private_key", c.PrivateKey)
+	w.optStr("key_id", c.KeyID)
+	w.optStr("signing_alg", c.SigningAlg)
+	w.optStr("audience", c.Audience)
 	w.optStr("basic_encoding", string(c.BasicEncoding))
 	w.optStr("scope", c.Scope)
 	if c.Headers != nil {

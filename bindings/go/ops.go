@@ -75,6 +75,8 @@ type Stats struct {
 	Provider string
 	// Handle is the library's handle (filled in by StatsAll; 0 from Provider.Stats).
 	Handle uint64
+	// AuthMethod is how the client authenticates (ClientSecretBasic, AuthPrivateKeyJWT, ...).
+	AuthMethod AuthMethod
 
 	TokensFetched             uint64 // tokens fetched from the token endpoint
 	CacheHits                 uint64 // tokens served from the cache
@@ -126,6 +128,7 @@ type SchedulerStats struct {
 type statsJSON struct {
 	Provider                  string            `json:"provider"`
 	Handle                    uint64            `json:"handle"`
+	AuthMethod                string            `json:"auth_method"`
 	TokensFetched             uint64            `json:"tokens_fetched"`
 	CacheHits                 uint64            `json:"cache_hits"`
 	BackgroundRefreshes       uint64            `json:"background_refreshes"`
@@ -164,6 +167,7 @@ func (j *statsJSON) stats() Stats {
 	s := Stats{
 		Provider:                  j.Provider,
 		Handle:                    j.Handle,
+		AuthMethod:                AuthMethod(j.AuthMethod),
 		TokensFetched:             j.TokensFetched,
 		CacheHits:                 j.CacheHits,
 		BackgroundRefreshes:       j.BackgroundRefreshes,

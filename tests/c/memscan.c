@@ -15,8 +15,14 @@
  * it) looks through this thread's [stack] for the last (length mod 16) bytes of the secret and of
  * the token: the plaintext that temporary would hold. memscan.sh picks lengths with a long tail.
  *
- * Usage: memscan <token_url> <client_id> <secret_file> [ca_file]
- * Environment: MEMSCAN_AUTH = client_secret_basic (default) or client_secret_post.
+ * With MEMSCAN_AUTH=private_key_jwt (issue 25) the third argument is a PEM PKCS#8 private key
+ * (tests/keys): the provider signs its client assertion with it, and the scan looks for the key's
+ * PKCS#8 DER bytes and its PEM's base64 body, whole and as any 16-byte window of them, in every readable
+ * mapping (one pass per stage: a hash table of the masked windows).
+ *
+ * Usage: memscan <token_url> <client_id> <secret_or_key_file> [ca_file]
+ * Environment: MEMSCAN_AUTH = client_secret_basic (default), client_secret_post or
+ * private_key_jwt (then MEMSCAN_KID names the key's kid).
  * The secret file is read with read(2) (no stdio buffer) and wiped in memory right away.
  */
 #define _GNU_SOURCE
@@ -40,6 +46,54 @@ static size_t token_len;
 
 static void wipe(void *p, size_t n) { explicit_bzero(p, n); }
 
+/* private_key_jwt: the key's PEM text and PKCS#8 DER, masked; a hash table of their 16-byte
+ * windows, hashed from the masked bytes (so no plaintext window is ever formed here). */
+#define WIN 16
+#define SLOTS 16384
+static unsigned char masked_pem[8192];
+static size_t pem_len;
+static unsigned char masked_der[6144];
+static size_t der_len;
+struct slot { const unsigned char *masked; };
+static struct slot table[SLOTS];
+
+static uint64_t load64(const unsigned char *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+/* The hash of a window given as its masked bytes (m = 0) or as plaintext (m = the mask). */
+static size_t win_hash(const unsigned char *p, uint64_t m) {
+    uint64_t a = load64(p) ^ m, b = load64(p + 8) ^ m;
+    return (size_t)(((a * 0x9E3779B97F4A7C15ull) ^ (b * 0xC2B2AE3D27D4EB4Full)) >> 50) & (SLOTS - 1);
+}
+
+static void add_windows(const unsigned char *masked, size_t len) {
+    for (size_t i = 0; i + WIN <= len; i++) {
+        size_t h = win_hash(masked + i, 0);
+        while (table[h].masked) {
+            if (memcmp(table[h].masked, masked + i, WIN) == 0) break; /* same window twice */
+            h = (h + 1) & (SLOTS - 1);
+        }
+        table[h].masked = masked + i;
+    }
+}
+
+/* Positions in [start, end) where some 16-byte window of the PEM or the DER is in plaintext. */
+static void scan_windows(const unsigned char *start, const unsigned char *end, size_t *pem_hits, size_t *der_hits) {
+    const uint64_t m = 0x5A5A5A5A5A5A5A5Aull;
+    if ((size_t)(end - start) < WIN) return;
+    for (const unsigned char *p = start; p + WIN <= end; p++) {
+        for (size_t h = win_hash(p, m); table[h].masked; h = (h + 1) & (SLOTS - 1)) {
+            const unsigned char *w = table[h].masked;
+            size_t i = 0;
+            while (i < WIN && p[i] == (unsigned char)(w[i] ^ MASK)) i++;
+            if (i == WIN) {
+                if (w >= masked_der && w < masked_der + sizeof masked_der) (*der_hits)++;
+                else (*pem_hits)++;
+                break;
+            }
+        }
+    }
+}
+
 /* Counts occurrences of the masked pattern in [start, end). */
 static size_t scan_range(const unsigned char *start, const unsigned char *end,
                          const unsigned char *masked, size_t len) {
@@ -56,7 +110,16 @@ static size_t scan_range(const unsigned char *start, const unsigned char *end,
 }
 
 /* Scans every readable private or anonymous mapping; returns the number of copies found. */
+static size_t scan_process_with(const unsigned char *masked, size_t len, const char *what, const char *stage,
+                                size_t *pem_hits, size_t *der_hits);
+
 static size_t scan_process(const unsigned char *masked, size_t len, const char *what, const char *stage) {
+    return scan_process_with(masked, len, what, stage, NULL, NULL);
+}
+
+/* With `pem_hits` set, counts key windows instead of `masked`. */
+static size_t scan_process_with(const unsigned char *masked, size_t len, const char *what, const char *stage,
+                                size_t *pem_hits, size_t *der_hits) {
     char line[512];
     size_t total = 0;
     int fd = open("/proc/self/maps", O_RDONLY);
@@ -79,11 +142,68 @@ static size_t scan_process(const unsigned char *masked, size_t len, const char *
         if (perms[0] != 'r') continue;
         if (strcmp(path, "[vvar]") == 0 || strcmp(path, "[vsyscall]") == 0 || strcmp(path, "[vvar_vclock]") == 0) continue;
         if (strncmp(path, "/dev/", 5) == 0) continue;
+        if (pem_hits) {
+            size_t p0 = *pem_hits, d0 = *der_hits;
+            scan_windows((const unsigned char *)lo, (const unsigned char *)hi, pem_hits, der_hits);
+            if (*pem_hits - p0 || *der_hits - d0)
+                fprintf(stderr, "    %s: %zu PEM and %zu PKCS#8 windows of the private key in %s %s\n", stage,
+                        *pem_hits - p0, *der_hits - d0, perms, path[0] ? path : "[anonymous]");
+            continue;
+        }
         size_t h = scan_range((const unsigned char *)lo, (const unsigned char *)hi, masked, len);
         if (h) fprintf(stderr, "    %s: %zu plaintext cop%s of the %s in %s %s\n", stage, h, h == 1 ? "y" : "ies", what, perms, path[0] ? path : "[anonymous]");
         total += h;
     }
     return total;
+}
+
+/* Copies of the private key (any 16-byte window of its PEM or DER) in the process; 0 when no
+ * key was given. */
+static size_t key_window_hits(const char *stage) {
+    size_t pem_hits = 0, der_hits = 0;
+    if (!der_len) return 0;
+    scan_process_with(NULL, 0, "private key", stage, &pem_hits, &der_hits);
+    return pem_hits + der_hits;
+}
+
+/* Reads a PEM PKCS#8 key: its text masked into masked_pem, its DER masked into masked_der, and
+ * a plaintext DER copy into `der` (the scan's positive control; the caller wipes it). */
+static int read_key(const char *path, unsigned char *der, size_t der_cap) {
+    static char text[8192];
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) { perror("key file"); return -1; }
+    ssize_t got = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (got <= 0) return -1;
+    pem_len = (size_t)got;
+    for (size_t i = 0; i < pem_len; i++) masked_pem[i] = (unsigned char)text[i] ^ MASK;
+    const char *b = strstr(text, "-----BEGIN PRIVATE KEY-----");
+    const char *e = strstr(text, "-----END PRIVATE KEY-----");
+    if (!b || !e) { fprintf(stderr, "key file: not a PEM PKCS#8 key\n"); return -1; }
+    unsigned v = 0, bits = 0;
+    for (const char *c = b + 27; c < e; c++) {
+        const char *tbl = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const char *q = *c ? strchr(tbl, *c) : NULL;
+        if (!q) continue;
+        v = (v << 6) | (unsigned)(q - tbl);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (der_len >= der_cap || der_len >= sizeof masked_der) return -1;
+            der[der_len] = (unsigned char)(v >> bits);
+            masked_der[der_len] = der[der_len] ^ MASK;
+            der_len++;
+        }
+    }
+    v = 0;
+    /* The PEM's windows are those of its base64 body: the BEGIN and END lines are public text
+     * (the library holds them as string literals). */
+    size_t body = (size_t)(b - text) + 27, body_end = (size_t)(e - text);
+    while (body < body_end && (text[body] == '\n' || text[body] == '\r')) body++;
+    wipe(text, sizeof text);
+    add_windows(masked_der, der_len);
+    add_windows(masked_pem + body, body_end - body);
+    return 0;
 }
 
 /* base64 of `in`, each output byte masked as it is produced. */
@@ -157,9 +277,67 @@ static __attribute__((noinline)) void stack_residue(int with_token) {
 static void check(const char *stage, int with_token) {
     size_t s = scan_process(masked_secret, secret_len, "client secret", stage)
              + scan_process(masked_basic, basic_len, "Basic credential", stage);
+    s += key_window_hits(stage);
     size_t t = with_token ? scan_process(masked_token, token_len, "token", stage) : 0;
     printf("%s %s: secret copies %zu, token copies %zu\n", (s || t) ? "not ok" : "ok", stage, s, t);
     if (s || t) failures++;
+}
+
+/* private_key_jwt: the provider is made from a config holding the PEM (JSON-escaped), which is
+ * wiped; then a fetch, cached hits and the provider's end, with the key scanned at each stage. */
+static int key_main(int argc, char **argv) {
+    static unsigned char der[6144];
+    if (read_key(argv[3], der, sizeof der) != 0) return 2;
+    find_stack();
+    size_t pem_hits = 0, der_hits = 0;
+    scan_process_with(NULL, 0, "private key (control)", "control", &pem_hits, &der_hits);
+    if (der_hits < der_len - WIN + 1) {
+        fprintf(stderr, "not ok control: the scanner did not find every window of a known DER copy\n");
+        return 1;
+    }
+    wipe(der, sizeof der);
+    printf("ok control: the scanner finds every window of a known plaintext DER copy (%zu bytes)\n", der_len);
+
+    static char config[16384];
+    const char *kid = getenv("MEMSCAN_KID");
+    size_t n = (size_t)snprintf(config, sizeof config,
+                                "{\"token_url\":\"%s\",\"client_id\":\"%s\",\"auth_method\":\"private_key_jwt\","
+                                "\"key_id\":\"%s\",\"proxy\":\"none\"%s%s%s,\"private_key\":\"",
+                                argv[1], argv[2], kid ? kid : "k1", argc > 4 ? ",\"ca_file\":\"" : "",
+                                argc > 4 ? argv[4] : "", argc > 4 ? "\"" : "");
+    for (size_t i = 0; i < pem_len && n + 4 < sizeof config; i++) {
+        char c = (char)(masked_pem[i] ^ MASK);
+        if (c == '\n') { config[n++] = '\\'; config[n++] = 'n'; }
+        else config[n++] = c;
+        c = 0;
+    }
+    if (n + 3 >= sizeof config) { fprintf(stderr, "config too long\n"); return 2; }
+    config[n++] = '"'; config[n++] = '}'; config[n] = 0;
+
+    uint64_t p = vault_provider_new(config);
+    wipe(config, sizeof config);
+    if (p == 0) { fprintf(stderr, "vault_provider_new: %s\n", vault_last_error()); return 1; }
+    check("after vault_provider_new", 0);
+
+    char *tok = vault_get_token(p);
+    if (!tok) { fprintf(stderr, "vault_get_token: %s\n", vault_last_error()); return 1; }
+    token_len = strlen(tok);
+    if (token_len >= sizeof masked_token) { fprintf(stderr, "token too long\n"); return 1; }
+    for (size_t i = 0; i < token_len; i++) masked_token[i] = (unsigned char)tok[i] ^ MASK;
+    vault_token_free(tok);
+    check("after the first fetch (one assertion signed)", 1);
+
+    for (int i = 0; i < 100; i++) {
+        char *t = vault_get_token(p);
+        if (!t) { fprintf(stderr, "hit %d: %s\n", i, vault_last_error()); return 1; }
+        vault_token_free(t);
+    }
+    check("after 100 cached hits", 1);
+
+    if (vault_provider_free(p) != 0) return 1;
+    check("after vault_provider_free", 1);
+    printf("%d passed, %d failed (private_key_jwt, %zu-byte PKCS#8 key)\n", 5 - failures, failures, der_len);
+    return failures ? 1 : 0;
 }
 
 int main(int argc, char **argv) {
@@ -167,6 +345,9 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: memscan <token_url> <client_id> <secret_file> [ca_file]\n");
         return 2;
     }
+    const char *auth = getenv("MEMSCAN_AUTH");
+    if (auth == NULL || auth[0] == 0) auth = "client_secret_basic";
+    if (strcmp(auth, "private_key_jwt") == 0) return key_main(argc, argv);
     /* Read the secret with read(2) into a local buffer, keep only a masked copy, then wipe. */
     char secret[256];
     int fd = open(argv[3], O_RDONLY);
@@ -188,8 +369,6 @@ int main(int argc, char **argv) {
         wipe(joined, sizeof joined);
     }
     find_stack();
-    const char *auth = getenv("MEMSCAN_AUTH");
-    if (auth == NULL || auth[0] == 0) auth = "client_secret_basic";
 
     /* Positive control: the scanner must see the copy still in `secret`, else it proves nothing. */
     if (scan_process(masked_secret, secret_len, "client secret (control)", "control") < 1) {

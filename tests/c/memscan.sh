@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Issue 5's measurement: no plaintext copy of the client secret or the token anywhere in the
-# process, at every stage, over plain HTTP and over HTTPS. Builds tests/c/memscan.c against the
+# process, at every stage, over plain HTTP and over HTTPS; and issue 25's: no copy of a
+# private_key_jwt signing key (its PKCS#8 DER or PEM, nor any 16-byte window of them). Builds tests/c/memscan.c against the
 # release library, runs the local identity provider with a client whose secret is random.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -17,7 +18,10 @@ secret="$(head -c 31 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 client="memscan-client"
 umask 077
 printf '%s' "$secret" > "$out/secret"
-printf '[{"dialect":"oauth","client_id":"%s","client_secret":"%s","token_bytes":59}]' "$client" "$secret" > "$out/clients.json"
+# Issue 25: a private_key_jwt client registered with the public half of tests/keys/rsa2048.
+key="$root/tests/keys/rsa2048.pkcs8.pem"
+jwk="$(sed 's/}$/,"kid":"k1"}/' "$root/tests/keys/rsa2048.public.jwk.json")"
+printf '[{"dialect":"oauth","client_id":"%s","client_secret":"%s","token_bytes":59},{"dialect":"oauth","client_id":"memscan-jwt","jwks":{"keys":[%s]},"token_bytes":59}]' "$client" "$secret" "$jwk" > "$out/clients.json"
 unset secret
 
 run_idp() {  # starts the idp with extra args; sets idp_pid and idp_base
@@ -33,6 +37,7 @@ run_idp
 for auth in client_secret_basic client_secret_post; do
   MEMSCAN_AUTH=$auth "$out/memscan" "$idp_base/oauth/token" "$client" "$out/secret" || status=1
 done
+MEMSCAN_AUTH=private_key_jwt MEMSCAN_KID=k1 "$out/memscan" "$idp_base/oauth/token" memscan-jwt "$key" || status=1
 kill "$idp_pid" 2>/dev/null || true; wait "$idp_pid" 2>/dev/null || true
 
 if "$root/target/release/credvault" idp --help 2>&1 | grep -q -- --tls-cert; then
@@ -49,6 +54,7 @@ if "$root/target/release/credvault" idp --help 2>&1 | grep -q -- --tls-cert; the
   for auth in client_secret_basic client_secret_post; do
     MEMSCAN_AUTH=$auth "$out/memscan" "$idp_base/oauth/token" "$client" "$out/secret" "$tls/ca.pem" || status=1
   done
+  MEMSCAN_AUTH=private_key_jwt MEMSCAN_KID=k1 "$out/memscan" "$idp_base/oauth/token" memscan-jwt "$key" "$tls/ca.pem" || status=1
   kill "$idp_pid" 2>/dev/null || true; wait "$idp_pid" 2>/dev/null || true
 else
   echo "# memscan over HTTPS skipped: this idp has no --tls-cert" >&2

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cctype>
 #include <condition_variable>
+#include <fstream>
 #include <mutex>
 #include <sstream>
 #include <string>
@@ -247,6 +248,42 @@ TEST_F(Wrapper, RejectedCredentialsThrowWithTheOAuthCode)
         EXPECT_EQ(e.oauth_error(), "invalid_client");
         EXPECT_EQ(std::string(e.what()).find("not-the-secret"), std::string::npos);
     }
+}
+
+namespace {
+std::string read_key_file(const std::string &name)
+{
+    std::ifstream in(std::string(CREDVAULT_KEYS_DIR) + "/" + name);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+} // namespace
+
+// private_key_jwt (issue 25) needs no new call: from_json takes private_key, key_id and
+// signing_alg, and the local idp verifies the signed assertion against the registered JWK.
+TEST_F(Wrapper, FromJsonSignsWithAPrivateKey)
+{
+    std::string jwk = read_key_file("p256.public.jwk.json");
+    ASSERT_FALSE(jwk.empty()) << "tests/keys/p256.public.jwk.json";
+    jwk = jwk.substr(0, jwk.rfind('}')) + ",\"kid\":\"k1\"}";
+    std::string id = "cpp-jwt-" + std::to_string(getpid());
+    testsupport::HttpResponse r =
+        testsupport::http(Idp::get().port(), "POST", "/_idp/clients",
+                          "{\"dialect\":\"vgs\",\"client_id\":\"" + id +
+                              "\",\"jwks\":{\"keys\":[" + jwk + "]}}");
+    ASSERT_EQ(r.status, 201);
+    std::string pem;
+    for (char c : read_key_file("p256.pkcs8.pem")) {
+        pem += c == '\n' ? std::string("\\n") : std::string(1, c);
+    }
+    Provider p = Provider::from_json("{\"token_url\":\"" + Idp::get().vgs_token_url() +
+                                     "\",\"client_id\":\"" + id +
+                                     "\",\"auth_method\":\"private_key_jwt\",\"key_id\":\"k1\","
+                                     "\"signing_alg\":\"ES256\",\"proxy\":\"none\",\"private_key\":\"" +
+                                     pem + "\"}");
+    EXPECT_FALSE(p.token().empty());
+    EXPECT_EQ(Idp::get().tokens_issued(id), 1);
 }
 
 TEST_F(Wrapper, NonThrowingOverloadsReturnTheStatus)

@@ -19,12 +19,12 @@ use zeroize::Zeroizing;
 use crate::wire::Recorder;
 use crate::*;
 
-const REALM: &str = "vgs";
-const TOKEN_PATH: &str = "/realms/vgs/protocol/openid-connect/token";
+pub(crate) const REALM: &str = "vgs";
+pub(crate) const TOKEN_PATH: &str = "/realms/vgs/protocol/openid-connect/token";
 const INTROSPECT_PATH: &str = "/realms/vgs/protocol/openid-connect/token/introspect";
 
-struct Keycloak {
-    base: String,
+pub(crate) struct Keycloak {
+    pub(crate) base: String,
     agent: ureq::Agent,
     introspector_secret: String,
 }
@@ -58,7 +58,7 @@ impl Keycloak {
     }
 
     /// POSTs a representation to the admin API; 201 expected.
-    fn admin_post(&self, path: &str, body: Value) {
+    pub(crate) fn admin_post(&self, path: &str, body: Value) {
         let resp = self
             .agent
             .post(format!("{}/admin/realms{path}", self.base))
@@ -110,7 +110,7 @@ impl Keycloak {
     }
 }
 
-fn kc() -> &'static Keycloak {
+pub(crate) fn kc() -> &'static Keycloak {
     static KC: OnceLock<Keycloak> = OnceLock::new();
     KC.get_or_init(|| {
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -155,7 +155,7 @@ fn kc() -> &'static Keycloak {
 }
 
 /// Keycloak's introspection of `token`, asked through `rec` (the issuer it was minted under).
-fn introspect_via(rec: &Recorder, token: &str) -> Value {
+pub(crate) fn introspect_via(rec: &Recorder, token: &str) -> Value {
     let kc = kc();
     let answer = introspect(
         &format!("{}{INTROSPECT_PATH}", rec.base()),
@@ -168,12 +168,12 @@ fn introspect_via(rec: &Recorder, token: &str) -> Value {
 }
 
 /// Keycloak puts the client in `azp` and (for service accounts) `client_id`.
-fn assert_keycloak_active_for(answer: &Value, client_id: &str) {
+pub(crate) fn assert_keycloak_active_for(answer: &Value, client_id: &str) {
     assert_active_for(answer, client_id);
     assert_eq!(answer["azp"].as_str(), Some(client_id), "{answer}");
 }
 
-fn token_url(rec: &Recorder) -> String {
+pub(crate) fn token_url(rec: &Recorder) -> String {
     format!("{}{TOKEN_PATH}", rec.base())
 }
 

@@ -11,6 +11,7 @@
 
 mod keycloak;
 mod oidc_provider;
+mod private_key_jwt;
 mod wire;
 
 use std::collections::BTreeSet;

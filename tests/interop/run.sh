@@ -93,7 +93,7 @@ run_oidc_provider() {
   fi
   cp "$OIDCP_DIR/server.mjs" "$dir/server.mjs"
 
-  export OIDCP_BASIC_SECRET OIDCP_POST_SECRET OIDCP_NOGRANT_SECRET
+  export OIDCP_BASIC_SECRET OIDCP_POST_SECRET OIDCP_NOGRANT_SECRET OIDCP_KEYS_DIR="$PWD/tests/keys"
   OIDCP_BASIC_SECRET="$(reserved_secret)"
   OIDCP_POST_SECRET="$(reserved_secret)"
   OIDCP_NOGRANT_SECRET="$(reserved_secret)"

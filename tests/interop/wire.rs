@@ -14,6 +14,10 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
+
+/// Rewrites a request body before it is forwarded (the interop tests of `private_key_jwt` swap
+/// the assertion the library signed for an expired or an already used one).
+pub type Rewrite = Arc<dyn Fn(&str, &mut Zeroizing<Vec<u8>>) + Send + Sync>;
 use std::thread;
 use std::time::Duration;
 
@@ -45,6 +49,9 @@ impl Record {
 
     /// Which client authentication this request used, by what was on the wire.
     pub fn auth_method(&self) -> &'static str {
+        if self.field("client_assertion").is_some() {
+            return "private_key_jwt";
+        }
         match (self.basic.is_some(), self.form_secret.is_some()) {
             (true, false) => "client_secret_basic",
             (false, true) => "client_secret_post",
@@ -60,7 +67,17 @@ impl fmt::Debug for Record {
             .field("method", &self.method)
             .field("path", &self.path)
             .field("basic_user", &self.basic.as_ref().map(|(u, _)| u))
-            .field("form", &self.form)
+            .field(
+                "form",
+                &self
+                    .form
+                    .iter()
+                    .map(|(k, v)| match k.as_str() {
+                        "client_assertion" => (k.as_str(), "<assertion>"),
+                        _ => (k.as_str(), v.as_str()),
+                    })
+                    .collect::<Vec<_>>(),
+            )
             .field(
                 "form_secret",
                 &self.form_secret.as_ref().map(|_| "<redacted>"),
@@ -79,6 +96,12 @@ pub struct Recorder {
 impl Recorder {
     /// Forwards to `upstream` (`http://127.0.0.1:PORT`, no path).
     pub fn start(upstream: &str) -> Recorder {
+        Recorder::start_rewriting(upstream, Arc::new(|_, _| {}))
+    }
+
+    /// Like [`Recorder::start`], and every request body passes through `rewrite` (given the
+    /// path) before it is forwarded and recorded.
+    pub fn start_rewriting(upstream: &str, rewrite: Rewrite) -> Recorder {
         let target = upstream
             .strip_prefix("http://")
             .expect("upstream is http://host:port")
@@ -93,11 +116,12 @@ impl Recorder {
             for client in listener.incoming().flatten() {
                 let sink = sink.clone();
                 let to = to.clone();
+                let rewrite = rewrite.clone();
                 thread::spawn(move || {
                     let mut client = client;
                     // The record is stored before the answer goes back, so a test that got its
                     // answer finds the record.
-                    if let Some((rec, answer)) = forward(&mut client, &to) {
+                    if let Some((rec, answer)) = forward(&mut client, &to, &rewrite) {
                         sink.lock().unwrap().push(rec);
                         let _ = client.write_all(&answer);
                     }
@@ -144,7 +168,7 @@ fn header<'a>(lines: &'a [&'a str], name: &str) -> Option<&'a str> {
 }
 
 /// Forwards one request; returns what was seen and the answer to send back.
-fn forward(client: &mut TcpStream, upstream: &str) -> Option<(Record, Vec<u8>)> {
+fn forward(client: &mut TcpStream, upstream: &str, rewrite: &Rewrite) -> Option<(Record, Vec<u8>)> {
     client
         .set_read_timeout(Some(Duration::from_secs(30)))
         .ok()?;
@@ -159,6 +183,7 @@ fn forward(client: &mut TcpStream, upstream: &str) -> Option<(Record, Vec<u8>)> 
         .unwrap_or(0);
     let mut body = Zeroizing::new(vec![0u8; length]);
     client.read_exact(&mut body).ok()?;
+    rewrite(&path, &mut body);
 
     let basic = header(&lines[1..], "authorization")
         .and_then(|v| v.strip_prefix("Basic "))
@@ -195,6 +220,10 @@ fn forward(client: &mut TcpStream, upstream: &str) -> Option<(Record, Vec<u8>)> 
     for l in &lines[1..] {
         let name = l.split(':').next().unwrap_or("").trim();
         if name.eq_ignore_ascii_case("connection") || name.eq_ignore_ascii_case("keep-alive") {
+            continue;
+        }
+        if name.eq_ignore_ascii_case("content-length") {
+            out.extend_from_slice(format!("Content-Length: {}\r\n", body.len()).as_bytes());
             continue;
         }
         out.extend_from_slice(l.as_bytes());

@@ -6,6 +6,10 @@
 //! left). A token that is not a JWT is reported as opaque, with its length. The input is read
 //! from the argument, or from standard input for `-` or no argument (preferred: an argument is
 //! visible to other users of the machine in the process list), and wiped when done.
+//!
+//! A `private_key_jwt` client assertion (RFC 7523) decodes the same way, pasted alone or as the
+//! request body it was sent in (its `client_assertion` field is taken); it is labelled as one
+//! when `iss` and `sub` are the same client and it has `aud`, `jti` and `exp`.
 
 use std::fmt::Write as _;
 use std::io::Read;
@@ -26,11 +30,13 @@ usage: credvault inspect [TOKEN|-] [--json]
 Decodes a JWT access token's header and claims locally: issuer, subject, audience, scope or
 roles, issued at, expiry (UTC, local time, time left), key id and algorithm. The signature is
 not verified and nothing is sent anywhere; the token and its signature are never printed.
-A token that is not a JWT is reported as opaque.
+A token that is not a JWT is reported as opaque. A private_key_jwt client assertion (RFC 7523)
+is decoded too, and labelled as one.
 
-  TOKEN     the token (or a whole \"Bearer ...\" header value; white space around it, also
-            Unicode spaces such as a no-break space, is ignored); '-' or nothing reads standard
-            input, which keeps the token out of the process list and the shell history
+  TOKEN     the token (or a whole \"Bearer ...\" header value, or a token request body with a
+            client_assertion field; white space around it, also Unicode spaces such as a
+            no-break space, is ignored); '-' or nothing reads standard input, which keeps the
+            token out of the process list and the shell history
   --json    one JSON object on standard output, for machines (control characters, C1 and
             bidirectional controls in the claims are escaped as \\uXXXX)
   -h, --help
@@ -146,6 +152,13 @@ pub fn token_text(input: &[u8]) -> Result<&str, InputError> {
     if let Some(rest) = strip_word(t, "bearer", is_padding) {
         t = rest.trim_start_matches(is_padding);
     }
+    // A token request body: its client assertion (a JWT needs no form decoding).
+    if let Some(field) = t
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("client_assertion="))
+    {
+        t = field;
+    }
     if t.is_empty() {
         return Err(InputError::Empty);
     }
@@ -219,6 +232,15 @@ const NAMED: &[(&str, &str)] = &[
     ("jti", "token id"),
 ];
 
+/// Whether these are a client assertion's claims (RFC 7523 section 3): `iss` and `sub` the same
+/// client, with `aud`, `jti` and `exp`. An access token's `iss` is its issuer, not its subject.
+fn is_client_assertion(claims: &Map<String, Value>) -> bool {
+    matches!((claims.get("iss"), claims.get("sub")), (Some(Value::String(i)), Some(Value::String(s))) if i == s)
+        && ["aud", "jti", "exp"]
+            .iter()
+            .all(|k| claims.contains_key(*k))
+}
+
 /// Time claims, with their labels.
 const TIMES: &[(&str, &str)] = &[
     ("iat", "issued at"),
@@ -275,8 +297,13 @@ impl Report {
                 for (k, v) in claims.iter().filter(|(k, _)| !known(k)) {
                     line(&show(Some(&Value::String(k.clone()))), show(Some(v)));
                 }
+                let what = if is_client_assertion(claims) {
+                    "JWT client assertion (private_key_jwt, RFC 7523: the client's proof, not a token)"
+                } else {
+                    "JWT"
+                };
                 format!(
-                    "JWT (signature NOT verified; decoded on this machine, sent nowhere)\n{out}"
+                    "{what} (signature NOT verified; decoded on this machine, sent nowhere)\n{out}"
                 )
             }
         }
@@ -326,6 +353,7 @@ impl Report {
                 }
                 json!({
                     "format": "jwt",
+                    "kind": if is_client_assertion(claims) { "client_assertion" } else { "access_token" },
                     "verified": false,
                     "header": header,
                     "claims": claims,

@@ -3,6 +3,7 @@
 // Listens on 127.0.0.1 on a free port and prints `listening http://127.0.0.1:PORT` once ready;
 // exits when its stdin closes (so it never outlives tests/interop/run.sh).
 // Client secrets come from the environment (made up per run by run.sh); none is ever printed.
+import fs from 'node:fs';
 import http from 'node:http';
 import Provider, { errors } from 'oidc-provider';
 
@@ -14,6 +15,12 @@ const secret = (name) => {
   }
   return v;
 };
+
+// A public JWK from tests/keys (the directory is in OIDCP_KEYS_DIR), with its kid.
+const publicJwk = (name, kid) => ({
+  ...JSON.parse(fs.readFileSync(`${secret('OIDCP_KEYS_DIR')}/${name}.public.jwk.json`, 'utf8')),
+  kid,
+});
 
 const cc = { grant_types: ['client_credentials'], redirect_uris: [], response_types: [] };
 const clients = [
@@ -27,6 +34,13 @@ const clients = [
   { client_id: 'cv-no-grant', client_secret: secret('OIDCP_NOGRANT_SECRET'),
     grant_types: ['authorization_code'], redirect_uris: ['http://127.0.0.1/cb'],
     response_types: ['code'], token_endpoint_auth_method: 'client_secret_basic' },
+  // private_key_jwt (RFC 7523): one client per signing algorithm, each with its public key.
+  ...[['RS256', 'rsa2048', 'rsa-1'], ['PS256', 'rsa2048', 'rsa-1'], ['ES256', 'p256', 'ec-1']]
+    .map(([alg, key, kid]) => ({
+      ...cc, client_id: `cv-jwt-${alg.toLowerCase()}`, scope: 'payments',
+      token_endpoint_auth_method: 'private_key_jwt', token_endpoint_auth_signing_alg: alg,
+      jwks: { keys: [publicJwk(key, kid)] },
+    })),
 ];
 
 const server = http.createServer();

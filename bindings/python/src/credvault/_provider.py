@@ -291,9 +291,9 @@ class Provider:
 
     def stats(self) -> dict[str, Any]:
         """This provider's statistics (``vault_stats_json``), parsed: ``provider`` (its name in
-        the configuration file, else ``"handle:N"``), ``tokens_fetched``, ``cache_hits``,
-        ``background_refreshes``, ``background_refresh_failures``, ``retries``, ``failures``
-        (a dict by status name, e.g. ``{"VAULT_STATUS_TIMEOUT": 2}``), ``last_error``
+        the configuration file, else ``"handle:N"``), ``auth_method``, ``tokens_fetched``,
+        ``cache_hits``, ``background_refreshes``, ``background_refresh_failures``, ``retries``,
+        ``failures`` (a dict by status name, e.g. ``{"VAULT_STATUS_TIMEOUT": 2}``), ``last_error``
         (``None`` or ``{"status", "message", "at_unix_ms"}``), ``last_fetch_unix_ms``,
         ``token_remaining_s`` and ``cooldown`` (``{"active", "remaining_ms"}``). Never a secret
         or a token. Raises :class:`~credvault.InvalidHandle` once closed."""
@@ -306,15 +306,19 @@ class Provider:
         cls,
         name: str,
         client_id: str,
-        client_secret: str,
+        client_secret: Optional[str] = None,
         headers: Optional[Mapping[str, str]] = None,
         **keys: Any,
     ) -> "Provider":
         """A provider for a known identity provider (``"vipps-test"``, ``"vgs"``,
         ``"vitesse-staging"``, ... see README "Configuration"). ``headers`` are extra request
         headers, held sealed (e.g. Vipps' ``Ocp-Apim-Subscription-Key``); other keyword
-        arguments are configuration keys that override the preset (``token_url``, ``scope``...)."""
-        cfg: dict[str, Any] = {"preset": name, "client_id": client_id, "client_secret": client_secret}
+        arguments are configuration keys that override the preset (``token_url``, ``scope``...).
+        With ``auth_method="private_key_jwt"``, ``private_key`` (and ``key_id``, ``signing_alg``,
+        ``audience``) take the place of ``client_secret``, which is then left out."""
+        cfg: dict[str, Any] = {"preset": name, "client_id": client_id}
+        if client_secret is not None:
+            cfg["client_secret"] = client_secret
         if headers is not None:
             cfg["headers"] = dict(headers)
         # Handed over through a list emptied by the call itself, so that no local of this frame
