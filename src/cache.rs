@@ -371,9 +371,9 @@ impl Cache {
         )))
     }
 
-    /// Runs a background refresh claimed by [`Cache::try_hit`].
-    pub fn run_refresh(&self, fetch: impl FnOnce(Plan) -> Result<Fetched>) {
-        let _ = self.run_fetch(fetch, false);
+    /// Runs a background refresh claimed by [`Cache::try_hit`]; its outcome.
+    pub fn run_refresh(&self, fetch: impl FnOnce(Plan) -> Result<Fetched>) -> Result<()> {
+        self.run_fetch(fetch, false).map(drop)
     }
 
     /// Gives back a queued refresh that the scheduler could not take.
@@ -547,16 +547,23 @@ impl Cache {
         }
     }
 
-    /// Drops the cached token if it equals `token` (compared in constant time).
+    /// Drops the cached token if it equals `token` (compared in constant time); ends a
+    /// cool-down either way.
     pub fn invalidate_token(&self, token: &[u8]) -> bool {
         let generation = {
             let state = self.state.read();
             match &state.token {
-                Some(t) if t.token.equals(token) => t.generation,
-                _ => return false,
+                Some(t) if t.token.equals(token) => Some(t.generation),
+                _ => None,
             }
         };
-        self.invalidate(Some(generation))
+        match generation {
+            Some(g) => self.invalidate(Some(g)),
+            None => {
+                self.state.write().failure = None;
+                false
+            }
+        }
     }
 
     /// How long `token` stays servable, if it is the cached token (for bindings that hand the
