@@ -153,9 +153,9 @@ def _on_event(_userdata: Optional[int], level: int, event_json: Optional[bytes])
 
 
 #: The one C function pointer handed to the library. Made once and kept for the life of the
-#: process, never collected: the library may be calling it on another thread at the moment it
-#: is replaced (it keeps replaced callbacks for the same reason), so it must stay callable even
-#: after disable_logging().
+#: process, never collected. (vault_set_log_callback waits for the calls of the callback it
+#: replaces, so none runs after disable_logging() returns; one made per enable_logging() would
+#: still be one object per call to keep or free, for nothing.)
 _CALLBACK = _lib.LOG_CALLBACK(_on_event)
 _NO_CALLBACK = _lib.LOG_CALLBACK()  # the NULL function pointer: "remove the callback"
 
