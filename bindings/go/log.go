@@ -52,7 +52,8 @@ var (
 // are) and should not block for long: a refresh thread waits for it. It may call this package
 // (a call that would wait for a fetch returns an error instead, and events raised meanwhile are
 // dropped). A handler that panics loses that event; the panic does not cross into the library.
-// An event raised while SetLogger runs may still go to the previous logger.
+// An event raised while SetLogger runs may still go to the previous logger; once it returns, the
+// previous logger receives none and no call of it is in progress.
 func SetLogger(l *slog.Logger, min slog.Level) {
 	logMu.Lock()
 	defer logMu.Unlock()
