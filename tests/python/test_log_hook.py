@@ -145,3 +145,52 @@ def test_invalidate_with_the_token_ends_a_cooldown(idp):
         assert remember(p.token()) != old, "a new token after the cool-down was ended"
     finally:
         p.close()
+
+
+REPLACING = textwrap.dedent(
+    """
+    import logging, sys, threading, time
+    import credvault
+
+    base, secret = sys.argv[1], sys.argv[2]
+    entered, done = threading.Event(), threading.Event()
+
+    class Replacing(logging.Handler):
+        def emit(self, record):
+            if record.getMessage() == "fetch_started" and not entered.is_set():
+                entered.set()
+                time.sleep(0.3)  # meanwhile the main thread's enable_logging waits for this call
+                credvault.enable_logging(logging.getLogger("other"), logging.INFO)
+                done.set()
+
+    log = logging.getLogger("replacing")
+    log.addHandler(Replacing())
+    log.setLevel(logging.DEBUG)
+    log.propagate = False
+    credvault.enable_logging(log, logging.DEBUG)
+    p = credvault.Provider(token_url=base + "/oauth/token", client_id="demo-oauth-client",
+                           client_secret=secret)
+    threading.Thread(target=p.token, daemon=True).start()
+    assert entered.wait(30)
+    credvault.enable_logging(logging.getLogger("third"), logging.INFO)
+    assert done.wait(30)
+    credvault.disable_logging()
+    print("ok")
+    """
+)
+
+
+def test_enable_logging_from_a_handler_while_another_enable_logging_waits(idp):
+    """vault_set_log_callback waits for the calls in progress of the callback it replaces; a
+    handler calling enable_logging while another thread's enable_logging waits for that very
+    call must not deadlock on the binding's own lock."""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", REPLACING, idp.base, OAUTH_SECRET],
+            capture_output=True,
+            timeout=90,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("deadlock: enable_logging from a handler while another enable_logging waits")
+    assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
+    assert done.stdout.startswith(b"ok")
