@@ -192,6 +192,8 @@ struct State {
     token: Option<Arc<CachedToken>>,
     /// After a fetch failed with nothing left to serve: the error, returned at once until then.
     failure: Option<(Error, Instant)>,
+    /// The length of that cool-down (kept after it ran out, until a success or an invalidate).
+    cooldown: Duration,
     /// No background refresh before this (backoff after a failed one).
     next_attempt: Instant,
     /// Background refreshes failed in a row.
@@ -255,6 +257,7 @@ impl Cache {
             state: RwLock::new(State {
                 token: None,
                 failure: None,
+                cooldown: Duration::ZERO,
                 next_attempt: Instant::now(),
                 refresh_failures: 0,
                 generation: 0,
@@ -467,6 +470,7 @@ impl Cache {
                 } else {
                     let cooldown = self.cooldown_for(&e, state.lifetime);
                     state.failure = Some((e.clone(), now + cooldown));
+                    state.cooldown = cooldown;
                 }
                 Err(e)
             }
@@ -602,6 +606,18 @@ impl Cache {
             self.state.fork_release(side);
             self.flight.fork_release(side);
         }
+    }
+
+    /// The length of the cool-down the last failed fetch entered, unless a success or an
+    /// invalidate ended it since (even if it already ran out: the fetch that entered it reports
+    /// it, however late its thread gets to it); `None` for none or a zero one.
+    pub fn cooldown_entered(&self) -> Option<Duration> {
+        let state = self.state.read();
+        state
+            .failure
+            .as_ref()
+            .map(|_| state.cooldown)
+            .filter(|d| !d.is_zero())
     }
 
     /// How long the current cool-down (after a failed fetch) still lasts, if one is on.

@@ -450,14 +450,14 @@ impl Inner {
     }
 
     fn cooldown_entered(&self, e: &Error) {
-        if let Some(left) = self.cache.cooldown_left() {
+        if let Some(length) = self.cache.cooldown_entered() {
             if !self.counters.set_cooling(true) {
                 events::emit(
                     Level::Warn,
                     "cooldown_entered",
                     &self.label(),
                     serde_json::json!({
-                    "cooldown_ms": left.as_millis() as u64, "status": e.status().name(),
+                    "cooldown_ms": length.as_millis() as u64, "status": e.status().name(),
                     "message": e.message()}),
                 );
             }
