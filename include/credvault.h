@@ -299,7 +299,9 @@ vault_status vault_try_fill_authorization(struct vault_fill *fill);
 
 // Drops the cached token only if it equals `token` (the one the API rejected with 401), so that
 // callers on any thread invalidate exactly the token they used. `token` NULL drops any cached
-// token. Returns `VAULT_STATUS_OK` whether or not it was still cached.
+// token. Ends a failure cool-down in any case (during one, the token a caller holds is no longer
+// cached: any invalidate of the provider ends it). Returns `VAULT_STATUS_OK` whether or not it
+// was still cached.
 //
 // # Safety
 // `token` must be NULL or a NUL-terminated string; `err_buf` NULL or `err_len` writable bytes.
@@ -378,15 +380,21 @@ char *vault_metrics_prometheus(void);
 // `s` must be NULL or a string returned by this library and not yet freed.
 void vault_string_free(char *s);
 
-// Installs `callback` to receive the library's structured events at `min_level` and above
-// (10 debug, 20 info, 30 warning, 40 error: Python's `logging` numbers): fetch started and
-// finished with latency, retry with reason, refresh failed while still serving, cool-down
-// entered and ended, configuration (re)loaded. Each event is a NUL-terminated JSON object
-// (`level`, `event`, `provider`, and the event's fields), valid only during the call, with no
-// secret or token in it. Events are delivered on the thread that caused them with no library
-// lock held; the callback may call the library (a call that would wait for a fetch returns an
-// error instead, and events raised meanwhile on that thread are dropped). NULL removes the
-// callback. The default is no callback: nothing is logged.
+// Installs `callback` to receive the library's structured events at `min_level` and above,
+// whatever the number (10 debug, 20 info, 30 warning, 40 error: Python's `logging` numbers; 50
+// receives nothing): fetch started and finished with latency, retry with reason, refresh failed
+// while still serving, cool-down entered and ended, configuration (re)loaded. Each event is a
+// NUL-terminated JSON object (`level`, `event`, `provider`, and the event's fields), valid only
+// during the call, with no secret or token in it. Events are delivered on the thread that caused
+// them with no library lock held (one raised under a lock is delivered once it is released); the
+// callback may call the library, every function of this header and `fork` included (a call that
+// would wait for a fetch returns an error instead, and events raised meanwhile on that thread are
+// dropped). NULL removes the callback. The default is no callback: nothing is logged.
+//
+// When this returns, the callback it replaced is never entered again and no call of it is in
+// progress (it waits for them), so its `userdata` may be freed; the one exception is a call of it
+// that is itself inside `vault_set_log_callback` (a callback replacing the callback), which goes
+// on when that returns.
 //
 // # Safety
 // `callback` must be NULL or a function that can be called from any thread with `userdata`

@@ -192,6 +192,8 @@ struct State {
     token: Option<Arc<CachedToken>>,
     /// After a fetch failed with nothing left to serve: the error, returned at once until then.
     failure: Option<(Error, Instant)>,
+    /// The length of that cool-down (kept after it ran out, until a success or an invalidate).
+    cooldown: Duration,
     /// No background refresh before this (backoff after a failed one).
     next_attempt: Instant,
     /// Background refreshes failed in a row.
@@ -255,6 +257,7 @@ impl Cache {
             state: RwLock::new(State {
                 token: None,
                 failure: None,
+                cooldown: Duration::ZERO,
                 next_attempt: Instant::now(),
                 refresh_failures: 0,
                 generation: 0,
@@ -371,9 +374,9 @@ impl Cache {
         )))
     }
 
-    /// Runs a background refresh claimed by [`Cache::try_hit`].
-    pub fn run_refresh(&self, fetch: impl FnOnce(Plan) -> Result<Fetched>) {
-        let _ = self.run_fetch(fetch, false);
+    /// Runs a background refresh claimed by [`Cache::try_hit`]; its outcome.
+    pub fn run_refresh(&self, fetch: impl FnOnce(Plan) -> Result<Fetched>) -> Result<()> {
+        self.run_fetch(fetch, false).map(drop)
     }
 
     /// Gives back a queued refresh that the scheduler could not take.
@@ -467,6 +470,7 @@ impl Cache {
                 } else {
                     let cooldown = self.cooldown_for(&e, state.lifetime);
                     state.failure = Some((e.clone(), now + cooldown));
+                    state.cooldown = cooldown;
                 }
                 Err(e)
             }
@@ -547,16 +551,23 @@ impl Cache {
         }
     }
 
-    /// Drops the cached token if it equals `token` (compared in constant time).
+    /// Drops the cached token if it equals `token` (compared in constant time); ends a
+    /// cool-down either way.
     pub fn invalidate_token(&self, token: &[u8]) -> bool {
         let generation = {
             let state = self.state.read();
             match &state.token {
-                Some(t) if t.token.equals(token) => t.generation,
-                _ => return false,
+                Some(t) if t.token.equals(token) => Some(t.generation),
+                _ => None,
             }
         };
-        self.invalidate(Some(generation))
+        match generation {
+            Some(g) => self.invalidate(Some(g)),
+            None => {
+                self.state.write().failure = None;
+                false
+            }
+        }
     }
 
     /// How long `token` stays servable, if it is the cached token (for bindings that hand the
@@ -595,6 +606,18 @@ impl Cache {
             self.state.fork_release(side);
             self.flight.fork_release(side);
         }
+    }
+
+    /// The length of the cool-down the last failed fetch entered, unless a success or an
+    /// invalidate ended it since (even if it already ran out: the fetch that entered it reports
+    /// it, however late its thread gets to it); `None` for none or a zero one.
+    pub fn cooldown_entered(&self) -> Option<Duration> {
+        let state = self.state.read();
+        state
+            .failure
+            .as_ref()
+            .map(|_| state.cooldown)
+            .filter(|d| !d.is_zero())
     }
 
     /// How long the current cool-down (after a failed fetch) still lasts, if one is on.

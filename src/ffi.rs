@@ -793,7 +793,9 @@ pub unsafe extern "C" fn vault_try_fill_authorization(fill: *mut VaultFill) -> S
 
 /// Drops the cached token only if it equals `token` (the one the API rejected with 401), so that
 /// callers on any thread invalidate exactly the token they used. `token` NULL drops any cached
-/// token. Returns `VAULT_STATUS_OK` whether or not it was still cached.
+/// token. Ends a failure cool-down in any case (during one, the token a caller holds is no longer
+/// cached: any invalidate of the provider ends it). Returns `VAULT_STATUS_OK` whether or not it
+/// was still cached.
 ///
 /// # Safety
 /// `token` must be NULL or a NUL-terminated string; `err_buf` NULL or `err_len` writable bytes.
@@ -975,15 +977,21 @@ pub unsafe extern "C" fn vault_string_free(s: *mut c_char) {
     unsafe { vault_token_free(s) }
 }
 
-/// Installs `callback` to receive the library's structured events at `min_level` and above
-/// (10 debug, 20 info, 30 warning, 40 error: Python's `logging` numbers): fetch started and
-/// finished with latency, retry with reason, refresh failed while still serving, cool-down
-/// entered and ended, configuration (re)loaded. Each event is a NUL-terminated JSON object
-/// (`level`, `event`, `provider`, and the event's fields), valid only during the call, with no
-/// secret or token in it. Events are delivered on the thread that caused them with no library
-/// lock held; the callback may call the library (a call that would wait for a fetch returns an
-/// error instead, and events raised meanwhile on that thread are dropped). NULL removes the
-/// callback. The default is no callback: nothing is logged.
+/// Installs `callback` to receive the library's structured events at `min_level` and above,
+/// whatever the number (10 debug, 20 info, 30 warning, 40 error: Python's `logging` numbers; 50
+/// receives nothing): fetch started and finished with latency, retry with reason, refresh failed
+/// while still serving, cool-down entered and ended, configuration (re)loaded. Each event is a
+/// NUL-terminated JSON object (`level`, `event`, `provider`, and the event's fields), valid only
+/// during the call, with no secret or token in it. Events are delivered on the thread that caused
+/// them with no library lock held (one raised under a lock is delivered once it is released); the
+/// callback may call the library, every function of this header and `fork` included (a call that
+/// would wait for a fetch returns an error instead, and events raised meanwhile on that thread are
+/// dropped). NULL removes the callback. The default is no callback: nothing is logged.
+///
+/// When this returns, the callback it replaced is never entered again and no call of it is in
+/// progress (it waits for them), so its `userdata` may be freed; the one exception is a call of it
+/// that is itself inside `vault_set_log_callback` (a callback replacing the callback), which goes
+/// on when that returns.
 ///
 /// # Safety
 /// `callback` must be NULL or a function that can be called from any thread with `userdata`
@@ -999,13 +1007,7 @@ pub unsafe extern "C" fn vault_set_log_callback(
     // SAFETY: no err_buf.
     unsafe {
         status_call(ptr::null_mut(), 0, || {
-            let level = match min_level {
-                i32::MIN..=10 => crate::events::Level::Debug,
-                11..=20 => crate::events::Level::Info,
-                21..=30 => crate::events::Level::Warn,
-                _ => crate::events::Level::Error,
-            };
-            crate::events::set_callback(callback, level, userdata);
+            crate::events::set_callback(callback, min_level, userdata);
             Ok(())
         })
     }

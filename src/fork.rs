@@ -29,7 +29,9 @@
 //!    then its discovery cache, then its HTTP agent slot, then its counters' last error (`stats`);
 //! 6. the background refresh scheduler's state (`scheduler`; a leaf, taken on the hit path
 //!    under the handle table's read lock, never with a provider's lock held);
-//! 7. the sealing key slot (`secret`).
+//! 7. the sealing key slot (`secret`);
+//! 8. the log sink slot (`events`; a leaf, never held while user code runs or another lock is
+//!    taken).
 //!
 //! The nestings that exist: the configuration file then the handle table (`configfile::apply`
 //! registers, replaces and frees providers under it); the handle table then a cache's state
@@ -44,6 +46,7 @@
 #![cfg_attr(miri, allow(dead_code))]
 
 use crate::configfile;
+use crate::events;
 use crate::provider;
 use crate::registry;
 use crate::scheduler;
@@ -79,6 +82,7 @@ extern "C" fn prepare() {
     providers.fork_hold_each();
     scheduler::fork_hold();
     secret::fork_hold();
+    events::fork_hold();
     // SAFETY: FORKING is held by this thread (just above).
     unsafe { *FORKING.held_mut() = Some(providers) };
 }
@@ -88,6 +92,7 @@ fn finish(side: Side) {
     // this order; they are released (or, in the child, replaced) in the reverse order, once.
     unsafe {
         let providers = FORKING.held_mut().take();
+        events::fork_release(side);
         secret::fork_release(side);
         scheduler::fork_release(side);
         if let Some(p) = &providers {

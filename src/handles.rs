@@ -123,22 +123,21 @@ fn serve_token<R>(
 /// thread does not remember one.
 pub fn invalidate(handle: u64) -> Result<(), Error> {
     let last = served::last(handle);
-    registry::with(handle, |p| match last {
+    // On a reference, with no registry lock held: ending a cool-down raises an event.
+    let p = get(handle)?;
+    match last {
         Some(generation) => p.invalidate_generation(generation),
         None => p.invalidate(),
-    })
-    .map(drop)
-    .ok_or_else(invalid_handle)
+    };
+    Ok(())
 }
 
-/// Drops the cached token if it equals `token` (`None`: any cached token).
+/// Drops the cached token if it equals `token` (`None`: any cached token); ends a cool-down
+/// either way.
 pub fn invalidate_token(handle: u64, token: Option<&[u8]>) -> Result<(), Error> {
     let p = get(handle)?;
     match token {
-        Some(bytes) => match std::str::from_utf8(bytes) {
-            Ok(s) => p.invalidate_token(s),
-            Err(_) => false,
-        },
+        Some(bytes) => p.invalidate_token_bytes(bytes),
         None => p.invalidate(),
     };
     Ok(())

@@ -42,6 +42,11 @@ pub mod census {
     pub fn tokens() -> usize {
         crate::cache::count()
     }
+
+    /// Log sinks alive: the installed one and replaced ones not yet freed.
+    pub fn log_sinks() -> usize {
+        crate::events::sinks_alive()
+    }
 }
 mod memlock;
 pub mod provider;

@@ -310,9 +310,18 @@ impl Provider {
         dropped
     }
 
-    /// Drops the cached token only if it equals `token`.
+    /// Drops the cached token only if it equals `token`, and ends a cool-down (whatever the
+    /// token: during one, the token a caller was handed is no longer cached, and any invalidate
+    /// ends it, as the cool-down's message says).
     pub fn invalidate_token(&self, token: &str) -> bool {
-        self.inner.cache.invalidate_token(token.as_bytes())
+        self.invalidate_token_bytes(token.as_bytes())
+    }
+
+    /// [`Provider::invalidate_token`] for bytes (which match no token unless they are one).
+    pub(crate) fn invalidate_token_bytes(&self, token: &[u8]) -> bool {
+        let dropped = self.inner.cache.invalidate_token(token);
+        self.inner.cooldown_ended("invalidated");
+        dropped
     }
 
     /// How long `token` stays servable (until its expiry less the safety margin) if it is the
@@ -369,7 +378,11 @@ impl crate::scheduler::Refresh for Inner {
     fn run_queued_refresh(&self) {
         if self.cache.claim_queued_refresh() {
             self.counters.refresh_started();
-            self.cache.run_refresh(|plan| self.fetch(plan, true));
+            // A refresh that failed past the token's serving limit entered a cool-down: the
+            // cache reports it, whoever ran the fetch.
+            if let Err(e) = self.cache.run_refresh(|plan| self.fetch(plan, true)) {
+                self.cooldown_entered(&e);
+            }
         }
     }
 
@@ -406,19 +419,18 @@ impl Inner {
         self.client.end_fetch();
         self.counters
             .fetch_done(result.as_ref().map(|_| ()), background);
-        if events::enabled(Level::Info) {
+        // Info when it succeeded, warning when it failed: checked at the event's own level.
+        let level = match &result {
+            Ok(_) => Level::Info,
+            Err(_) => Level::Warn,
+        };
+        if events::enabled(level) {
             let latency_ms = (started.elapsed().as_secs_f64() * 1e4).round() / 10.0;
-            let (level, fields) = match &result {
-                Ok(f) => (
-                    Level::Info,
-                    serde_json::json!({"kind": kind, "ok": true,
+            let fields = match &result {
+                Ok(f) => serde_json::json!({"kind": kind, "ok": true,
                     "latency_ms": latency_ms, "lifetime_s": f.lifetime.as_secs()}),
-                ),
-                Err(e) => (
-                    Level::Warn,
-                    serde_json::json!({"kind": kind, "ok": false,
+                Err(e) => serde_json::json!({"kind": kind, "ok": false,
                     "latency_ms": latency_ms, "status": e.status().name(), "message": e.message()}),
-                ),
             };
             events::emit(level, "fetch_finished", &self.label(), fields);
         }
@@ -443,14 +455,14 @@ impl Inner {
     }
 
     fn cooldown_entered(&self, e: &Error) {
-        if let Some(left) = self.cache.cooldown_left() {
+        if let Some(length) = self.cache.cooldown_entered() {
             if !self.counters.set_cooling(true) {
                 events::emit(
                     Level::Warn,
                     "cooldown_entered",
                     &self.label(),
                     serde_json::json!({
-                    "cooldown_ms": left.as_millis() as u64, "status": e.status().name(),
+                    "cooldown_ms": length.as_millis() as u64, "status": e.status().name(),
                     "message": e.message()}),
                 );
             }

@@ -23,10 +23,68 @@
 //! Poisoning is ignored (as with parking_lot): the data these locks guard is valid after any
 //! panic, because no code under them leaves it half-updated.
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::{self as ss, PoisonError, TryLockError};
 use std::time::Instant;
+
+thread_local! {
+    /// Locks of this module this thread holds now (guards alive).
+    static HELD: Cell<u32> = const { Cell::new(0) };
+    /// Run once when this thread next holds no lock (see [`when_released`]).
+    static ON_RELEASE: Cell<Option<fn()>> = const { Cell::new(None) };
+}
+
+/// Counts a lock held by this thread for as long as it lives (a field of every guard, its last,
+/// so that it is dropped after the lock is released). When the thread's last lock is released,
+/// runs what [`when_released`] asked for: the library's rule that no lock is held while user
+/// code runs (`events` defers the log callback with it).
+struct Held(PhantomData<*const ()>);
+
+impl Held {
+    #[inline]
+    fn new() -> Held {
+        let _ = HELD.try_with(|h| h.set(h.get() + 1));
+        Held(PhantomData)
+    }
+}
+
+impl Drop for Held {
+    #[inline]
+    fn drop(&mut self) {
+        let last = HELD
+            .try_with(|h| {
+                let n = h.get().saturating_sub(1);
+                h.set(n);
+                n == 0
+            })
+            .unwrap_or(false);
+        if last && !std::thread::panicking() {
+            if let Ok(Some(f)) = ON_RELEASE.try_with(Cell::take) {
+                f();
+            }
+        }
+    }
+}
+
+/// Whether this thread holds a lock of this module now (true when it cannot tell: its
+/// thread-local storage is gone).
+#[inline]
+pub(crate) fn lock_held() -> bool {
+    HELD.try_with(|h| h.get() > 0).unwrap_or(true)
+}
+
+/// Runs `f` once, on this thread, as soon as it holds no lock of this module: at once if it
+/// holds none, else when it releases its last one. (One function at a time: a second call
+/// before the first ran replaces it.)
+pub(crate) fn when_released(f: fn()) {
+    if lock_held() {
+        let _ = ON_RELEASE.try_with(|r| r.set(Some(f)));
+    } else {
+        f();
+    }
+}
 
 /// Which process a fork handler runs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +153,7 @@ pub(crate) struct MutexGuard<'a, T> {
     lock: &'a Mutex<T>,
     /// `None` only while [`Condvar::wait_until`] has given the lock up.
     raw: Option<ss::MutexGuard<'a, ()>>,
+    _held: Held,
 }
 
 impl<T> Mutex<T> {
@@ -118,6 +177,7 @@ impl<T> Mutex<T> {
         MutexGuard {
             lock: self,
             raw: Some(raw),
+            _held: Held::new(),
         }
     }
 
@@ -132,6 +192,7 @@ impl<T> Mutex<T> {
         Some(MutexGuard {
             lock: self,
             raw: Some(raw),
+            _held: Held::new(),
         })
     }
 
@@ -283,12 +344,14 @@ unsafe impl<T: Send + Sync> Sync for RwLock<T> {}
 pub(crate) struct RwLockReadGuard<'a, T> {
     data: &'a T,
     _raw: ss::RwLockReadGuard<'a, ()>,
+    _held: Held,
 }
 
 /// Exclusive access to an [`RwLock`]'s data.
 pub(crate) struct RwLockWriteGuard<'a, T> {
     lock: &'a RwLock<T>,
     _raw: ss::RwLockWriteGuard<'a, ()>,
+    _held: Held,
 }
 
 impl<T> RwLock<T> {
@@ -313,6 +376,7 @@ impl<T> RwLock<T> {
             // SAFETY: the read lock is held for the guard's lifetime.
             data: unsafe { &*self.data.get() },
             _raw: raw,
+            _held: Held::new(),
         }
     }
 
@@ -321,6 +385,7 @@ impl<T> RwLock<T> {
         RwLockWriteGuard {
             lock: self,
             _raw: raw,
+            _held: Held::new(),
         }
     }
 
@@ -336,6 +401,7 @@ impl<T> RwLock<T> {
             // SAFETY: the read lock is held for the guard's lifetime.
             data: unsafe { &*self.data.get() },
             _raw: raw,
+            _held: Held::new(),
         })
     }
 
@@ -350,6 +416,7 @@ impl<T> RwLock<T> {
         Some(RwLockWriteGuard {
             lock: self,
             _raw: raw,
+            _held: Held::new(),
         })
     }
 

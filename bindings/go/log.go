@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"runtime/cgo"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -24,7 +23,6 @@ type logSink struct {
 }
 
 var (
-	logMu sync.Mutex
 	// current is read by every event; the C callback's userdata is a handle to it. It is one
 	// handle for the life of the process, never deleted: the library may be delivering an event
 	// to the old callback on another thread at the moment SetLogger replaces it, so a handle
@@ -52,17 +50,28 @@ var (
 // are) and should not block for long: a refresh thread waits for it. It may call this package
 // (a call that would wait for a fetch returns an error instead, and events raised meanwhile are
 // dropped). A handler that panics loses that event; the panic does not cross into the library.
-// An event raised while SetLogger runs may still go to the previous logger.
+// An event raised while SetLogger runs may still go to the previous logger; once it returns, the
+// previous logger receives none and no call of it is in progress.
 func SetLogger(l *slog.Logger, min slog.Level) {
-	logMu.Lock()
-	defer logMu.Unlock()
 	if l == nil {
 		current.Store(nil)
-		setLogCallback(0, 0)
-		return
+	} else {
+		current.Store(&logSink{l: l, min: min})
 	}
-	current.Store(&logSink{l: l, min: min})
-	setLogCallback(uintptr(sinkHandle), cLevel(min))
+	// No lock is held across the C call: it waits for the calls in progress of the callback it
+	// replaces, and one of them may be a handler calling SetLogger. Concurrent calls converge:
+	// each installs what is current, again until what it installed is still current.
+	for {
+		s := current.Load()
+		if s == nil {
+			setLogCallback(0, 0)
+		} else {
+			setLogCallback(uintptr(sinkHandle), cLevel(s.min))
+		}
+		if current.Load() == s {
+			return
+		}
+	}
 }
 
 // cLevel is the library's least level that covers slog level min.

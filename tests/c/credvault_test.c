@@ -29,6 +29,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -2189,6 +2190,93 @@ static void test_background_refresh(const void *arg)
 
 /* ------------------------------------------------------------------------------------------ */
 
+
+/* Issue 22.6: once vault_set_log_callback returns, the callback it replaced is never entered again
+ * and no call of it is running, so the host may free its userdata at once. 4 threads reload a
+ * configuration file (each reload raises config_reloaded) while the test installs a callback with
+ * malloc'd userdata, removes it and frees the userdata, round after round. A call after the free
+ * is a heap-use-after-free under AddressSanitizer (and an invalid read under valgrind); the magic
+ * number catches it natively. */
+struct log_sink {
+    unsigned magic; /* 0x5eed while installed */
+    atomic_int calls;
+};
+
+static atomic_int g_late_log_calls;
+static atomic_bool g_stop_reloading;
+
+static void log_to_sink(void *userdata, int32_t level, const char *event_json)
+{
+    (void)level;
+    (void)event_json;
+    struct log_sink *s = userdata;
+    if (s->magic != 0x5eed)
+        atomic_fetch_add(&g_late_log_calls, 1);
+    /* A call that takes a while, so that one is often in progress when the callback is replaced. */
+    struct timespec ts = {0, 20000};
+    nanosleep(&ts, NULL);
+    if (s->magic != 0x5eed)
+        atomic_fetch_add(&g_late_log_calls, 1);
+    atomic_fetch_add(&s->calls, 1);
+}
+
+static void *reload_loop(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&g_stop_reloading))
+        vault_reload_config();
+    return NULL;
+}
+
+static void test_log_callback_replaced(const void *arg)
+{
+    (void)arg;
+    char path[] = "/tmp/credvault-c-log-XXXXXX";
+    int fd = mkstemp(path);
+    if (!CHECK(fd >= 0))
+        return;
+    char json[1024];
+    int n = snprintf(json, sizeof json,
+                     "{\"providers\":{\"c-log\":{\"preset\":\"vgs\",\"token_url\":\"%s" VGS_PATH
+                     "\",\"client_id\":\"demo-vgs-client\",\"client_secret\":\"demo-vgs-secret\"}}}",
+                     g_base);
+    bool written = n > 0 && (size_t)n < sizeof json && write(fd, json, (size_t)n) == n;
+    close(fd);
+    if (!CHECK(written) || !CHECK_STATUS(vault_load_config(path), VAULT_STATUS_OK)) {
+        unlink(path);
+        return;
+    }
+    int rounds = 10 * env_int("CREDVAULT_TEST_ITERATIONS", 200, 1, 100000);
+    atomic_store(&g_late_log_calls, 0);
+    atomic_store(&g_stop_reloading, false);
+    pthread_t threads[4];
+    for (int i = 0; i < 4; i++)
+        CHECK(pthread_create(&threads[i], NULL, reload_loop, NULL) == 0);
+    long delivered = 0;
+    for (int r = 0; r < rounds; r++) {
+        struct log_sink *s = malloc(sizeof *s);
+        if (!CHECK(s != NULL))
+            break;
+        s->magic = 0x5eed;
+        atomic_init(&s->calls, 0);
+        CHECK_STATUS(vault_set_log_callback(log_to_sink, 20, s), VAULT_STATUS_OK);
+        struct timespec ts = {0, 100000};
+        nanosleep(&ts, NULL);
+        CHECK_STATUS(vault_set_log_callback(NULL, 20, NULL), VAULT_STATUS_OK);
+        delivered += atomic_load(&s->calls);
+        s->magic = 0;
+        free(s);
+    }
+    atomic_store(&g_stop_reloading, true);
+    for (int i = 0; i < 4; i++)
+        pthread_join(threads[i], NULL);
+    unlink(path);
+    if (!CHECK(atomic_load(&g_late_log_calls) == 0))
+        diag("%d calls of a callback found it freed (after the call that replaced it returned)",
+             atomic_load(&g_late_log_calls));
+    diag("%d rounds, %ld events delivered", rounds, delivered);
+}
+
 int main(void)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -2277,6 +2365,8 @@ int main(void)
              test_oauth_error_code, NULL, NULL);
     run_test("a pthread key destructor calls in after the thread's TLS is gone",
              test_thread_teardown, NULL, NULL);
+    run_test("a replaced log callback is never called again: its userdata freed at once",
+             test_log_callback_replaced, NULL, NULL);
 
     stop_idp();
     if (g_todo_failed)

@@ -165,9 +165,9 @@ def _on_event(_userdata: Optional[int], level: int, event_json: Optional[bytes])
 
 
 #: The one C function pointer handed to the library. Made once and kept for the life of the
-#: process, never collected: the library may be calling it on another thread at the moment it
-#: is replaced (it keeps replaced callbacks for the same reason), so it must stay callable even
-#: after disable_logging().
+#: process, never collected. (vault_set_log_callback waits for the calls of the callback it
+#: replaces, so none runs after disable_logging() returns; one made per enable_logging() would
+#: still be one object per call to keep or free, for nothing.)
 _CALLBACK = _lib.LOG_CALLBACK(_on_event)
 _NO_CALLBACK = _lib.LOG_CALLBACK()  # the NULL function pointer: "remove the callback"
 
@@ -189,28 +189,46 @@ def enable_logging(logger: Optional[logging.Logger] = None, level: int = logging
     thread-safe (the standard ones are) and may call credvault. Calling it again replaces the
     logger and level. Nothing is installed until this is called; :func:`disable_logging` (also
     run at interpreter exit) removes it."""
-    global _target, _atexit_registered
+    global _atexit_registered
     if logger is None:
         logger = logging.getLogger("credvault")
-    level = int(level)
+    status = _install(logger, int(level))
+    if status != _OK:
+        _install(None, 40)
+    _status_call(status, "the log callback could not be installed")
     with _install_lock:
-        _target = logger
-        status = _lib_.vault_set_log_callback(_CALLBACK, level, None)
-        if status != _OK:
-            _target = None
-        _status_call(status, "the log callback could not be installed")
         if not _atexit_registered:
             atexit.register(disable_logging)
             _atexit_registered = True
 
 
+# What the latest enable_logging/disable_logging asked for: (logger or None, level).
+_wanted: tuple[Optional[logging.Logger], int] = (None, 40)
+
+
+def _install(logger: Optional[logging.Logger], level: int) -> int:
+    """Installs (or, for None, removes) the callback for ``logger`` at ``level``. No lock is
+    held across vault_set_log_callback: it waits for the calls in progress of the callback it
+    replaces, and one of them may be a handler calling enable_logging. Concurrent calls
+    converge: each installs what was asked last, again until that is still what was asked."""
+    global _target, _wanted
+    with _install_lock:
+        _target = logger
+        _wanted = (logger, level)
+    while True:
+        want = _wanted
+        if want[0] is None:
+            status = int(_lib_.vault_set_log_callback(_NO_CALLBACK, 40, None))
+        else:
+            status = int(_lib_.vault_set_log_callback(_CALLBACK, want[1], None))
+        if _wanted is want:
+            return status
+
+
 def disable_logging() -> None:
     """Removes the log hook: the library logs nothing again. Idempotent; also run at
     interpreter exit, so that no library thread calls into a finalizing interpreter."""
-    global _target
-    with _install_lock:
-        _target = None
-        try:
-            _lib_.vault_set_log_callback(_NO_CALLBACK, 40, None)
-        except Exception:  # pragma: no cover - interpreter teardown
-            pass
+    try:
+        _install(None, 40)
+    except Exception:  # pragma: no cover - interpreter teardown
+        pass
