@@ -6,6 +6,9 @@
 # 1. Rust: `cargo package` verifies the library crate alone (no path dependency, build.rs writes
 #    only into OUT_DIR), and a program with its own global allocator builds against the packaged
 #    crate (`default-features = false`, as the README says).
+# 2. Go: a copy of bindings/go alone (what `go get` fetches: nothing of its parent directories),
+#    used by a consumer module through a `replace`, builds shared and static (-tags
+#    credvault_static) against a prefix made by bindings/install.sh, and runs.
 # Reuses the release and debug builds of the other steps (same target directory); installs into
 # target/packaging only; reaches package registries only.
 set -euo pipefail
@@ -75,3 +78,45 @@ RS
 CARGO_TARGET_DIR="$ROOT/target" cargo run --quiet --manifest-path "$CONSUMER/Cargo.toml" \
   | grep -qx "credvault $VERSION with the program's own allocator"
 echo "rust: cargo package and a dependent with its own allocator: ok"
+
+step "Go: bindings/go alone, against a prefix made by bindings/install.sh"
+cargo build --release --quiet --lib --bin credvault
+PREFIX=$OUT/prefix
+rm -rf "$PREFIX" "$OUT/go"
+bash bindings/install.sh --no-build --prefix "$PREFIX" >/dev/null
+mkdir -p "$OUT/go/consumer"
+cp -R bindings/go "$OUT/go/credvault-go"         # the module alone
+cp examples/go/token/main.go "$OUT/go/consumer/main.go"
+cat >"$OUT/go/consumer/go.mod" <<GOMOD
+module example.com/consumer
+
+go 1.26.0
+
+require github.com/credvault/credvault/bindings/go v0.0.0
+
+replace github.com/credvault/credvault/bindings/go => ../credvault-go
+GOMOD
+(
+  cd "$OUT/go/consumer"
+  # Only the installed library: no uninstalled .pc of this checkout, no path into it.
+  export PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" PKG_CONFIG_DISABLE_UNINSTALLED=1
+  export CGO_ENABLED=1 GOFLAGS=-buildvcs=false
+  unset CGO_CFLAGS CGO_LDFLAGS
+  go mod tidy >/dev/null 2>&1 || go mod tidy
+  go build -o "$OUT/go/token-shared" .
+  go build -tags credvault_static -o "$OUT/go/token-static" .
+)
+readelf -d "$OUT/go/token-shared" | grep -q 'NEEDED.*\[libcredvault\.so\.0\]' \
+  || { echo "the shared Go build does not link libcredvault.so.0" >&2; exit 1; }
+if readelf -d "$OUT/go/token-static" | grep -q 'libcredvault'; then
+  echo "the static Go build still needs libcredvault.so" >&2; exit 1
+fi
+coproc IDP { exec target/release/credvault idp --demo --exit-on-stdin-eof; }
+idp_pid=$IDP_PID
+trap 'kill "$idp_pid" 2>/dev/null || true' EXIT
+read -r -t 30 line <&"${IDP[0]}"
+base="${line##* }"
+case "$base" in http://127.0.0.1:*) ;; *) echo "unexpected idp banner: $line" >&2; exit 1 ;; esac
+LD_LIBRARY_PATH="$PREFIX/lib" "$OUT/go/token-shared" "$base" >"$OUT/go/shared.out"
+env -u LD_LIBRARY_PATH "$OUT/go/token-static" "$base" >"$OUT/go/static.out"
+echo "go: the module alone, shared and static, against the installed library: ok"
