@@ -13,19 +13,25 @@ tagged ``py3-none-<platform>`` (any CPython 3, this platform).
 The bundled copy is stripped of debug information (``strip --strip-debug``; ``objcopy`` if
 ``strip`` is missing): symbols stay, so backtraces still name functions.
 
-Where the crate is: ``$CREDVAULT_SOURCE_DIR`` if set, else two directories up from this file
-(the repository checkout), else the checkout a source distribution was made from: the crate is
-outside this folder, so an sdist cannot carry it, and records where it was made instead, so
-that ``python -m build`` (an sdist, then a wheel built from it) works in the checkout.
+Where the crate is: ``$CREDVAULT_SOURCE_DIR`` if set, else ``rust/`` beside this file (in a
+source distribution), else two directories up from this file (the repository checkout). The
+sdist carries the crate: ``rust/`` is the library crate exactly as ``cargo package -p credvault``
+publishes it (Cargo.toml, Cargo.lock, build.rs, cbindgen.toml, src/, include/, the licence), so
+it builds wherever Rust is installed, with crates from the registry and nothing else.
 ``$CREDVAULT_PREBUILT_LIB`` bundles an already built library instead of running cargo.
+
+The version is the crate's (Cargo.toml's ``[package] version``): one version for the crate, the
+C library's SONAME and this package (``credvault.__version__`` reads the installed metadata).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
+import tarfile
 from pathlib import Path
 
 from setuptools import setup
@@ -40,26 +46,33 @@ except ImportError:  # setuptools < 70.1
 
 HERE = Path(__file__).resolve().parent
 LIB = "libcredvault.so"
-# In an sdist: the checkout it was made from (see the module docstring).
-SOURCE_NOTE = "credvault-source-dir.txt"
+# In an sdist: the crate, as `cargo package` makes it (see the module docstring).
+SDIST_CRATE = "rust"
 
 
 def _crate_dir() -> Path:
     env = os.environ.get("CREDVAULT_SOURCE_DIR")
-    candidates = [Path(env)] if env else [HERE.parent.parent]
-    note = HERE / SOURCE_NOTE
-    if not env and note.is_file():
-        candidates.append(Path(note.read_text().strip()))
+    candidates = [Path(env)] if env else [HERE / SDIST_CRATE, HERE.parent.parent]
     for c in candidates:
         if (c / "Cargo.toml").is_file() and (c / "src" / "ffi.rs").is_file():
             return c
     raise SystemExit(
         "credvault: the Rust crate was not found at "
         + ", ".join(str(c) for c in candidates)
-        + ". Build from the repository checkout (pip install ./bindings/python, or "
-        "python -m build --wheel bindings/python), set CREDVAULT_SOURCE_DIR to the checkout, "
-        "or set CREDVAULT_PREBUILT_LIB to a built libcredvault.so."
+        + ". Build from the repository checkout or from the sdist (it carries the crate in "
+        f"{SDIST_CRATE}/), set CREDVAULT_SOURCE_DIR to a checkout, or set "
+        "CREDVAULT_PREBUILT_LIB to a built libcredvault.so."
     )
+
+
+def _crate_version() -> str:
+    """``[package] version`` of the crate's Cargo.toml (the one version of every package)."""
+    text = (_crate_dir() / "Cargo.toml").read_text()
+    package = re.search(r"^\[package\]\s*$(.*?)(?=^\[)", text + "\n[", re.M | re.S)
+    found = package and re.search(r'^version\s*=\s*"([^"]+)"', package.group(1), re.M)
+    if not found:
+        raise SystemExit("credvault: no [package] version in the crate's Cargo.toml")
+    return found.group(1)
 
 
 def _build_library() -> Path:
@@ -103,12 +116,40 @@ class BuildPyWithLibrary(build_py):
         _strip_debug(dest)
 
 
-class SdistWithSourceDir(sdist):
-    """An sdist that records the checkout it was made from (the crate it cannot carry)."""
+class SdistWithCrate(sdist):
+    """An sdist that carries the crate (``rust/``), as ``cargo package`` publishes it."""
 
     def make_release_tree(self, base_dir: str, files: list[str]) -> None:
         super().make_release_tree(base_dir, files)
-        Path(base_dir, SOURCE_NOTE).write_text(str(HERE.parent.parent) + "\n")
+        dest = Path(base_dir, SDIST_CRATE)
+        shutil.rmtree(dest, ignore_errors=True)
+        crate = _crate_dir()
+        if crate == HERE / SDIST_CRATE:  # an sdist made from an sdist
+            shutil.copytree(crate, dest)
+            return
+        manifest = str(crate / "Cargo.toml")
+        subprocess.run(
+            ["cargo", "package", "-p", "credvault", "--no-verify", "--allow-dirty", "--quiet",
+             "--manifest-path", manifest],
+            check=True,
+        )
+        meta = subprocess.run(
+            ["cargo", "metadata", "--format-version", "1", "--no-deps", "--manifest-path", manifest],
+            check=True, capture_output=True, text=True,
+        )
+        target = Path(json.loads(meta.stdout)["target_directory"])
+        packed = target / "package" / f"credvault-{_crate_version()}.crate"
+        dest.mkdir(parents=True)
+        with tarfile.open(packed) as tar:
+            top = f"credvault-{_crate_version()}/"
+            for member in tar.getmembers():
+                if not member.name.startswith(top) or ".." in Path(member.name).parts:
+                    continue
+                if not (member.isfile() or member.isdir()):
+                    continue
+                member.name = member.name[len(top):]
+                if member.name:
+                    tar.extract(member, dest)
 
 
 class PlatformWheel(bdist_wheel):
@@ -132,7 +173,8 @@ setup(
     cmdclass={
         "build_py": BuildPyWithLibrary,
         "bdist_wheel": PlatformWheel,
-        "sdist": SdistWithSourceDir,
+        "sdist": SdistWithCrate,
     },
     distclass=BinaryDistribution,
+    version=_crate_version(),
 )

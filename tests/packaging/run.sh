@@ -9,6 +9,9 @@
 # 2. Go: a copy of bindings/go alone (what `go get` fetches: nothing of its parent directories),
 #    used by a consumer module through a `replace`, builds shared and static (-tags
 #    credvault_static) against a prefix made by bindings/install.sh, and runs.
+# 3. Python: the sdist (`python -m build --sdist bindings/python`, as the README says) carries the
+#    crate; with the checkout's sources hidden (a private mount namespace puts empty directories
+#    over them), it installs into a fresh venv and works against the local idp.
 # Reuses the release and debug builds of the other steps (same target directory); installs into
 # target/packaging only; reaches package registries only.
 set -euo pipefail
@@ -119,4 +122,72 @@ base="${line##* }"
 case "$base" in http://127.0.0.1:*) ;; *) echo "unexpected idp banner: $line" >&2; exit 1 ;; esac
 LD_LIBRARY_PATH="$PREFIX/lib" "$OUT/go/token-shared" "$base" >"$OUT/go/shared.out"
 env -u LD_LIBRARY_PATH "$OUT/go/token-static" "$base" >"$OUT/go/static.out"
+kill "$idp_pid" 2>/dev/null || true
+wait "$idp_pid" 2>/dev/null || true
 echo "go: the module alone, shared and static, against the installed library: ok"
+
+step "Python: the sdist alone, with the checkout out of sight"
+PY=$OUT/python
+BUILD_VENV=$OUT/build-venv
+if [ ! -x "$BUILD_VENV/bin/python" ]; then
+  python3 -m venv "$BUILD_VENV"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$BUILD_VENV/bin/pip" install -q build
+fi
+rm -rf "$PY" && mkdir -p "$PY"
+"$BUILD_VENV/bin/python" -m build --sdist --outdir "$PY/dist" bindings/python >"$PY/sdist.log" 2>&1 \
+  || { cat "$PY/sdist.log" >&2; exit 1; }
+rm -rf bindings/python/build bindings/python/src/credvault.egg-info
+SDIST="$PY/dist/credvault-$VERSION.tar.gz"
+tar tzf "$SDIST" >"$PY/sdist.list"
+for f in Cargo.toml Cargo.lock build.rs cbindgen.toml src/lib.rs src/ffi.rs include/credvault.h LICENSE; do
+  grep -qx "credvault-$VERSION/rust/$f" "$PY/sdist.list" || { echo "the sdist lacks rust/$f" >&2; exit 1; }
+done
+if tar xzOf "$SDIST" | grep -aq -- "$ROOT"; then
+  echo "the sdist names this checkout ($ROOT)" >&2; exit 1
+fi
+# cargo's target directory for the sdist's build: hard links to the release build's compiled
+# crates (reused as they are); credvault itself is compiled anew, from the sdist.
+CT=$PY/cargo-target
+mkdir -p "$CT/release"
+cp -al target/release/deps target/release/build target/release/.fingerprint "$CT/release/"
+cp "$SDIST" "$PY/install-me.tar.gz"
+if unshare -m true 2>/dev/null; then
+  hide=(unshare -m) HIDE=1
+else
+  hide=() HIDE=0
+  echo "(unshare -m is not permitted here: the checkout stays visible; the sdist is still built away from it)"
+fi
+"${hide[@]}" env ROOT="$ROOT" PY="$PY" CT="$CT" HIDE="$HIDE" bash -euo pipefail -c '
+  if [ "$HIDE" = 1 ]; then
+    empty=$(mktemp -d)
+    for d in src bindings include tools; do mount --bind "$empty" "$ROOT/$d"; done
+    for f in Cargo.toml Cargo.lock build.rs cbindgen.toml; do mount --bind /dev/null "$ROOT/$f"; done
+    test ! -e "$ROOT/src/ffi.rs" && test ! -s "$ROOT/Cargo.toml"
+    echo "checkout hidden: its src, bindings, include, tools and Cargo.toml are empty for this build"
+  fi
+  cd "$PY"
+  python3 -m venv venv
+  CARGO_TARGET_DIR="$CT" PIP_DISABLE_PIP_VERSION_CHECK=1 venv/bin/pip install ./install-me.tar.gz \
+    >install.log 2>&1 || { cat install.log >&2; exit 1; }
+'
+echo "installed from the sdist: $(ls "$PY"/venv/lib/python3*/site-packages/credvault/libcredvault.so)"
+coproc PYIDP { exec target/release/credvault idp --demo --exit-on-stdin-eof; }
+pyidp_pid=$PYIDP_PID
+trap 'kill "$pyidp_pid" 2>/dev/null || true' EXIT
+read -r -t 30 line <&"${PYIDP[0]}"
+base="${line##* }"
+(cd "$PY" && env -u CREDVAULT_LIB venv/bin/python - "$base" "$VERSION") <<'PYTHON'
+import sys
+import credvault
+
+base, version = sys.argv[1], sys.argv[2]
+assert credvault.__version__ == version, (credvault.__version__, version)
+assert credvault.library_version() == version, credvault.library_version()
+assert "/venv/" in credvault.library_path(), credvault.library_path()
+with credvault.Provider(token_url=base + "/oauth/token", client_id="demo-oauth-client",
+                        client_secret="demo: secret+with%odd chars") as p:
+    assert len(p.token()) > 20
+print("python sdist:", credvault.__version__, "token ok")
+PYTHON
+kill "$pyidp_pid" 2>/dev/null || true
+echo "python: the sdist builds and works with the checkout out of sight: ok"
