@@ -3,6 +3,9 @@
 #
 #   bash tests/packaging/run.sh
 #
+# 0. The C ABI against its committed baseline (abi/credvault.abi: a removed symbol or a changed
+#    prototype fails unless the major version moved) and one version for every package
+#    (tests/packaging/abi.py).
 # 1. Rust: `cargo package` verifies the library crate alone (no path dependency, build.rs writes
 #    only into OUT_DIR), and a program with its own global allocator builds against the packaged
 #    crate (`default-features = false`, as the README says).
@@ -21,6 +24,10 @@ OUT=$ROOT/target/packaging
 mkdir -p "$OUT"
 step() { printf -- '-- %s\n' "$*"; }
 VERSION="$(sed -n 's/^version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -1)"
+
+step "the C ABI against abi/credvault.abi; one version everywhere"
+cargo build --release --quiet --lib
+python3 tests/packaging/abi.py
 
 step "cargo package -p credvault (builds the packaged crate alone)"
 cargo package -p credvault --allow-dirty --quiet 2>"$OUT/package.log" \
