@@ -20,6 +20,15 @@ publishes it (Cargo.toml, Cargo.lock, build.rs, cbindgen.toml, src/, include/, t
 it builds wherever Rust is installed, with crates from the registry and nothing else.
 ``$CREDVAULT_PREBUILT_LIB`` bundles an already built library instead of running cargo.
 
+A wheel a package index accepts: ``CREDVAULT_MANYLINUX=2.28`` (a glibc version) links the
+library for that glibc with cargo-zigbuild's ``zig cc`` (``pip install cargo-zigbuild ziglang``,
+on the PATH) and tags the wheel ``manylinux_2_28_<arch>``; ``auditwheel show`` confirms it
+(tests/packaging/run.sh). Only the link depends on the glibc: the crate is compiled as usual
+(``cargo rustc --crate-type cdylib -- -C linker=<zig cc for 2.28>``) in a target directory of its
+own, ``<target>/manylinux_2_28_<arch>``, seeded with hard links to the release build's compiled
+dependencies. Without it the wheel needs this machine's glibc and is tagged ``linux_<arch>``
+(installable here, refused by an index); the build says which tag it produced.
+
 The version is the crate's (Cargo.toml's ``[package] version``): one version for the crate, the
 C library's SONAME and this package (``credvault.__version__`` reads the installed metadata).
 """
@@ -28,6 +37,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -75,6 +85,64 @@ def _crate_version() -> str:
     return found.group(1)
 
 
+def _glibc_floor() -> tuple[int, int] | None:
+    """The glibc of ``$CREDVAULT_MANYLINUX`` (a manylinux wheel), or None (this machine's)."""
+    want = os.environ.get("CREDVAULT_MANYLINUX", "").strip()
+    if not want:
+        return None
+    m = re.fullmatch(r"(2)\.(\d+)", want)
+    if not m:
+        raise SystemExit(f"credvault: CREDVAULT_MANYLINUX={want!r} is not a glibc version like 2.28")
+    return int(m.group(1)), int(m.group(2))
+
+
+def _manylinux_tag(floor: tuple[int, int]) -> str:
+    return f"manylinux_{floor[0]}_{floor[1]}_{platform.machine()}"
+
+
+def _build_manylinux(manifest: str, target: Path, floor: tuple[int, int]) -> Path:
+    """Links libcredvault.so for glibc ``floor`` with cargo-zigbuild's zig cc (see the docstring)."""
+    zigbuild = shutil.which("cargo-zigbuild")
+    if not zigbuild:
+        raise SystemExit(
+            "credvault: CREDVAULT_MANYLINUX needs cargo-zigbuild and zig on the PATH "
+            "(pip install cargo-zigbuild ziglang)"
+        )
+    env = {**os.environ, "CARGO_TARGET_DIR": ""}
+    if not (shutil.which("zig") or "CARGO_ZIGBUILD_ZIG_PATH" in env):
+        # zig from the ziglang package installed beside cargo-zigbuild (a build's isolated
+        # environment puts a python without it first on the PATH)
+        for py in ("python3", "python"):
+            if (Path(zigbuild).parent / py).is_file():
+                env.setdefault("CARGO_ZIGBUILD_PYTHON_PATH", str(Path(zigbuild).parent / py))
+                break
+    out = target / _manylinux_tag(floor)
+    env["CARGO_TARGET_DIR"] = str(out)
+    seed = target / "release"
+    if not out.exists():
+        (out / "release").mkdir(parents=True)
+        try:  # the release build's compiled dependencies, by hard link; credvault's own are not
+            for part in ("deps", "build", ".fingerprint"):
+                if (seed / part).is_dir():
+                    shutil.copytree(
+                        seed / part, out / "release" / part, symlinks=True,
+                        copy_function=os.link, ignore=shutil.ignore_patterns("*credvault*"),
+                    )
+        except OSError:  # another file system: build them here
+            shutil.rmtree(out / "release")
+            (out / "release").mkdir()
+    linker = out / "zigcc"
+    triple = f"{platform.machine()}-linux-gnu.{floor[0]}.{floor[1]}"
+    linker.write_text(f'#!/bin/sh\nexec "{zigbuild}" zig cc -- -target {triple} -g "$@"\n')
+    linker.chmod(0o755)
+    subprocess.run(
+        ["cargo", "rustc", "--release", "--lib", "--crate-type", "cdylib",
+         "--manifest-path", manifest, "--", "-C", f"linker={linker}"],
+        check=True, env=env,
+    )
+    return out / "release" / LIB
+
+
 def _build_library() -> Path:
     prebuilt = os.environ.get("CREDVAULT_PREBUILT_LIB")
     if prebuilt:
@@ -91,6 +159,9 @@ def _build_library() -> Path:
         text=True,
     )
     target = Path(json.loads(meta.stdout)["target_directory"])
+    floor = _glibc_floor()
+    if floor:
+        return _build_manylinux(manifest, target, floor)
     return target / "release" / LIB
 
 
@@ -161,6 +232,17 @@ class PlatformWheel(bdist_wheel):
 
     def get_tag(self) -> tuple[str, str, str]:
         _, _, plat = super().get_tag()
+        floor = _glibc_floor()
+        if floor:
+            plat = _manylinux_tag(floor)
+            why = f"glibc {floor[0]}.{floor[1]} and newer (linked with cargo-zigbuild's zig cc)"
+        else:
+            why = (
+                "this machine's glibc or newer; a package index refuses it: set "
+                "CREDVAULT_MANYLINUX=2.28 with cargo-zigbuild and ziglang installed for a "
+                "manylinux_2_28 wheel"
+            )
+        print(f"credvault: wheel tag py3-none-{plat}: {why}")
         return "py3", "none", plat
 
 

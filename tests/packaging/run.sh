@@ -15,6 +15,8 @@
 # 3. Python: the sdist (`python -m build --sdist bindings/python`, as the README says) carries the
 #    crate; with the checkout's sources hidden (a private mount namespace puts empty directories
 #    over them), it installs into a fresh venv and works against the local idp.
+# 4. Python: a wheel for glibc 2.28 and newer (CREDVAULT_MANYLINUX=2.28: cargo-zigbuild's zig cc
+#    from PyPI links the library), tagged manylinux_2_28_x86_64 and confirmed by auditwheel show.
 # Reuses the release and debug builds of the other steps (same target directory); installs into
 # target/packaging only; reaches package registries only.
 set -euo pipefail
@@ -153,10 +155,11 @@ if tar xzOf "$SDIST" | grep -aq -- "$ROOT"; then
   echo "the sdist names this checkout ($ROOT)" >&2; exit 1
 fi
 # cargo's target directory for the sdist's build: hard links to the release build's compiled
-# crates (reused as they are); credvault itself is compiled anew, from the sdist.
+# dependencies (reused as they are); credvault itself is compiled anew, from the sdist.
 CT=$PY/cargo-target
 mkdir -p "$CT/release"
 cp -al target/release/deps target/release/build target/release/.fingerprint "$CT/release/"
+rm -rf "$CT"/release/{deps,build,.fingerprint}/*credvault*   # never credvault's own: from the sdist
 cp "$SDIST" "$PY/install-me.tar.gz"
 if unshare -m true 2>/dev/null; then
   hide=(unshare -m) HIDE=1
@@ -183,18 +186,49 @@ pyidp_pid=$PYIDP_PID
 trap 'kill "$pyidp_pid" 2>/dev/null || true' EXIT
 read -r -t 30 line <&"${PYIDP[0]}"
 base="${line##* }"
-(cd "$PY" && env -u CREDVAULT_LIB venv/bin/python - "$base" "$VERSION") <<'PYTHON'
+# An installed credvault package fetches a token from the idp; its version is Cargo.toml's.
+use_package() { # PYTHON (of a venv), EXPECTED library-path prefix
+  env -u CREDVAULT_LIB "$1" - "$base" "$VERSION" "$2" <<'PYTHON'
 import sys
 import credvault
 
-base, version = sys.argv[1], sys.argv[2]
+base, version, where = sys.argv[1], sys.argv[2], sys.argv[3]
 assert credvault.__version__ == version, (credvault.__version__, version)
 assert credvault.library_version() == version, credvault.library_version()
-assert "/venv/" in credvault.library_path(), credvault.library_path()
+assert credvault.library_path().startswith(where), credvault.library_path()
 with credvault.Provider(token_url=base + "/oauth/token", client_id="demo-oauth-client",
                         client_secret="demo: secret+with%odd chars") as p:
     assert len(p.token()) > 20
-print("python sdist:", credvault.__version__, "token ok")
+print("  imported", credvault.__version__, "from", credvault.library_path(), "- token ok")
 PYTHON
-kill "$pyidp_pid" 2>/dev/null || true
+}
+use_package "$PY/venv/bin/python" "$PY/venv/"
 echo "python: the sdist builds and works with the checkout out of sight: ok"
+
+step "Python: a manylinux_2_28 wheel (cargo-zigbuild and ziglang from PyPI), checked by auditwheel"
+ZV=$OUT/zig-venv
+if ! { [ -x "$ZV/bin/auditwheel" ] && [ -x "$ZV/bin/cargo-zigbuild" ] &&
+  "$ZV/bin/python" -c 'import build, ziglang' 2>/dev/null; }; then
+  rm -rf "$ZV"
+  python3 -m venv "$ZV"
+  PIP_DISABLE_PIP_VERSION_CHECK=1 "$ZV/bin/pip" install -q build ziglang cargo-zigbuild auditwheel
+fi
+rm -rf "$OUT/wheel"
+PATH="$ZV/bin:$PATH" CREDVAULT_MANYLINUX=2.28 CREDVAULT_SOURCE_DIR="$ROOT" \
+  "$ZV/bin/python" -m build --wheel --outdir "$OUT/wheel" bindings/python >"$OUT/wheel.log" 2>&1 \
+  || { cat "$OUT/wheel.log" >&2; exit 1; }
+rm -rf bindings/python/build bindings/python/src/credvault.egg-info
+grep -o 'credvault: wheel tag .*' "$OUT/wheel.log" | head -1
+WHEEL="$OUT/wheel/credvault-$VERSION-py3-none-manylinux_2_28_x86_64.whl"
+[ -f "$WHEEL" ] || { ls "$OUT/wheel" >&2; echo "no manylinux_2_28_x86_64 wheel" >&2; exit 1; }
+"$ZV/bin/auditwheel" show "$WHEEL" >"$OUT/auditwheel.txt"
+tag=$(tr '\n' ' ' <"$OUT/auditwheel.txt" | grep -o 'consistent with the following platform tag: "[^"]*"' | grep -o '"[^"]*"' | tr -d '"')
+echo "auditwheel show: consistent with $tag"
+case "$tag" in
+  manylinux_2_[0-9]_x86_64 | manylinux_2_1[0-9]_x86_64 | manylinux_2_2[0-8]_x86_64 | manylinux[12]*_x86_64) ;;
+  *) cat "$OUT/auditwheel.txt" >&2; echo "the wheel needs a glibc newer than 2.28 ($tag)" >&2; exit 1 ;;
+esac
+PIP_DISABLE_PIP_VERSION_CHECK=1 "$ZV/bin/pip" install -q --force-reinstall --no-deps "$WHEEL"
+use_package "$ZV/bin/python" "$ZV/"
+kill "$pyidp_pid" 2>/dev/null || true
+echo "python: the manylinux_2_28 wheel: ok"
