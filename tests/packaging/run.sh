@@ -214,7 +214,7 @@ if ! { [ -x "$ZV/bin/auditwheel" ] && [ -x "$ZV/bin/cargo-zigbuild" ] &&
   PIP_DISABLE_PIP_VERSION_CHECK=1 "$ZV/bin/pip" install -q build ziglang cargo-zigbuild auditwheel
 fi
 rm -rf "$OUT/wheel"
-PATH="$ZV/bin:$PATH" CREDVAULT_MANYLINUX=2.28 CREDVAULT_SOURCE_DIR="$ROOT" \
+PATH="$ZV/bin:$PATH" CREDVAULT_MANYLINUX=2.28 \
   "$ZV/bin/python" -m build --wheel --outdir "$OUT/wheel" bindings/python >"$OUT/wheel.log" 2>&1 \
   || { cat "$OUT/wheel.log" >&2; exit 1; }
 rm -rf bindings/python/build bindings/python/src/credvault.egg-info
