@@ -149,8 +149,10 @@ def _build_library() -> Path:
         return Path(prebuilt)
     crate = _crate_dir()
     manifest = str(crate / "Cargo.toml")
+    # From the sdist: exactly the dependency versions its Cargo.lock names.
+    locked = ["--locked"] if crate == HERE / SDIST_CRATE else []
     subprocess.run(
-        ["cargo", "build", "--release", "--lib", "--manifest-path", manifest], check=True
+        ["cargo", "build", "--release", "--lib", "--manifest-path", manifest, *locked], check=True
     )
     meta = subprocess.run(
         ["cargo", "metadata", "--format-version", "1", "--no-deps", "--manifest-path", manifest],

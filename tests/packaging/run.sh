@@ -177,7 +177,7 @@ fi
   fi
   cd "$PY"
   python3 -m venv venv
-  CARGO_TARGET_DIR="$CT" PIP_DISABLE_PIP_VERSION_CHECK=1 venv/bin/pip install ./install-me.tar.gz \
+  CARGO_TARGET_DIR="$CT" PIP_DISABLE_PIP_VERSION_CHECK=1 venv/bin/pip install --no-cache-dir ./install-me.tar.gz \
     >install.log 2>&1 || { cat install.log >&2; exit 1; }
 '
 echo "installed from the sdist: $(ls "$PY"/venv/lib/python3*/site-packages/credvault/libcredvault.so)"
