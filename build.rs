@@ -4,11 +4,16 @@
 //!    variant and its doc comment per status). From it this script generates, into
 //!    `$OUT_DIR/status_table.rs` (included by `error.rs`), every status's name, description and
 //!    conversion from an integer, so that a status cannot be half added.
-//! 2. `include/credvault.h`, generated from the crate's `extern "C"` items with cbindgen (the
-//!    version pinned in Cargo.toml), plus the version macros from Cargo.toml. Any cbindgen failure
-//!    fails the build: an old header is never left in place. The header is committed; the test
-//!    command regenerates it and fails if it differs from the commit.
-//! 3. The shared library's link arguments (SONAME), in their own function below.
+//! 2. The C header, `$OUT_DIR/credvault.h`, generated from the crate's `extern "C"` items with
+//!    cbindgen (the version pinned in Cargo.toml), plus the version macros from Cargo.toml. Any
+//!    cbindgen failure fails the build. The source tree is never written (packagers build from
+//!    read-only trees, and `cargo package` refuses a build that changes its sources): the
+//!    committed copies, `include/credvault.h` and `bindings/go/include/credvault.h`, are checked
+//!    against this one by tests/header.rs, and refreshed with
+//!    `CREDVAULT_UPDATE_HEADER=1 cargo test --test header`.
+//! 3. The shared library's link arguments (SONAME), in their own function below, and for use of
+//!    the uninstalled build, beside the library in `target/<profile>/` (never in the source tree):
+//!    the `libcredvault.so.0` link and `pkgconfig/credvault{,-static}-uninstalled.pc`.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -28,7 +33,7 @@ fn main() {
         status_table(&statuses),
     )
     .expect("writing status_table.rs into OUT_DIR");
-    generate_header(&crate_dir);
+    generate_header(&crate_dir, &out_dir);
 }
 
 /// One status of the list: variant, number, doc comment.
@@ -155,8 +160,8 @@ fn push_match(
     }
 }
 
-/// Generates include/credvault.h; panics (failing the build) if cbindgen fails.
-fn generate_header(crate_dir: &str) {
+/// Generates `$OUT_DIR/credvault.h`; panics (failing the build) if cbindgen fails.
+fn generate_header(crate_dir: &str, out_dir: &str) {
     let mut config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml"))
         .unwrap_or_else(|e| panic!("cbindgen.toml: {e}"));
     let v = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is set by cargo"));
@@ -177,11 +182,11 @@ fn generate_header(crate_dir: &str) {
         .generate()
         .unwrap_or_else(|e| {
             panic!(
-                "cbindgen could not generate include/credvault.h: {e}\n\
+                "cbindgen could not generate credvault.h: {e}\n\
                  (a Rust syntax error is reported here first; fix it and build again)"
             )
         });
-    bindings.write_to_file(format!("{crate_dir}/include/credvault.h"));
+    bindings.write_to_file(Path::new(out_dir).join("credvault.h"));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -215,6 +220,44 @@ fn shared_library_link_args() {
             if std::fs::symlink_metadata(&link).is_err() {
                 let _ = std::os::unix::fs::symlink("libcredvault.so", &link);
             }
+            uninstalled_pkg_config(profile_dir);
         }
     }
+}
+
+/// pkg-config's `-uninstalled` convention: with `PKG_CONFIG_PATH=target/<profile>/pkgconfig`,
+/// `pkg-config credvault` (and `credvault-static`, the static library) name this build, not an
+/// installed copy, so the Go binding's tests (`#cgo pkg-config: credvault`) run in the checkout
+/// with nothing installed. bindings/install.sh writes the installed `credvault.pc` and
+/// `credvault-static.pc`. Written only from the repository's checkout (a packaged crate, as
+/// `cargo package` verifies or a dependent builds, has no bindings to serve, and must not point
+/// the checkout's files at itself). Best effort: a read-only target directory only loses them.
+fn uninstalled_pkg_config(profile_dir: &Path) {
+    let (Ok(crate_dir), Ok(version)) = (
+        std::env::var("CARGO_MANIFEST_DIR"),
+        std::env::var("CARGO_PKG_VERSION"),
+    ) else {
+        return;
+    };
+    if !Path::new(&crate_dir).join("bindings/go/go.mod").is_file() {
+        return;
+    }
+    let dir = profile_dir.join("pkgconfig");
+    let libdir = profile_dir.display();
+    // What the static library needs from the system (bindings/install.sh has the same list).
+    let native = "-lgcc_s -lutil -lrt -lpthread -lm -ldl -lc";
+    let head = format!(
+        "libdir={libdir}\nincludedir={crate_dir}/include\n\nVersion: {version}\nCflags: -I${{includedir}}\n"
+    );
+    let shared = format!(
+        "{head}Name: credvault (uninstalled)\nDescription: credvault's C library in {libdir}\n\
+         Libs: -L${{libdir}} -lcredvault -Wl,-rpath,${{libdir}}\nLibs.private: {native}\n"
+    );
+    let static_ = format!(
+        "{head}Name: credvault-static (uninstalled)\nDescription: credvault's static C library in {libdir}\n\
+         Libs: ${{libdir}}/libcredvault.a\nLibs.private: {native}\n"
+    );
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("credvault-uninstalled.pc"), shared);
+    let _ = std::fs::write(dir.join("credvault-static-uninstalled.pc"), static_);
 }

@@ -12,6 +12,8 @@
 #   PREFIX/lib/.debug/libcredvault.a.debug            the static library's debug info
 #   PREFIX/include/credvault.h, PREFIX/include/credvault.hpp
 #   PREFIX/lib/pkgconfig/credvault.pc                 pkg-config credvault [--static]
+#   PREFIX/lib/pkgconfig/credvault-static.pc          pkg-config --static credvault-static: the
+#                                                     archive itself (Go: -tags credvault_static)
 #   PREFIX/lib/cmake/credvault/                       find_package(credvault CONFIG)
 #
 # Options: --prefix DIR (default /usr/local), --libdir DIR (default PREFIX/lib), --no-build (use
@@ -33,7 +35,7 @@ while (($#)); do
     --destdir) DESTDIR="$2"; shift 2 ;;
     --destdir=*) DESTDIR="${1#*=}"; shift ;;
     --no-build) BUILD=0; shift ;;
-    -h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -106,6 +108,23 @@ Name: credvault
 Description: OAuth 2.0 client-credentials tokens sealed in memory, cached and refreshed (C ABI)
 Version: $VERSION
 Libs: -L\${libdir} -lcredvault
+Libs.private: $NATIVE_LIBS
+Cflags: -I\${includedir}
+EOF
+
+# The static library by name: `-lcredvault` picks the shared one when both are installed, so
+# `pkg-config --static --libs credvault-static` names the archive (the Go binding's
+# `-tags credvault_static` links through it).
+cat > "$D$LIBDIR/pkgconfig/credvault-static.pc" <<EOF
+prefix=$PREFIX
+exec_prefix=\${prefix}
+libdir=$LIBDIR
+includedir=\${prefix}/include
+
+Name: credvault-static
+Description: credvault's static C library (libcredvault.a and what it needs)
+Version: $VERSION
+Libs: \${libdir}/libcredvault.a
 Libs.private: $NATIVE_LIBS
 Cflags: -I\${includedir}
 EOF
@@ -209,4 +228,4 @@ EOF
 echo "credvault $VERSION installed under $D$PREFIX:"
 echo "  $LIBDIR/{$REAL,$SONAME,libcredvault.so,libcredvault.a} (stripped; debug info in $LIBDIR/.debug/)"
 echo "  $INCLUDEDIR/{credvault.h,credvault.hpp}"
-echo "  $LIBDIR/pkgconfig/credvault.pc, $LIBDIR/cmake/credvault/"
+echo "  $LIBDIR/pkgconfig/{credvault.pc,credvault-static.pc}, $LIBDIR/cmake/credvault/"

@@ -3,8 +3,8 @@
 //!
 //! Runs without the default `zeroizing-allocator` feature so that this test can install the
 //! library's `ZeroizingAlloc` around a checking allocator of its own:
-//! `cargo test --no-default-features --features cli --test alloc_check` (`cli` builds the
-//! `credvault` command, whose `idp` the test talks to).
+//! `cargo test --no-default-features --features cli --test alloc_check` (`cli` is empty now: the
+//! `credvault` command, whose `idp` the test talks to, is the workspace member tools/cli).
 #![cfg(not(feature = "zeroizing-allocator"))]
 
 mod common;

@@ -6,6 +6,42 @@ use std::ffi::CStr;
 
 use credvault::{ffi, Status};
 
+/// The header the build generated (build.rs writes it into OUT_DIR only).
+const GENERATED: &str = include_str!(concat!(env!("OUT_DIR"), "/credvault.h"));
+
+/// The committed copies of the generated header: the C one, and the Go module's own (a module
+/// fetched by `go get` holds nothing outside bindings/go).
+const COMMITTED: [&str; 2] = ["include/credvault.h", "bindings/go/include/credvault.h"];
+
+/// The one command that refreshes the committed copies from the build.
+const REFRESH: &str = "CREDVAULT_UPDATE_HEADER=1 cargo test --test header";
+
+#[test]
+fn committed_headers_are_the_generated_one() {
+    let update = std::env::var_os("CREDVAULT_UPDATE_HEADER").is_some_and(|v| v == "1");
+    let mut stale = Vec::new();
+    for rel in COMMITTED {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(rel);
+        if !path.parent().is_some_and(|d| d.is_dir()) {
+            continue; // a packaged crate carries include/ only
+        }
+        if std::fs::read_to_string(&path).ok().as_deref() == Some(GENERATED) {
+            continue;
+        }
+        if update {
+            std::fs::write(&path, GENERATED).expect("write the refreshed header");
+            eprintln!("refreshed {rel}");
+        } else {
+            stale.push(rel);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{} differ(s) from the header the build generates: run `{REFRESH}` and commit the result",
+        stale.join(" and ")
+    );
+}
+
 fn header() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/credvault.h"))
         .expect("include/credvault.h is readable")

@@ -90,7 +90,7 @@ log "building (release library and idp, the C and Go clients, the Python venv)"
 [ "${BENCH_NO_CARGO:-0}" = 1 ] || cargo build --release --quiet --lib --bin credvault
 gcc -O2 -std=c11 -Wall -Wextra -Werror -I include "$here/c/compare.c" -L target/release -lcredvault \
     -Wl,-rpath,"$root/target/release" -lpthread -lm -o "$out/c_compare"
-(cd "$here/go" && go build -o "$out/go_compare" .)
+(cd "$here/go" && PKG_CONFIG_PATH="$root/target/release/pkgconfig" go build -o "$out/go_compare" .)
 venv="$out/venv"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 "$venv/bin/pip" install --quiet -r "$here/requirements.txt"

@@ -27,9 +27,12 @@
 package credvault
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../../include
-#cgo !credvault_static LDFLAGS: -L${SRCDIR}/../../target/release -lcredvault -Wl,-rpath,${SRCDIR}/../../target/release
-#cgo credvault_static LDFLAGS: ${SRCDIR}/../../target/release/libcredvault.a -lpthread -ldl -lm
+#cgo CFLAGS: -I${SRCDIR}/include
+#cgo !credvault_static pkg-config: credvault
+#cgo credvault_static pkg-config: --static credvault-static
+// Go's build cache keys a package on its CFLAGS, not on pkg-config's output: this define keeps
+// the static build's cached package apart from the shared one's.
+#cgo credvault_static CFLAGS: -DCREDVAULT_GO_STATIC=1
 #include <stdlib.h>
 #include <string.h>
 #include "credvault.h"

@@ -1,6 +1,6 @@
 package credvault
 
-// #cgo CFLAGS: -I${SRCDIR}/../../include
+// #cgo CFLAGS: -I${SRCDIR}/include
 // #include <stdlib.h>
 // #include "credvault.h"
 import "C"

@@ -80,6 +80,38 @@ pub fn assert_events_hold_no_secret() -> usize {
     SEEN.load(Ordering::Relaxed)
 }
 
+/// The `credvault` binary (the `credvault-cli` package, tools/cli). Its own tests get it from
+/// Cargo; the library's tests and benchmarks find it beside their own executable's directory
+/// (`target/<profile>/deps/TEST` -> `target/<profile>/credvault`): `cargo test` and
+/// `cargo build` at the workspace root build it, a narrower `cargo test --test NAME` does not
+/// (`cargo build -p credvault-cli` then). `$CREDVAULT_BIN` overrides both.
+pub fn credvault_bin() -> std::path::PathBuf {
+    if let Some(own) = option_env!("CARGO_BIN_EXE_credvault") {
+        return own.into();
+    }
+    if let Some(bin) = std::env::var_os("CREDVAULT_BIN") {
+        return bin.into();
+    }
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("a test runs from target/<profile>/deps");
+    let bin = profile_dir.join("credvault");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build -p credvault-cli{}` (a plain `cargo test` at \
+         the workspace root builds it)",
+        bin.display(),
+        if profile_dir.ends_with("release") {
+            " --release"
+        } else {
+            ""
+        }
+    );
+    bin
+}
+
 /// A running `credvault idp`, killed when dropped (and exiting by itself if we die: its stdin
 /// is a pipe from us and it runs with `--exit-on-stdin-eof`).
 pub struct Idp {
@@ -104,7 +136,7 @@ impl Idp {
     /// `client` (certificate and key PEM files) when given.
     pub fn start_tls(extra: &[&str], ca_pem: Option<&str>, client: Option<(&str, &str)>) -> Idp {
         watch_events();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_credvault"))
+        let mut child = Command::new(credvault_bin())
             .arg("idp")
             .arg("--exit-on-stdin-eof")
             .args(extra)

@@ -18,10 +18,10 @@ use serde_json::Value;
 
 // The command's own source: what `credvault inspect` does with its input (target `cli_input`).
 #[allow(unused)]
-#[path = "../../src/bin/credvault/cli.rs"]
+#[path = "../../tools/cli/src/cli.rs"]
 mod cli;
 #[allow(unused)]
-#[path = "../../src/bin/credvault/inspect.rs"]
+#[path = "../../tools/cli/src/inspect.rs"]
 mod inspect;
 
 /// A fuzz target's entry point.
@@ -212,7 +212,7 @@ pub fn ffi_config(data: &[u8]) {
 }
 
 /// `credvault inspect` on the bytes as standard input or an argument gives them
-/// (src/bin/credvault/inspect.rs: `token_text`, then `inspect` and both outputs). Never panics
+/// (tools/cli/src/inspect.rs: `token_text`, then `inspect` and both outputs). Never panics
 /// (issue 22 item 5: `Bearer` and a no-break space cut inside the character); the token found
 /// has no padding around it and never shows in the output; the text has no control character
 /// but its newlines and no bidirectional control; the JSON parses back to the same value and

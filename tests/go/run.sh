@@ -16,6 +16,9 @@ command -v go >/dev/null || { echo "tests/go/run.sh: go is required" >&2; exit 2
 # The library (shared and static) and the idp binary; a no-op when an earlier step built them.
 cargo build --release --quiet
 export CREDVAULT_BIN="$root/target/release/credvault"
+# `#cgo pkg-config: credvault` (and credvault-static) find this build, nothing installed: build.rs
+# writes credvault-uninstalled.pc there (pkg-config's -uninstalled convention).
+export PKG_CONFIG_PATH="$root/target/release/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 
 cd "$root/bindings/go"
 go mod download

@@ -45,10 +45,12 @@ rm -rf "$DIST" bindings/python/build bindings/python/src/credvault.egg-info
 rm -rf bindings/python/build bindings/python/src/credvault.egg-info
 WHEEL=$(ls "$DIST"/credvault-*.whl)
 echo "built $(basename "$WHEEL")"
-# Plain `python -m build` (an sdist, then a wheel built from it) works in the checkout too.
+# Plain `python -m build` (an sdist, then a wheel built from it) works in the checkout too; with
+# CREDVAULT_SOURCE_DIR the wheel reuses target/release instead of building the sdist's crate
+# afresh (tests/packaging/run.sh builds the sdist alone, the checkout hidden).
 SDIST_OUT=target/python/sdist-check
 rm -rf "$SDIST_OUT"
-"$BUILD_VENV/bin/python" -m build --outdir "$SDIST_OUT" bindings/python >target/python/sdist.log 2>&1 \
+CREDVAULT_SOURCE_DIR="$ROOT" "$BUILD_VENV/bin/python" -m build --outdir "$SDIST_OUT" bindings/python >target/python/sdist.log 2>&1 \
   || { cat target/python/sdist.log; exit 1; }
 rm -rf bindings/python/build bindings/python/src/credvault.egg-info
 ls "$SDIST_OUT"/credvault-*.tar.gz "$SDIST_OUT"/credvault-*.whl >/dev/null

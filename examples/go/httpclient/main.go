@@ -1,7 +1,7 @@
 // Calls an API with credvault's tokens through net/http: once with x/oauth2's client and the
 // binding's TokenSource, once with the binding's Transport (which retries once on 401).
 //
-//	cargo build --release
+//	cargo build --release; export PKG_CONFIG_PATH=$PWD/target/release/pkgconfig
 //	target/release/credvault idp --demo
 //	cd examples/go && go run ./httpclient http://127.0.0.1:PORT
 //

@@ -1,7 +1,7 @@
 // Gets a token from the local identity provider and shows what the binding returns, without
 // printing the token itself.
 //
-//	cargo build --release
+//	cargo build --release; export PKG_CONFIG_PATH=$PWD/target/release/pkgconfig
 //	target/release/credvault idp --demo    # prints "credvault-idp listening on http://127.0.0.1:PORT"
 //	cd examples/go && go run ./token http://127.0.0.1:PORT
 package main

@@ -98,7 +98,12 @@ __all__ = [
     "__version__",
 ]
 
-__version__ = "0.1.0"
+try:  # the installed package's metadata: the crate's version, never written here by hand
+    from importlib.metadata import PackageNotFoundError as _NotFound, version as _version
+
+    __version__ = _version("credvault")
+except _NotFound:  # pragma: no cover - imported from a source tree, not installed
+    __version__ = "0+unknown"
 
 
 def library_version() -> str:

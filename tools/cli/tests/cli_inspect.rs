@@ -1,6 +1,7 @@
 //! `credvault inspect`: the command as a user runs it (standard input, arguments, exit codes),
 //! on a token made here and on a real token from the local identity provider.
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use std::io::Write;

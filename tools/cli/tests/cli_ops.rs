@@ -2,6 +2,7 @@
 //! file and the local identity provider, with their failures and exit codes, and never a secret
 //! or a token where it does not belong.
 
+#[path = "../../../tests/common/mod.rs"]
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
