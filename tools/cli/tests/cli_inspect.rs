@@ -248,7 +248,7 @@ fn decodes_a_client_assertion_and_says_what_it_is() {
     // travels in (issue 25): decoded like a token, labelled as a client assertion.
     let pem = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/tests/keys/p256.pkcs8.pem"
+        "/../../tests/keys/p256.pkcs8.pem"
     ))
     .unwrap();
     let key = credvault::jwt::AssertionKey::new(

@@ -415,7 +415,7 @@ fn check_accepts_a_private_key_jwt_provider_with_a_key_file_reference() {
     // Issue 25: the new keys in a configuration file, the key as a {"file"} reference.
     let idp = Idp::start();
     let files = Files::new("check-jwt");
-    let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys");
+    let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/keys");
     let mut jwk: Value = serde_json::from_str(
         &std::fs::read_to_string(format!("{keys}/rsa2048.public.jwk.json")).unwrap(),
     )
