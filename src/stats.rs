@@ -63,6 +63,16 @@ const FAILURE_STATUSES: [Status; 12] = [
     Status::Internal,
 ];
 
+/// Who runs a fetch: a caller with nothing servable, who waits for it, or a background refresh
+/// ahead of expiry, while the current token is still served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetcher {
+    /// A caller's fetch (the slow path): nothing servable, the caller waits for the result.
+    Caller,
+    /// A background refresh, run by a scheduler worker.
+    Refresh,
+}
+
 /// The counters of one provider.
 #[derive(Default)]
 pub struct Counters {
@@ -107,15 +117,15 @@ impl Counters {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A fetch ended (`background` for a refresh).
-    pub fn fetch_done(&self, result: Result<(), &Error>, background: bool) {
+    /// A fetch ended (a background refresh failing is also counted as such).
+    pub fn fetch_done(&self, result: Result<(), &Error>, by: Fetcher) {
         match result {
             Ok(()) => {
                 self.fetched.fetch_add(1, Ordering::Relaxed);
                 self.last_fetch_ms.store(unix_ms(), Ordering::Relaxed);
             }
             Err(e) => {
-                if background {
+                if by == Fetcher::Refresh {
                     self.refresh_failures.fetch_add(1, Ordering::Relaxed);
                 }
                 let i = FAILURE_STATUSES
