@@ -33,6 +33,7 @@ thread_local! {
 }
 
 impl HitCounter {
+    /// Adds one, in the slot of this thread's shard.
     #[inline]
     pub fn add(&self) {
         let slots = self.slots.get_or_init(Default::default);
@@ -40,6 +41,7 @@ impl HitCounter {
         slots[i].0.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The sum of every slot.
     pub fn get(&self) -> u64 {
         self.slots
             .get()
@@ -180,13 +182,19 @@ impl Counters {
 /// The counters of a provider at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
+    /// Tokens served from the cache.
     pub cache_hits: u64,
+    /// Fetches that succeeded (a caller's or a background refresh).
     pub tokens_fetched: u64,
+    /// Background refreshes started.
     pub background_refreshes: u64,
+    /// Background refreshes that failed.
     pub background_refresh_failures: u64,
+    /// Attempts of a fetch after its first.
     pub retries: u64,
     /// Failed fetches by status (only statuses seen).
     pub failures: Vec<(Status, u64)>,
+    /// When the last fetch succeeded (Unix ms).
     pub last_fetch_unix_ms: Option<u64>,
     /// Status, message, when (Unix ms).
     pub last_error: Option<(Status, String, u64)>,
@@ -201,6 +209,7 @@ pub struct Stats {
     pub endpoint: String,
     /// The configured client id (not a secret).
     pub client_id: String,
+    /// Its counters.
     pub counters: Snapshot,
     /// Seconds the cached token is still served, if one is cached.
     pub token_remaining_s: Option<f64>,
