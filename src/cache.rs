@@ -22,6 +22,7 @@ use crate::config::RefreshPolicy;
 use crate::endpoint::{Backoff, Fetched, Plan};
 use crate::error::{Error, Result};
 use crate::secret::{random_fraction, Sealed};
+use crate::stats::Fetcher;
 use crate::sync::{Condvar, Mutex, RwLock, Side};
 
 /// Cached tokens alive (in a cache, a fetch result, or a thread's memo).
@@ -335,7 +336,7 @@ impl Cache {
                 .is_ok()
             {
                 drop(flight);
-                return self.run_fetch(fetch, true);
+                return self.run_fetch(fetch, Fetcher::Caller);
             }
             // Another fetch is in flight: wait for it and take its result.
             let seen = flight.completed;
@@ -376,7 +377,7 @@ impl Cache {
 
     /// Runs a background refresh claimed by [`Cache::try_hit`]; its outcome.
     pub fn run_refresh(&self, fetch: impl FnOnce(Plan) -> Result<Fetched>) -> Result<()> {
-        self.run_fetch(fetch, false).map(drop)
+        self.run_fetch(fetch, Fetcher::Refresh).map(drop)
     }
 
     /// Gives back a queued refresh that the scheduler could not take.
@@ -416,7 +417,7 @@ impl Cache {
     fn run_fetch(
         &self,
         fetch: impl FnOnce(Plan) -> Result<Fetched>,
-        foreground: bool,
+        by: Fetcher,
     ) -> Result<Arc<CachedToken>> {
         // A background refresh retries on the same schedule and deadline as a caller's fetch
         // (`endpoint::with_retries`); past its token's serving limit, callers wait for it.
@@ -425,7 +426,7 @@ impl Cache {
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| fetch(plan)))
             .unwrap_or_else(|_| Err(Error::internal("a token fetch panicked")));
-        let result = self.store(outcome, foreground);
+        let result = self.store(outcome, by);
         let mut flight = self.flight.lock();
         flight.completed = flight.completed.wrapping_add(1);
         flight.last = Some(result.clone());
@@ -434,14 +435,14 @@ impl Cache {
         result
     }
 
-    fn store(&self, outcome: Result<Fetched>, foreground: bool) -> Result<Arc<CachedToken>> {
+    fn store(&self, outcome: Result<Fetched>, by: Fetcher) -> Result<Arc<CachedToken>> {
         let mut state = self.state.write();
         let now = Instant::now();
         match outcome {
             Ok(f) => {
                 state.generation += 1;
                 state.lifetime = Some(f.lifetime);
-                let token = Arc::new(self.schedule(f, state.generation, foreground));
+                let token = Arc::new(self.schedule(f, state.generation, by == Fetcher::Caller));
                 state.token = Some(token.clone());
                 self.watch.bump();
                 state.failure = None;
@@ -452,7 +453,8 @@ impl Cache {
             Err(e) => {
                 let still_servable = state.token.as_ref().is_some_and(|t| now < t.serve_until);
                 let serve_until = state.token.as_ref().map(|t| t.serve_until);
-                if let (true, false, Some(serve_until)) = (still_servable, foreground, serve_until)
+                if let (true, Fetcher::Refresh, Some(serve_until)) =
+                    (still_servable, by, serve_until)
                 {
                     // Static stability: keep serving, try again after a backoff that leaves
                     // room for more attempts before the serving limit, but never sooner than

@@ -73,9 +73,13 @@ static FINGERPRINT_KEY: once_cell::sync::Lazy<Option<hmac::Key>> =
 /// What a load or reload did, by provider name.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Changes {
+    /// Providers new in the file.
     pub added: Vec<String>,
+    /// Providers whose settings changed (same handle, new provider).
     pub changed: Vec<String>,
+    /// Providers whose settings are the same (same handle, same provider and token).
     pub unchanged: Vec<String>,
+    /// Providers no longer in the file (freed).
     pub removed: Vec<String>,
 }
 

@@ -34,13 +34,18 @@ use crate::sync::{Condvar, Mutex, Side};
 #[repr(i32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// Detail for debugging (Python's `logging.DEBUG`).
     Debug = 10,
+    /// Normal operation (`logging.INFO`).
     Info = 20,
+    /// A failure or a degraded state worth attention (`logging.WARNING`).
     Warn = 30,
+    /// A failure that needs action (`logging.ERROR`).
     Error = 40,
 }
 
 impl Level {
+    /// The level's name in an event (`"debug"`, `"info"`, `"warning"`, `"error"`).
     pub fn name(self) -> &'static str {
         match self {
             Level::Debug => "debug",

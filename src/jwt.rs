@@ -70,7 +70,9 @@ impl SigningAlg {
 /// What kind of key a `private_key` holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum KeyType {
+    /// An RSA key (`RS256`, `PS256`).
     Rsa,
+    /// An EC P-256 key (`ES256`).
     Ec,
 }
 
@@ -88,8 +90,11 @@ pub enum Audience {
 /// A client's signing key: its text sealed, its type and algorithm, its `kid`.
 pub struct AssertionKey {
     sealed: Sealed,
+    /// The signing algorithm.
     pub alg: SigningAlg,
+    /// The `kid` of the assertion's header, if any.
     pub key_id: Option<String>,
+    /// What the assertion's `aud` is.
     pub audience: Audience,
 }
 

@@ -14,7 +14,7 @@ use crate::discovery::Discovery;
 use crate::endpoint::{with_retries, Client, Fetched, NotBefore, Plan};
 use crate::error::{Error, Result, Status};
 use crate::events::{self, Level};
-use crate::stats::{Counters, Stats};
+use crate::stats::{Counters, Fetcher, Stats};
 use crate::sync::{Mutex, Side};
 
 struct Inner {
@@ -233,7 +233,7 @@ impl Provider {
         let mut ran_fetch = false;
         let result = inner.cache.get_blocking(|plan| {
             ran_fetch = true;
-            inner.fetch(plan, false)
+            inner.fetch(plan, Fetcher::Caller)
         });
         if let (Err(e), true) = (&result, ran_fetch) {
             inner.cooldown_entered(e);
@@ -380,7 +380,10 @@ impl crate::scheduler::Refresh for Inner {
             self.counters.refresh_started();
             // A refresh that failed past the token's serving limit entered a cool-down: the
             // cache reports it, whoever ran the fetch.
-            if let Err(e) = self.cache.run_refresh(|plan| self.fetch(plan, true)) {
+            if let Err(e) = self
+                .cache
+                .run_refresh(|plan| self.fetch(plan, Fetcher::Refresh))
+            {
                 self.cooldown_entered(&e);
             }
         }
@@ -401,11 +404,14 @@ impl Inner {
 
     /// One fetch with retries inside the deadline: discover the endpoint if needed, request.
     /// Counted, and reported to the log hook (no lock is held here).
-    fn fetch(&self, plan: Plan, background: bool) -> Result<Fetched> {
-        if !background {
+    fn fetch(&self, plan: Plan, by: Fetcher) -> Result<Fetched> {
+        if by == Fetcher::Caller {
             self.cooldown_ended("expired");
         }
-        let kind = if background { "refresh" } else { "fetch" };
+        let kind = match by {
+            Fetcher::Caller => "fetch",
+            Fetcher::Refresh => "refresh",
+        };
         if events::enabled(Level::Debug) {
             events::emit(
                 Level::Debug,
@@ -417,8 +423,7 @@ impl Inner {
         let started = Instant::now();
         let result = self.fetch_once(plan);
         self.client.end_fetch();
-        self.counters
-            .fetch_done(result.as_ref().map(|_| ()), background);
+        self.counters.fetch_done(result.as_ref().map(|_| ()), by);
         // Info when it succeeded, warning when it failed: checked at the event's own level.
         let level = match &result {
             Ok(_) => Level::Info,
@@ -440,7 +445,7 @@ impl Inner {
                 .schedule_info()
                 .map(|(_, _, serve)| serve)
                 .filter(|d| !d.is_zero());
-            if let (true, Some(left)) = (background, serving) {
+            if let (Fetcher::Refresh, Some(left)) = (by, serving) {
                 events::emit(
                     Level::Warn,
                     "refresh_failed",

@@ -363,6 +363,7 @@ pub fn reset_peaks() {
     PEAK_PER_ENDPOINT.store(s.busy(), Ordering::Release);
 }
 
+/// The scheduler's state now (see [`Stats`]).
 pub fn stats() -> Stats {
     let s = STATE.lock();
     Stats {

@@ -296,14 +296,17 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub struct SecretString(Zeroizing<String>);
 
 impl SecretString {
+    /// Takes `s`; it is wiped when this is dropped.
     pub fn new(s: String) -> Self {
         SecretString(Zeroizing::new(s))
     }
 
+    /// The secret itself.
     pub fn expose(&self) -> &str {
         &self.0
     }
 
+    /// The secret sealed under the process key.
     pub fn seal(&self) -> Result<Sealed> {
         Sealed::seal(self.0.as_bytes())
     }

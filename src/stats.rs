@@ -33,6 +33,7 @@ thread_local! {
 }
 
 impl HitCounter {
+    /// Adds one, in the slot of this thread's shard.
     #[inline]
     pub fn add(&self) {
         let slots = self.slots.get_or_init(Default::default);
@@ -40,6 +41,7 @@ impl HitCounter {
         slots[i].0.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// The sum of every slot.
     pub fn get(&self) -> u64 {
         self.slots
             .get()
@@ -62,6 +64,16 @@ const FAILURE_STATUSES: [Status; 12] = [
     Status::DiscoveryFailed,
     Status::Internal,
 ];
+
+/// Who runs a fetch: a caller with nothing servable, who waits for it, or a background refresh
+/// ahead of expiry, while the current token is still served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fetcher {
+    /// A caller's fetch (the slow path): nothing servable, the caller waits for the result.
+    Caller,
+    /// A background refresh, run by a scheduler worker.
+    Refresh,
+}
 
 /// The counters of one provider.
 #[derive(Default)]
@@ -107,15 +119,15 @@ impl Counters {
         self.retries.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A fetch ended (`background` for a refresh).
-    pub fn fetch_done(&self, result: Result<(), &Error>, background: bool) {
+    /// A fetch ended (a background refresh failing is also counted as such).
+    pub fn fetch_done(&self, result: Result<(), &Error>, by: Fetcher) {
         match result {
             Ok(()) => {
                 self.fetched.fetch_add(1, Ordering::Relaxed);
                 self.last_fetch_ms.store(unix_ms(), Ordering::Relaxed);
             }
             Err(e) => {
-                if background {
+                if by == Fetcher::Refresh {
                     self.refresh_failures.fetch_add(1, Ordering::Relaxed);
                 }
                 let i = FAILURE_STATUSES
@@ -170,13 +182,19 @@ impl Counters {
 /// The counters of a provider at one moment.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Snapshot {
+    /// Tokens served from the cache.
     pub cache_hits: u64,
+    /// Fetches that succeeded (a caller's or a background refresh).
     pub tokens_fetched: u64,
+    /// Background refreshes started.
     pub background_refreshes: u64,
+    /// Background refreshes that failed.
     pub background_refresh_failures: u64,
+    /// Attempts of a fetch after its first.
     pub retries: u64,
     /// Failed fetches by status (only statuses seen).
     pub failures: Vec<(Status, u64)>,
+    /// When the last fetch succeeded (Unix ms).
     pub last_fetch_unix_ms: Option<u64>,
     /// Status, message, when (Unix ms).
     pub last_error: Option<(Status, String, u64)>,
@@ -193,6 +211,7 @@ pub struct Stats {
     pub client_id: String,
     /// How the client authenticates (`client_secret_basic`, `private_key_jwt`, ...).
     pub auth_method: &'static str,
+    /// Its counters.
     pub counters: Snapshot,
     /// Seconds the cached token is still served, if one is cached.
     pub token_remaining_s: Option<f64>,

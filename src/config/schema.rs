@@ -22,6 +22,7 @@ pub enum AuthMethod {
 }
 
 impl AuthMethod {
+    /// The method's name in the configuration (`auth_method`).
     pub fn name(self) -> &'static str {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
@@ -86,21 +87,29 @@ impl Default for RefreshPolicy {
 /// A validated provider configuration. Secrets are sealed; `Debug` shows none of them.
 #[derive(Debug)]
 pub struct Config {
+    /// The name of the preset the configuration starts from, if any.
     pub preset: Option<&'static str>,
+    /// Where the token endpoint is: a fixed URL, or an issuer's metadata.
     pub endpoint: EndpointSource,
+    /// The client id (not a secret).
     pub client_id: String,
     /// The client secret; `None` with `private_key_jwt`, which has a key instead.
     pub client_secret: Option<Sealed>,
+    /// How the client authenticates to the token endpoint.
     pub auth_method: AuthMethod,
     /// The signing key and assertion settings of `private_key_jwt`.
     pub assertion: Option<AssertionKey>,
+    /// How id and secret are encoded into the Basic credentials.
     pub basic_encoding: BasicEncoding,
+    /// The scope requested in the form body (never with the `headers` method).
     pub scope: Option<String>,
     /// Extra request headers, values sealed.
     pub headers: Vec<(String, Sealed)>,
     /// Timeout of one HTTP request.
     pub timeout: Duration,
+    /// When tokens are refreshed, and how failures are retried and cooled down.
     pub refresh: RefreshPolicy,
+    /// TLS and proxy settings.
     pub transport: Transport,
 }
 

@@ -13,7 +13,12 @@ pub enum ProxySetting {
     /// No proxy, whatever the environment says (`"proxy": "none"`).
     Off,
     /// This CONNECT proxy, bypassed for the `no_proxy` entries.
-    Url { url: String, no_proxy: Vec<String> },
+    Url {
+        /// The proxy's URL (`http://` or `https://`).
+        url: String,
+        /// Hosts reached without the proxy.
+        no_proxy: Vec<String>,
+    },
 }
 
 /// TLS and proxy settings.
@@ -24,6 +29,7 @@ pub struct Transport {
     pub ca_only: bool,
     /// Client certificate chain and key for mutual TLS (RFC 8705).
     pub client_cert: Option<ureq::tls::ClientCert>,
+    /// Where requests go through.
     pub proxy: ProxySetting,
 }
 
