@@ -547,8 +547,8 @@ fn vgs_credentials_yaml_scalar_forms() {
 }
 
 /// Issue 26.9: the credentials file on a Kubernetes secret mount (0644) is refused by default,
-/// and the refusal says how to accept it: the object form, which the README documents beside
-/// the plain path.
+/// and the refusal says how to accept it: the object form, which docs/OPERATIONS.md documents
+/// beside the plain path.
 #[test]
 fn vgs_credentials_on_a_shared_mount() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -571,10 +571,10 @@ fn vgs_credentials_on_a_shared_mount() {
     dir.write("credvault.json", &cfg.to_string(), 0o600);
     configfile::load(&path).expect("the object form");
     configfile::provider("vgs").unwrap().token().expect("token");
-    let readme = include_str!("../README.md");
+    let ops = include_str!("../docs/OPERATIONS.md");
     assert!(
-        readme.contains(r#""vgs_credentials_file": {"file": "#),
-        "the README shows the object form"
+        ops.contains(r#""vgs_credentials_file": {"file": "#),
+        "docs/OPERATIONS.md shows the object form"
     );
 }
 

@@ -15,6 +15,9 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 
+step "documents: every relative link leads to a file (and heading) of the repository"
+python3 tests/links.py
+
 # The committed C headers (include/, bindings/go/include/) against the one the build generates
 # into OUT_DIR: tests/header.rs, in `cargo test` below.
 step "Rust unit and integration tests"
