@@ -190,7 +190,7 @@ fn generate_header(crate_dir: &str, out_dir: &str) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Shared library packaging (issue 13, the C/C++ packaging; kept apart from the header generation
+// Shared library packaging (the C/C++ packaging; kept apart from the header generation
 // above). ELF only: the SONAME `libcredvault.so.0`, the C ABI's major version (bindings/install.sh
 // installs libcredvault.so.0.1.0 and the symlinks .so.0 and .so). Reaches only the cdylib link,
 // never the rlib, the staticlib, the tests or the binaries.

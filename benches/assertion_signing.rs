@@ -1,4 +1,4 @@
-//! What `private_key_jwt` costs (issue 25): signing one client assertion (open the sealed key,
+//! What `private_key_jwt` costs: signing one client assertion (open the sealed key,
 //! parse it, sign, drop the key: `AssertionKey::sign`) for RS256, PS256 and ES256, and a whole
 //! fetch from the local idp with each, beside a fetch with a client secret. The assertion is
 //! signed once per token request, never on a cached hit.

@@ -18,7 +18,7 @@
 //!   far steadier than one computed from two criterion groups measured seconds apart. It runs
 //!   with no filter or with the filter `paired` (`cargo bench --bench hit_path -- paired`).
 //!   It also times, interleaved the same way, an uncontended read lock and unlock of parking_lot's
-//!   `RwLock` and of std's (what `src/sync.rs` uses since issue 9.1), and the hit through the
+//!   `RwLock` and of std's (what `src/sync.rs` uses), and the hit through the
 //!   registry: `vault_get_token_into` on 9 providers in turn, one more than a thread's memo holds
 //!   (8), so that no call finds its provider in the memo and every one takes the registry's and
 //!   the cache's read locks and refills the memo.
@@ -199,7 +199,7 @@ fn breakdown(c: &mut Criterion) {
     g.bench_function("rwlock_read_uncontended", |b| {
         b.iter(|| black_box(*black_box(&lock).read()))
     });
-    // The library's read lock since issue 9.1 (src/sync.rs): std's futex RwLock<()> with the data
+    // The library's read lock (src/sync.rs): std's futex RwLock<()> with the data
     // beside it; this is the same read and unlock.
     let std_lock = std::sync::RwLock::new(());
     g.bench_function("std_rwlock_read_uncontended", |b| {
@@ -263,7 +263,7 @@ fn paired_ratio() {
     let mut ring = vec![h];
     ring.extend((0..8).map(|_| support::cached_provider(&fx.idp)));
     let (mut next, mut failed) = (0usize, 0u64);
-    // The cache state's read lock before and after issue 9.1 (a memo miss and the Rust API take it).
+    // The cache state's read lock, parking_lot's and std's (a memo miss and the Rust API take it).
     let pl_lock = parking_lot::RwLock::new(0u64);
     let std_lock = std::sync::RwLock::new(());
     let std_data = 0u64;

@@ -1,4 +1,4 @@
-//! What the memory protections cost (issue 5): a fetch (invalidate + get, so every call goes to
+//! What the memory protections cost: a fetch (invalidate + get, so every call goes to
 //! the local idp) over HTTP and HTTPS, and a cached hit, each measured in this build. Run it twice
 //! to compare with and without the zeroizing allocator:
 //!

@@ -1,4 +1,4 @@
-//! Thousands of providers (issue 17): caller threads call `Provider::token` round-robin over all
+//! Thousands of providers: caller threads call `Provider::token` round-robin over all
 //! providers while their tokens are refreshed in the background by the bounded scheduler.
 //!
 //! ```text

@@ -1,4 +1,4 @@
-//! Soak under fault injection (issue 9.5): native threads call `vault_get_token` on one provider
+//! Soak under fault injection: native threads call `vault_get_token` on one provider
 //! whose tokens live a few seconds, while the token endpoint answers a burst of bad answers at a
 //! fixed period (by default the issue's: 3 x HTTP 500, then 2 x an HTML page with status 200, then
 //! 1 x 429 with `Retry-After: 1`, every 7 s, against 6 s tokens).
@@ -9,8 +9,8 @@
 //! ```
 //!
 //! `cargo bench --bench soak -- --deadline` instead measures how long a fetch takes against a
-//! token endpoint that never answers, for several `deadline_ms` and `timeout_ms` (issue 18.3:
-//! the answer must come within the deadline).
+//! token endpoint that never answers, for several `deadline_ms` and `timeout_ms` (the answer
+//! must come within the deadline).
 //!
 //! Options (after `--`): `--secs S` (default 240), `--threads N` (8), `--lifetime S` (6),
 //! `--burst-every S` (7), `--pause-ms N` (1). Prints calls, failed calls (and the first few
@@ -56,7 +56,7 @@ fn rss_kb() -> u64 {
         .unwrap_or(0)
 }
 
-/// Issue 18.3: the time one fetch takes against an endpoint that never answers.
+/// The time one fetch takes against an endpoint that never answers.
 fn deadlines() {
     let idp = Idp::start_with(&[]);
     idp.add_client(

@@ -458,7 +458,7 @@ impl Cache {
                 {
                     // Static stability: keep serving, try again after a backoff that leaves
                     // room for more attempts before the serving limit, but never sooner than
-                    // the normal schedule's longest wait allows (issue 26.4: a short window's
+                    // the normal schedule's longest wait allows (a short window's
                     // quarter, shrinking, let refreshes that fail at once follow each other
                     // every few milliseconds).
                     state.refresh_failures = state.refresh_failures.saturating_add(1);
@@ -672,7 +672,7 @@ mod tests {
         }
     }
 
-    /// Issue 9.6: a refresh claim given back without a fetch (no thread could be started for
+    /// A refresh claim given back without a fetch (no thread could be started for
     /// it) wakes the callers waiting for it, and one of them fetches, instead of sleeping
     /// until the deadline and failing with a timeout. The race behind it (a caller that starts
     /// waiting between the claim and its release) cannot be provoked through the public API,

@@ -1,5 +1,5 @@
 //! The background refresh scheduler: a small, bounded pool of worker threads shared by every
-//! provider of the process (issue 17).
+//! provider of the process.
 //!
 //! A hit past a token's refresh point queues its provider (once: the cache's `queued` flag); a
 //! worker takes the queued refresh whose token is closest to its serving limit first, among the
@@ -12,7 +12,7 @@
 //! Workers are started on demand, up to [`workers`] (default 4, `vault_set_refresh_workers`);
 //! when all of them are busy, a token endpoint with nothing in flight still gets one beyond the
 //! pool (at most [`MAX_EXTRA_WORKERS`] such), so endpoints that stall, however many, never stop
-//! the others' refreshes (issue 22): the refreshes in flight never exceed [`workers`] plus the
+//! the others' refreshes: the refreshes in flight never exceed [`workers`] plus the
 //! endpoints with one in flight (each refresh beyond the pool was its endpoint's only one when
 //! it started). A setting changed takes effect at once (the workers now allowed are started).
 //! A worker beyond the pool exits as soon as it finds nothing it may start; one of the pool

@@ -578,7 +578,7 @@ mod tests {
         parse_service_account(&yaml).map(|sa| sa.client_secret.to_string())
     }
 
-    /// Every scalar form of YAML 1.2 (issue 22.15), and trailing comments with quotes in them.
+    /// Every scalar form of YAML 1.2, and trailing comments with quotes in them.
     #[test]
     fn scalar_forms() {
         let cases: &[(&str, &str)] = &[
@@ -679,7 +679,7 @@ mod tests {
         assert!(e.contains("data must be a mapping"), "{e}");
     }
 
-    /// A name is shown only when it looks like one (issue 22.20).
+    /// A name is shown only when it looks like one.
     #[test]
     fn variable_names_shown() {
         assert_eq!(variable("VIPPS_ID"), "environment variable VIPPS_ID");

@@ -334,7 +334,7 @@ fn mkfifo(path: &std::path::Path) -> String {
     path.to_str().unwrap().to_string()
 }
 
-/// Issue 22.9: a FIFO named as a secret file or as the configuration file is refused at once,
+/// A FIFO named as a secret file or as the configuration file is refused at once,
 /// on load and on reload, with a message saying what it is; nothing changes.
 #[test]
 fn fifo_refused_without_blocking() {
@@ -380,7 +380,7 @@ fn fifo_refused_without_blocking() {
     assert!(e.message().contains("not a regular file"), "{e}");
 }
 
-/// Issue 22.10: a configuration file is read up to its documented limit (1 MiB): 10,000
+/// A configuration file is read up to its documented limit (1 MiB): 10,000
 /// providers in one file load, serve and reload; a file over 1 MiB is refused, saying so.
 #[test]
 fn ten_thousand_providers_in_one_file() {
@@ -432,7 +432,7 @@ fn ten_thousand_providers_in_one_file() {
     assert_eq!(configfile::names().len(), 1);
 }
 
-/// Issue 22.14: configuration and secret files that others can write are refused, as ssh
+/// Configuration and secret files that others can write are refused, as ssh
 /// refuses them (whoever can write the configuration can point `token_url` at a listener of
 /// theirs); `CREDVAULT_ALLOW_WRITABLE_CONFIG=1` accepts them. A configuration file owned by
 /// another user than this process's or root is refused the same way (checked when the test runs
@@ -511,7 +511,7 @@ fn files_writable_by_others_refused() {
     }
 }
 
-/// Issue 22.15: the VGS `credentials.yaml` is read as YAML: quoted scalars are unescaped, a
+/// The VGS `credentials.yaml` is read as YAML: quoted scalars are unescaped, a
 /// trailing comment (quotes in it) is no part of the value; the identity provider accepts the
 /// secrets so read.
 #[test]
@@ -546,7 +546,7 @@ fn vgs_credentials_yaml_scalar_forms() {
     }
 }
 
-/// Issue 26.9: the credentials file on a Kubernetes secret mount (0644) is refused by default,
+/// The credentials file on a Kubernetes secret mount (0644) is refused by default,
 /// and the refusal says how to accept it: the object form, which docs/OPERATIONS.md documents
 /// beside the plain path.
 #[test]
@@ -578,7 +578,7 @@ fn vgs_credentials_on_a_shared_mount() {
     );
 }
 
-/// Issue 22.20: a value given as `{"env": ...}` that is no variable name (a secret written there
+/// A value given as `{"env": ...}` that is no variable name (a secret written there
 /// by mistake) is not repeated in the message; a variable name is.
 #[test]
 fn env_reference_names_only_variable_names() {

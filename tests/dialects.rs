@@ -104,7 +104,7 @@ fn apiture_discovery_and_basic_auth() {
 
 #[test]
 fn rfc8414_fallback_only_on_404() {
-    // Issue 18 item 5: any answer but 404 from openid-configuration is the answer (a 500 is
+    // Any answer but 404 from openid-configuration is the answer (a 500 is
     // retried, then reported); only a 404 sends discovery on to the RFC 8414 document.
     let idp = Idp::start();
     idp.fault(

@@ -1,4 +1,4 @@
-//! Issue 9 item 3: the environment's proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, lower case
+//! The environment's proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, lower case
 //! too) never carries a request to a loopback target, nor any plain `http://` request: the
 //! proxy would see the credentials in clear, and the connection would land on the proxy host's
 //! loopback, not ours. Nor does an explicit `proxy` key. The environment's proxy still carries

@@ -111,7 +111,7 @@ fn child_gets_tokens_after_fork_even_with_a_fetch_in_flight() {
     );
 }
 
-/// Trigger A of issue 9.1: a parent thread is fetching from a slow endpoint and three more threads
+/// Trigger A: a parent thread is fetching from a slow endpoint and three more threads
 /// are waiting for that fetch (on the flight condition variable) when the main thread forks. In
 /// the child, get a token, invalidate it, and get one again: each call must complete.
 #[test]
@@ -151,7 +151,7 @@ fn child_completes_after_fork_while_a_thread_waits_for_a_fetch() {
     assert!(failures.is_empty(), "{failures:#?}");
 }
 
-/// Trigger B of issue 9.1: two threads call `vault_invalidate` in a loop and a third creates and
+/// Trigger B: two threads call `vault_invalidate` in a loop and a third creates and
 /// frees providers while the main thread forks again and again. Each child invalidates, creates
 /// a provider and gets a token; every other child does nothing at all (as a child that only
 /// calls exec), so the fork handlers themselves are tested too.
@@ -221,7 +221,7 @@ fn vm_locked_kb() -> u64 {
         .unwrap_or(0)
 }
 
-/// Issue 9.6: memory locks are not inherited by a child of fork(). The child locks the pages of
+/// Memory locks are not inherited by a child of fork(). The child locks the pages of
 /// the keys it inherited again (they open every token cached before the fork), and
 /// `vault_key_memory_locked` reports what is true in the child.
 #[test]

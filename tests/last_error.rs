@@ -1,4 +1,4 @@
-//! Issue 18 item 5: which C calls leave this thread's `vault_last_error` untouched (README,
+//! Which C calls leave this thread's `vault_last_error` untouched (README,
 //! "Configuration" and "The C ABI"): the accessors of the last error itself, the constant and
 //! informational calls and the frees. Every other call sets it (failure) or clears it (success).
 

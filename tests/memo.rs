@@ -234,7 +234,7 @@ fn replaced_elsewhere(p: u64) -> String {
     .unwrap()
 }
 
-/// Issue 18.1: `vault_invalidate` drops the token this thread was last served by a provider, and
+/// `vault_invalidate` drops the token this thread was last served by a provider, and
 /// a thread remembers that for the 64 providers that served it most recently: being served again
 /// makes a provider the most recent, and it is forgotten only once 64 others served the thread
 /// after it. Before the fix the table was first-in-first-out (the issue's sequence below dropped

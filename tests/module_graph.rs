@@ -1,4 +1,4 @@
-//! The library's modules form a layered graph with no cycle (issue 10.1; the layers are drawn in
+//! The library's modules form a layered graph with no cycle (the layers are drawn in
 //! docs/ARCHITECTURE.md, "Module layers"). A module's dependencies are the `crate::name` paths in
 //! its code (comments left out), including `use crate::{a, b}` lists; a directory module counts as
 //! one, with every file under it.

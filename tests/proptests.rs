@@ -461,7 +461,7 @@ proptest! {
 
     /// Any secret YAML can hold on one line, written as a double-quoted scalar (JSON's escaping,
     /// which YAML 1.2 reads), as a single-quoted one (`''`) and, where it is one, as a plain one,
-    /// with or without a comment after it, reads back as it was (issue 22.15); a message never
+    /// with or without a comment after it, reads back as it was; a message never
     /// holds it.
     #[test]
     fn vgs_credentials_scalars_round_trip(

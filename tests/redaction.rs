@@ -1,4 +1,4 @@
-//! Issue 9.6: identity-provider text that enters an error message (an OAuth `error` and
+//! Identity-provider text that enters an error message (an OAuth `error` and
 //! `error_description`, a gateway's `message`) never carries a credential the request sent (a
 //! gateway may echo a request header or the body), and carries no Unicode bidirectional controls.
 //! Against the local identity provider, with its fault injection answering what such a gateway

@@ -1,4 +1,4 @@
-//! Issue 22.3: identity-provider text is redacted whole, before any cut, on every path that
+//! Identity-provider text is redacted whole, before any cut, on every path that
 //! builds a message from it. Whatever a response embeds (the client secret, the Basic value in
 //! either encoding, the form-encoded secret or a secret header's value, whole or any 8-byte window
 //! of it, at any position, with any status, in any field, on the token or the discovery

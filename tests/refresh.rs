@@ -273,7 +273,7 @@ fn discovery_is_cached_and_survives_a_metadata_outage() {
     assert_eq!(idp.tokens_issued(), 2);
 }
 
-/// Issue 9.2: `Retry-After: 0` (or a date in the past) never shortens the backoff: a 2 s
+/// `Retry-After: 0` (or a date in the past) never shortens the backoff: a 2 s
 /// deadline against an endpoint that always answers 503 with it sends a handful of requests,
 /// not thousands.
 #[test]
@@ -298,7 +298,7 @@ fn retry_after_zero_or_past_never_shortens_the_backoff() {
     }
 }
 
-/// Issue 9.2: a `Retry-After` past the deadline is remembered: no request goes out before it,
+/// A `Retry-After` past the deadline is remembered: no request goes out before it,
 /// even after the cool-down ended.
 #[test]
 fn retry_after_past_the_deadline_holds_after_the_cool_down() {
@@ -326,7 +326,7 @@ fn retry_after_past_the_deadline_holds_after_the_cool_down() {
     );
 }
 
-/// Issue 9.5: a 200 whose body is not a token (a gateway's HTML page) is retried like a 5xx.
+/// A 200 whose body is not a token (a gateway's HTML page) is retried like a 5xx.
 #[test]
 fn a_200_that_is_not_a_token_is_retried() {
     let idp = Idp::start();
@@ -337,7 +337,7 @@ fn a_200_that_is_not_a_token_is_retried() {
     assert_eq!(idp.tokens_issued(), 1);
 }
 
-/// Issue 9.5: the issue's burst (3 x 500, 2 x an HTML page with status 200, 1 x 429 with
+/// A burst (3 x 500, 2 x an HTML page with status 200, 1 x 429 with
 /// `Retry-After: 1`) hitting the background refresh of a 2 s token, whose window between the
 /// refresh point and the serving limit is 0.3 s: no call fails.
 #[test]
@@ -378,7 +378,7 @@ fn a_burst_during_the_refresh_of_a_short_token_fails_no_call() {
     );
 }
 
-/// Issue 9.5: after a transient failure, the cool-down never outlasts a fraction of the token
+/// After a transient failure, the cool-down never outlasts a fraction of the token
 /// lifetime (here a 60 s `cooldown_ms` against 2 s tokens): the endpoint recovers and the next
 /// calls get a token, long before 60 s.
 #[test]
@@ -414,7 +414,7 @@ fn cool_down_after_a_transient_failure_is_a_fraction_of_the_lifetime() {
     }
 }
 
-/// Issue 18.2: a high `refresh_ratio` keeps a background refresh window before the serving
+/// A high `refresh_ratio` keeps a background refresh window before the serving
 /// limit (it used to put the refresh point at the serving limit: no background refresh at all,
 /// every caller blocked at expiry). 0.95 with the default 30 s margin on a 10 s token.
 #[test]
@@ -452,7 +452,7 @@ fn normal_schedule_allows(span: Duration) -> u64 {
     }
 }
 
-/// Issue 26.4: one background refresh of a short token against an endpoint answering 503 sent a
+/// One background refresh of a short token against an endpoint answering 503 sent a
 /// request every ~100 ms for its whole deadline (its backoff ceiling was a fifth of the refresh
 /// window, 120 ms for a 4 s token). It now follows the normal doubling schedule: no more requests
 /// than that allows in the time it ran, and it ends by its deadline.
@@ -496,7 +496,7 @@ fn a_background_refresh_retries_no_faster_than_the_normal_schedule() {
     );
 }
 
-/// Issue 26.4: background refreshes that each fail at once (a verdict, here `invalid_request`)
+/// Background refreshes that each fail at once (a verdict, here `invalid_request`)
 /// followed each other ever faster within a short token's refresh window (the next one after a
 /// quarter of the window left, shrinking): 12 requests in the last 0.55 s of a 4 s token. Calls
 /// past the refresh point all through the window now cause no more requests than the normal

@@ -28,7 +28,7 @@ cargo test --no-default-features --features cli --test alloc_check
 step "interop: against Keycloak and oidc-provider (installed into target/interop-cache)"
 bash tests/interop/run.sh
 
-step "soak: short tokens under injected faults, no call fails (issue 9.5)"
+step "soak: short tokens under injected faults, no call fails"
 bash tests/soak.sh
 
 step "Miri: the unit tests of the unsafe code"
@@ -74,7 +74,7 @@ echo "demo ok"
 step "Go binding: vet, tests, race tests (cgocheck=1), static build, examples"
 bash tests/go/run.sh
 
-step "packaging: each ecosystem's package, from outside the repository (issue 23)"
+step "packaging: each ecosystem's package, from outside the repository"
 bash tests/packaging/run.sh
 
 step "benches/compare: the comparison benchmark builds and smoke-runs (tiny durations; docs untouched)"

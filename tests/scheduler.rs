@@ -1,4 +1,4 @@
-//! The bounded background refresh scheduler (issue 17), against the local identity provider:
+//! The bounded background refresh scheduler, against the local identity provider:
 //! the most urgent token first, the bound on workers, no thread when nothing is due, fork with a
 //! queue, a provider freed while queued. No timing assertions: the idp's counters and the
 //! scheduler's own state are observed, with generous bounds only on how long to wait for them.
@@ -343,7 +343,7 @@ fn refresh_share(p: &Provider, lifetime: f64) -> (u64, f64) {
     (generation, share)
 }
 
-/// Issue 17: tokens fetched together with nothing servable cached (a service starting with a
+/// Tokens fetched together with nothing servable cached (a service starting with a
 /// provider per merchant) get refresh points spread over 37.5 % to 75 % of their lifetime, not
 /// within the 5 % jitter where their refreshes would all come due in the same second; the
 /// tokens that replace them at those points keep the narrow jitter (70 % to 75 %), so they stay
@@ -470,7 +470,7 @@ fn issued(idp: &Idp, ids: &[&str]) -> u64 {
         .sum()
 }
 
-/// Issue 22, item 8: two stalled endpoints with two providers each took every worker of the
+/// Two stalled endpoints with two providers each took every worker of the
 /// default pool (4 workers, 2 per endpoint), and a healthy endpoint's refresh waited for them:
 /// its 2 s token expired and the non-blocking call returned WOULD_BLOCK. Under the default
 /// settings a healthy endpoint's refreshes keep running whatever the others do.
@@ -546,7 +546,7 @@ fn stalled_endpoints_do_not_stop_a_healthy_ones_refreshes() {
     drop((a_providers, b_providers));
 }
 
-/// Issue 22, item 8: raising the workers at run time with refreshes queued started none (they
+/// Raising the workers at run time with refreshes queued started none (they
 /// waited for a running refresh to end). A new limit takes effect at once: the stats show the
 /// queued refresh started, while the stalled ones still hold their workers.
 #[test]
@@ -608,7 +608,7 @@ fn raising_the_workers_starts_queued_refreshes_at_once() {
     assert!(scheduler::set_workers(scheduler::DEFAULT_WORKERS));
 }
 
-/// Issue 22, item 8: a higher endpoint limit takes effect at once too. (This passed before the
+/// A higher endpoint limit takes effect at once too. (This passed before the
 /// change as well, on a worker started idle for the queued refresh; the scheduler now starts
 /// workers only for refreshes that may start, so the call must start it.)
 #[test]

@@ -262,7 +262,7 @@ fn connect_proxy_carries_https_to_other_hosts_never_to_loopback() {
         1,
         "the token request went through the proxy"
     );
-    // Loopback is never proxied, whatever `proxy` and `no_proxy` say (issue 9 item 3).
+    // Loopback is never proxied, whatever `proxy` and `no_proxy` say.
     for extra in [
         json!({"ca_file": ca_file, "proxy": via}),
         json!({"ca_file": ca_file, "proxy": via, "no_proxy": "localhost,127.0.0.1"}),

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # credvault side by side with what users would pick instead, in every language, against one local
-# identity provider (issue 16). One command:
+# identity provider. One command:
 #
 #   bash benches/compare/run.sh            # full run (~15 min): rewrites the compare section of
 #                                          # docs/BENCHMARKS.md and docs/img/compare-*.png

@@ -425,7 +425,7 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
     fn duplicated_keys_are_refused() {
-        // Issue 18 item 5: decided to refuse (serde_json would keep the last one silently).
+        // Decided to refuse (serde_json would keep the last one silently).
         let m = err(
             r#"{"token_url":"https://x/t","client_id":"abc","client_secret":"first-secret-value","client_secret":"second-secret-value"}"#,
         );
@@ -577,7 +577,7 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
     fn every_vipps_system_header_is_at_most_30_characters() {
-        // Issue 18 item 4: the README says Vipps-System-* headers, not four names.
+        // The README says Vipps-System-* headers, not four names.
         let cfg = |name: &str, len: usize| {
             serde_json::json!({"preset": "vipps-test", "client_id": "c", "client_secret": "s",
                 "headers": {"Ocp-Apim-Subscription-Key": "k", name: "x".repeat(len)}})
@@ -601,7 +601,7 @@ mod tests {
         Config::from_json(&cfg("Vipps-System", 31)).unwrap();
     }
 
-    /// Issue 18 item 5: the ranges and whole-number rule of every numeric key, as the README's
+    /// The ranges and whole-number rule of every numeric key, as the README's
     /// configuration section lists them.
     #[test]
     #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
@@ -650,7 +650,7 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
     fn scope_with_headers_auth_is_refused() {
-        // Issue 18 item 5: the headers request has no body, so a scope would be dropped silently.
+        // The headers request has no body, so a scope would be dropped silently.
         let m = err(
             r#"{"preset":"vipps-test","client_id":"c","client_secret":"s","scope":"API","headers":{"Ocp-Apim-Subscription-Key":"k"}}"#,
         );
@@ -669,7 +669,7 @@ mod tests {
     #[test]
     #[cfg_attr(miri, ignore = "ring's AES-GCM is assembly, which Miri cannot run")]
     fn preset_rules_apply_after_a_url_override() {
-        // Issue 18 item 5: overriding the endpoint (a sandbox, a local test server) keeps the rules.
+        // Overriding the endpoint (a sandbox, a local test server) keeps the rules.
         let m = err(
             r#"{"preset":"vitesse-uk","token_url":"http://127.0.0.1:1/t","client_id":"abc","client_secret":"secret-1"}"#,
         );

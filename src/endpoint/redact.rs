@@ -231,7 +231,7 @@ mod tests {
             .any(|w| text.as_bytes().windows(n).any(|x| x == w))
     }
 
-    /// Issue 22.3: redaction runs on the whole text before any cut, and takes out any 8-byte
+    /// Redaction runs on the whole text before any cut, and takes out any 8-byte
     /// piece of a credential wherever it stands, merging pieces that overlap or touch. (The
     /// assertions never print the texts: they hold the test's secret.)
     #[test]
@@ -310,7 +310,7 @@ mod tests {
         assert!(out.is_empty());
     }
 
-    /// The rule behind issue 22.3, kept by construction: in the modules that read
+    /// The rule (redaction before any cut), kept by construction: in the modules that read
     /// identity-provider answers, text becomes message text only through `Secrets::clean`
     /// (redact whole, clean, then cut). A direct call of `error::clean` anywhere else in them
     /// fails here.

@@ -55,7 +55,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    /// The one schedule of every fetch, a caller's or a background refresh's (issue 26.4: a
+    /// The one schedule of every fetch, a caller's or a background refresh's (a
     /// refresh of a short token that fitted its attempts into the refresh window retried every
     /// ~100 ms for its whole deadline): 100 ms doubling to 2 s. A refresh window of under a second
     /// still gets several attempts (at about 0, 75, 225 and 525 ms).

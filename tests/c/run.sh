@@ -69,7 +69,7 @@ run() { # name, command...
 run "shared library" "$OUT/credvault_test_shared"
 run "static library" "$OUT/credvault_test_static"
 
-# Issue 9.4: a C++ thread_local RAII wrapper whose destructor calls vault_provider_free after the
+# A C++ thread_local RAII wrapper whose destructor calls vault_provider_free after the
 # library's thread-local storage is gone (aborted the process before the fix).
 "$CXX" -std=c++17 -Wall -Wextra -Werror -pthread -g -O2 -I include tests/c/teardown_test.cpp \
     -o "$OUT/teardown_test_cpp" -L "$LIB" -lcredvault -Wl,-rpath,"$LIB"

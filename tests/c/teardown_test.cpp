@@ -1,4 +1,4 @@
-// Issue 9.4: a C++ thread_local RAII wrapper whose destructor frees its provider. The wrapper is
+// A C++ thread_local RAII wrapper whose destructor frees its provider. The wrapper is
 // constructed before the thread first calls credvault, so its destructor runs after the library's
 // thread-local destructors (they run in reverse order of registration): the library is called
 // with its thread-local state gone. Before the fix the process aborted (exit 134) in

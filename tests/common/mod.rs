@@ -14,7 +14,7 @@ use serde_json::Value;
 /// Every event the library reports while a test binary runs is checked against the secrets its
 /// identity providers know: each Idp installs a log hook (once per process) for the whole run of
 /// the refresh, error, dialect, TLS and other tests, and asserts when it is dropped that no event
-/// carried a secret or a token (issue 14: values that could carry one are removed at the source).
+/// carried a secret or a token (values that could carry one are removed at the source).
 /// A test that installs a hook of its own replaces this one.
 static SECRETS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
 /// Events seen, and events that held a secret or a token-shaped value.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# C/C++ packaging and the C++ wrapper (issue 13):
+# C/C++ packaging and the C++ wrapper:
 #   1. libcredvault.so has the SONAME libcredvault.so.0 and exports only vault_* (nm -D);
 #   2. include/credvault.h compiles standalone, included twice, as C99/C11 (gcc, clang) and as
 #      C++ (g++, clang++), with -Wall -Wextra -Werror -pedantic;

@@ -260,7 +260,7 @@ std::string read_key_file(const std::string &name)
 }
 } // namespace
 
-// private_key_jwt (issue 25) needs no new call: from_json takes private_key, key_id and
+// private_key_jwt needs no new call: from_json takes private_key, key_id and
 // signing_alg, and the local idp verifies the signed assertion against the registered JWK.
 TEST_F(Wrapper, FromJsonSignsWithAPrivateKey)
 {

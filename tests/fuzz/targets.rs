@@ -213,10 +213,10 @@ pub fn ffi_config(data: &[u8]) {
 
 /// `credvault inspect` on the bytes as standard input or an argument gives them
 /// (tools/cli/src/inspect.rs: `token_text`, then `inspect` and both outputs). Never panics
-/// (issue 22 item 5: `Bearer` and a no-break space cut inside the character); the token found
+/// (`Bearer` and a no-break space cut inside the character); the token found
 /// has no padding around it and never shows in the output; the text has no control character
 /// but its newlines and no bidirectional control; the JSON parses back to the same value and
-/// has none of those raw either (issue 22 item 18).
+/// has none of those raw either.
 pub fn cli_input(data: &[u8]) {
     let Ok(token) = inspect::token_text(data) else {
         return;

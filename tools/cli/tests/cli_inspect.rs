@@ -124,7 +124,7 @@ fn usage_and_input_errors_have_their_exit_codes() {
 }
 
 /// The token as copied from a web page: `Bearer`, a no-break space (2 bytes in UTF-8, so byte 7
-/// falls inside it) and the token, on standard input and as an argument. Issue 22 item 5: this
+/// falls inside it) and the token, on standard input and as an argument. This
 /// panicked (exit 101) with the input in the panic message on stderr.
 #[test]
 fn unicode_spaces_around_the_token_neither_panic_nor_show_it() {
@@ -209,7 +209,7 @@ fn a_panic_prints_no_payload() {
 
 /// `--json` escapes C1 controls (U+0080 to U+009F, e.g. U+009B, a terminal's CSI), bidi controls
 /// and line separators from the claims as `\\uXXXX`: the values are the same, the bytes on the
-/// terminal are not control characters. Issue 22 item 18.
+/// terminal are not control characters.
 #[test]
 fn json_escapes_c1_and_bidi_controls() {
     let header = r#"{"alg":"ES256","kid":"k\u009b31m"}"#;
@@ -245,7 +245,7 @@ fn json_escapes_c1_and_bidi_controls() {
 #[test]
 fn decodes_a_client_assertion_and_says_what_it_is() {
     // A private_key_jwt assertion signed by the library, pasted alone or as the form field it
-    // travels in (issue 25): decoded like a token, labelled as a client assertion.
+    // travels in: decoded like a token, labelled as a client assertion.
     let pem = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../tests/keys/p256.pkcs8.pem"

@@ -230,9 +230,8 @@ fn check_watch_reloads_on_sighup() {
 }
 
 /// Every subcommand has `--help`: usage on standard output, exit 0, nothing else done (`demo
-/// --help` used to run the demo). The top-level usage shows each subcommand's usage line as the
-/// subcommand's own `--help` gives it (it used to omit `--force` and `--watch`). Issue 26 items 6
-/// and 10.
+/// --help` runs no demo). The top-level usage shows each subcommand's usage line as the
+/// subcommand's own `--help` gives it (`--force` and `--watch` included).
 #[test]
 fn every_subcommand_has_help_and_the_top_level_usage_agrees() {
     let top = credvault(&["--help"]);
@@ -294,7 +293,7 @@ fn with_closed_stdout(args: &[&str], stdin: &str) -> Output {
 
 /// `credvault demo | head -1` and the like: every printing subcommand ends quietly when its
 /// reader goes away, with exit status 141 (as a process ended by SIGPIPE), no panic and no
-/// backtrace. Issue 26 item 6.
+/// backtrace.
 #[test]
 fn a_closed_pipe_ends_every_subcommand_quietly() {
     let idp = Idp::start();
@@ -336,7 +335,7 @@ fn a_closed_pipe_ends_every_subcommand_quietly() {
 /// `check --watch` reloads on SIGHUP from the start: a SIGHUP while the configuration file is
 /// being read (the moment it is opened, seen through inotify) must not end the process. The
 /// handler used to be installed after the file was loaded, and the default action of SIGHUP
-/// ended the process. Issue 22 item 19.
+/// ended the process.
 #[test]
 fn check_watch_survives_a_sighup_while_loading() {
     let idp = Idp::start();
@@ -412,7 +411,7 @@ fn check_watch_survives_a_sighup_while_loading() {
 
 #[test]
 fn check_accepts_a_private_key_jwt_provider_with_a_key_file_reference() {
-    // Issue 25: the new keys in a configuration file, the key as a {"file"} reference.
+    // The new keys in a configuration file, the key as a {"file"} reference.
     let idp = Idp::start();
     let files = Files::new("check-jwt");
     let keys = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/keys");
