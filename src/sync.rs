@@ -13,7 +13,7 @@
 //!   both are replaced ([`Condvar::fork_reset`]), so nothing in the child can depend on a thread
 //!   of the parent that was waiting at the moment of the fork.
 //!
-//! Why not parking_lot (the crate the library used before): its locks keep waiting threads in a
+//! Why not parking_lot: its locks keep waiting threads in a
 //! process-wide hash table guarded by per-bucket locks. A child of fork() inherits the table with
 //! entries for threads that do not exist in it, so an unlock or a notification can hand the lock
 //! to one of them (held for good), and a bucket lock held by another thread at the moment of the

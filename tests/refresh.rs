@@ -415,7 +415,7 @@ fn cool_down_after_a_transient_failure_is_a_fraction_of_the_lifetime() {
 }
 
 /// A high `refresh_ratio` keeps a background refresh window before the serving
-/// limit (it used to put the refresh point at the serving limit: no background refresh at all,
+/// limit (a refresh point at the serving limit would leave no background refresh at all, and
 /// every caller blocked at expiry). 0.95 with the default 30 s margin on a 10 s token.
 #[test]
 fn a_high_refresh_ratio_keeps_a_refresh_window() {

@@ -333,9 +333,8 @@ fn a_closed_pipe_ends_every_subcommand_quietly() {
 }
 
 /// `check --watch` reloads on SIGHUP from the start: a SIGHUP while the configuration file is
-/// being read (the moment it is opened, seen through inotify) must not end the process. The
-/// handler used to be installed after the file was loaded, and the default action of SIGHUP
-/// ended the process.
+/// being read (the moment it is opened, seen through inotify) must not end the process: the
+/// handler is installed before the file is loaded (the default action of SIGHUP ends a process).
 #[test]
 fn check_watch_survives_a_sighup_while_loading() {
     let idp = Idp::start();
