@@ -55,7 +55,7 @@ def test_garbage_collection_frees_the_handle(idp):
     gc.collect()
     assert ref() is None
     # The handle is gone from the library: freeing it again is an invalid handle.
-    assert credvault._lib.lib.vault_provider_free(handle) == credvault.InvalidHandle.STATUS
+    assert credvault._ffi.lib.vault_provider_free(handle) == credvault.InvalidHandle.STATUS
 
 
 def test_token_into_writes_the_callers_buffer(idp):
