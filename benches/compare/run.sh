@@ -201,7 +201,7 @@ rm -f "$prot"/*.txt
 if [ "$PROTECTION" = 1 ] && want protection; then
     log "memory protections (cargo bench; builds the bench profile twice)"
     # Whether the library's key memory is locked, as vault_key_memory_locked() reports it.
-    locked() { "$@" "$py" -c 'import credvault._lib as l, credvault
+    locked() { "$@" "$py" -c 'import credvault._ffi as l, credvault
 p = credvault.Provider(token_url="http://127.0.0.1:9/t", client_id="a", client_secret="b")
 print("key memory locked:", l.lib.vault_key_memory_locked())'; }
     # mlock refused: RLIMIT_MEMLOCK 0, and for root no CAP_IPC_LOCK (which ignores the limit);

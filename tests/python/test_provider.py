@@ -55,7 +55,7 @@ def test_garbage_collection_frees_the_handle(idp):
     gc.collect()
     assert ref() is None
     # The handle is gone from the library: freeing it again is an invalid handle.
-    assert credvault._lib.lib.vault_provider_free(handle) == credvault.InvalidHandle.STATUS
+    assert credvault._ffi.lib.vault_provider_free(handle) == credvault.InvalidHandle.STATUS
 
 
 def test_token_into_writes_the_callers_buffer(idp):
@@ -115,6 +115,44 @@ def test_library_override_and_bundled_copy():
     else:
         assert path.endswith("credvault/libcredvault.so")
     assert credvault.library_version() == "0.1.0"
+
+
+# In a fresh process: key_memory_locked() before anything is sealed, after a provider sealed its
+# secret, and the kB of locked memory the kernel reports (VmLck).
+_KEY_MEMORY = """
+import credvault
+before = credvault.key_memory_locked()
+p = credvault.Provider(token_url="http://127.0.0.1:9/token", client_id="a", client_secret="b")
+after = credvault.key_memory_locked()
+kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmLck:"))
+print(repr(before), repr(after), kb)
+"""
+
+# Runs the program argv[1] with mlock refused: RLIMIT_MEMLOCK 0 and, for root (which locks
+# whatever the limit, CAP_IPC_LOCK), that capability dropped from the bounding set, so that the
+# program exec'd next does not have it.
+_NO_MLOCK = """
+import ctypes, os, resource, sys
+resource.setrlimit(resource.RLIMIT_MEMLOCK, (0, 0))
+if os.geteuid() == 0 and ctypes.CDLL(None, use_errno=True).prctl(24, 14, 0, 0, 0) != 0:
+    sys.exit("prctl(PR_CAPBSET_DROP, CAP_IPC_LOCK): " + os.strerror(ctypes.get_errno()))
+os.execv(sys.executable, [sys.executable, "-c", sys.argv[1]])
+"""
+
+
+def test_key_memory_locked_is_none_before_the_first_seal_then_whether_the_key_is_locked():
+    r = subprocess.run([sys.executable, "-c", _KEY_MEMORY], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    before, after, kb = r.stdout.split()
+    assert before == "None", before
+    assert after in ("True", "False"), after
+    assert (after == "True") == (int(kb) > 0), (after, kb)  # the kernel agrees
+
+    r = subprocess.run([sys.executable, "-c", _NO_MLOCK, _KEY_MEMORY], capture_output=True, text=True, timeout=120)
+    if r.returncode != 0 and "PR_CAPBSET_DROP" in r.stderr:
+        pytest.skip(r.stderr.strip())
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["None", "False", "0"], r.stdout
 
 
 def test_importing_credvault_needs_neither_requests_nor_httpx():

@@ -8,7 +8,7 @@ from __future__ import annotations
 import enum
 
 import credvault
-from credvault import _lib, errors
+from credvault import _ffi, errors
 
 UNKNOWN = "VAULT_STATUS_UNKNOWN"
 PREFIX = "VAULT_STATUS_"
@@ -18,7 +18,7 @@ CODES = range(-64, 4096)
 
 
 def library_name(code: int) -> str:
-    name = _lib.lib.vault_status_name(code)
+    name = _ffi.lib.vault_status_name(code)
     assert name is not None, f"vault_status_name({code}) returned NULL"
     return name.decode()
 

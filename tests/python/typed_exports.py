@@ -6,6 +6,8 @@ __all__ is made from its list of classes, which mypy does not read.)"""
 
 from __future__ import annotations
 
+from typing import Optional
+
 from credvault import *  # noqa: F403 - the star import is what is checked
 import credvault
 from credvault import errors
@@ -25,7 +27,7 @@ def _uses() -> None:
     also: Provider = credvault.Provider.by_name("name")
     wrapped: AsyncProvider = AsyncProvider.wrap(by_name)
     text: str = library_version() + library_path() + __version__ + metrics_prometheus()
-    locked: int = key_memory_locked()
+    locked: Optional[bool] = key_memory_locked()
     load_config("credvault.json")
     reload_config()
     enable_logging()

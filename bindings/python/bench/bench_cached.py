@@ -116,12 +116,12 @@ def main() -> None:
             print("httpx-auth not installed: skipped", file=sys.stderr)
 
         # The pieces of credvault's call, for the breakdown.
-        from credvault import _lib
+        from credvault import _ffi
 
         h, buf = vault._h, vault._tbuf
         pieces: dict[str, object] = {"empty Python call (def f(): pass)": (lambda: None)}
-        if _lib.HAS_TRY:
-            fill = _lib.fast.vault_try_fill_token
+        if _ffi.HAS_TRY:
+            fill = _ffi.fast.vault_try_fill_token
             ptr, fill_struct = vault._tptr, vault._tfill
             pieces["vault_try_fill_token alone, same generation (nothing copied)"] = lambda: fill(ptr)
 
@@ -130,19 +130,19 @@ def main() -> None:
                 return fill(ptr)
 
             pieces["vault_try_fill_token alone, generation reset (decrypt + copy)"] = fill_fresh
-            six = _lib.fast.vault_try_get_token_into
+            six = _ffi.fast.vault_try_get_token_into
             c8192, c0 = ctypes.c_size_t(8192), ctypes.c_size_t(0)
             pieces["vault_try_get_token_into alone (6 args, pre-converted, PyDLL)"] = lambda: six(
                 h, buf, c8192, None, None, c0
             )
-            six_declared = _lib.lib.vault_try_get_token_into
+            six_declared = _ffi.lib.vault_try_get_token_into
             pieces["vault_try_get_token_into alone (6 args, argtypes, CDLL)"] = lambda: six_declared(
                 h, buf, 8192, None, None, 0
             )
         pieces["buf.value (8 KiB buffer)"] = lambda: buf.value
         tok = vault.token().encode()
         pieces["bytes.decode of the token"] = tok.decode
-        blocking = _lib.lib.vault_get_token_into
+        blocking = _ffi.lib.vault_get_token_into
         pieces["vault_get_token_into (blocking call, CDLL, argtypes)"] = lambda: blocking(h, buf, 8192, None, None, 0)
 
         results: dict[str, list[float]] = {k: [] for k in list(systems) + list(pieces)}

@@ -24,9 +24,11 @@ package; :class:`LibraryNotFoundError` names where it looked.
 
 from __future__ import annotations
 
-from . import _lib
+from typing import Optional
+
+from . import _ffi
 from ._async import AsyncProvider
-from ._lib import LibraryNotFoundError
+from ._ffi import LibraryNotFoundError
 from ._ops import (
     disable_logging,
     enable_logging,
@@ -108,16 +110,26 @@ except _NotFound:  # pragma: no cover - imported from a source tree, not install
 
 def library_version() -> str:
     """The loaded library's version (``vault_version``)."""
-    v = _lib.lib.vault_version()
+    v = _ffi.lib.vault_version()
     return v.decode() if v else "?"
 
 
 def library_path() -> str:
     """The path libcredvault was loaded from."""
-    return _lib.path
+    return _ffi.path
 
 
-def key_memory_locked() -> int:
-    """1 if the library's sealing key is ``mlock``ed, 0 if ``RLIMIT_MEMLOCK`` refused, -1 before
-    anything was sealed."""
-    return int(_lib.lib.vault_key_memory_locked())
+def key_memory_locked() -> Optional[bool]:
+    """Whether the library's sealing key sits in memory locked against swapping
+    (``vault_key_memory_locked``): ``True`` if it is ``mlock``ed, ``False`` if
+    ``RLIMIT_MEMLOCK`` refused (the key page is still excluded from core dumps), ``None`` while
+    there is no key yet (nothing sealed so far)."""
+    state = int(_ffi.lib.vault_key_memory_locked())
+    if state == 1:
+        return True
+    if state == 0:
+        return False
+    if state == -1:
+        return None
+    # Any other value is a status: the library failed (a panic caught at its boundary).
+    raise _ffi._last_error("the library could not say whether its key is locked", state)

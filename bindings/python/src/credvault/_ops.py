@@ -20,10 +20,11 @@ import os
 import threading
 from typing import Any, Optional, Union
 
-from . import _lib
-from ._provider import Provider, _error, _json_call, _last_error, _last_msg, _string_call
+from . import _ffi
+from ._ffi import _error, _json_call, _last_error, _last_msg, _string_call
+from ._provider import Provider
 
-_lib_ = _lib.lib
+_lib_ = _ffi.lib
 _OK = 0
 
 
@@ -168,8 +169,8 @@ def _on_event(_userdata: Optional[int], level: int, event_json: Optional[bytes])
 #: process, never collected. (vault_set_log_callback waits for the calls of the callback it
 #: replaces, so none runs after disable_logging() returns; one made per enable_logging() would
 #: still be one object per call to keep or free, for nothing.)
-_CALLBACK = _lib.LOG_CALLBACK(_on_event)
-_NO_CALLBACK = _lib.LOG_CALLBACK()  # the NULL function pointer: "remove the callback"
+_CALLBACK = _ffi.LOG_CALLBACK(_on_event)
+_NO_CALLBACK = _ffi.LOG_CALLBACK()  # the NULL function pointer: "remove the callback"
 
 
 def enable_logging(logger: Optional[logging.Logger] = None, level: int = logging.INFO) -> None:

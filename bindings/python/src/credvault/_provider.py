@@ -9,12 +9,12 @@ import weakref
 from ctypes import byref, c_size_t, c_uint64, create_string_buffer
 from typing import Any, Literal, Mapping, Optional, Union, overload
 
-from . import _lib
+from . import _ffi
+from ._ffi import _ERR_LEN, _json_call, _last_error, _raise_from
 from .errors import BufferTooSmall, ConfigError, CredvaultError, Status, error_for_status
 
 Config = Union[Mapping[str, Any], str, None]
 
-_ERR_LEN = 1024
 # Plain ints (the calls return them): compared on every call.
 _OK = int(Status.OK)
 _BUFFER_TOO_SMALL = int(Status.BUFFER_TOO_SMALL)
@@ -23,7 +23,7 @@ _WOULD_BLOCK = int(Status.WOULD_BLOCK)
 #: buffer of its own size on the slower path.
 _FAST_CAP = 8192
 
-_lib_ = _lib.lib
+_lib_ = _ffi.lib
 _new = _lib_.vault_provider_new_ex
 _free_c = _lib_.vault_provider_free
 _get_tok = _lib_.vault_get_token_into
@@ -32,10 +32,6 @@ _inval = _lib_.vault_invalidate
 _inval_tok = _lib_.vault_invalidate_token
 _by_name = _lib_.vault_provider_by_name
 _stats = _lib_.vault_stats_json
-_string_free = _lib_.vault_string_free
-_last_status = _lib_.vault_last_status
-_last_msg = _lib_.vault_last_error
-_last_oauth = _lib_.vault_last_oauth_error
 _fill_tok: Any
 _fill_auth: Any
 # The fast path relies on the GIL: it serialises the calls that share a provider's vault_fill
@@ -44,9 +40,9 @@ _fill_auth: Any
 # its own.
 _GIL = not (hasattr(sys, "_is_gil_enabled") and not sys._is_gil_enabled())
 
-if _lib.HAS_TRY and _GIL:
-    _fill_tok = _lib.fast.vault_try_fill_token
-    _fill_auth = _lib.fast.vault_try_fill_authorization
+if _ffi.HAS_TRY and _GIL:
+    _fill_tok = _ffi.fast.vault_try_fill_token
+    _fill_auth = _ffi.fast.vault_try_fill_authorization
 else:  # pragma: no cover - a library without the non-blocking calls: always the blocking path
 
     def _would_block(*_: Any) -> int:
@@ -76,26 +72,6 @@ _CHARP = ctypes.POINTER(ctypes.c_char)
 _ZEROS = bytes(_FAST_CAP)
 
 
-def _error(
-    status: int, msg: Optional[bytes], code: Optional[bytes], fallback: str
-) -> CredvaultError:
-    """The one way an exception is built from what a failed call left: its ``status``, its
-    message (``fallback`` when it left none) and the identity provider's OAuth ``error`` code
-    (``None`` when it left none)."""
-    return error_for_status(
-        status,
-        msg.decode("utf-8", "replace") if msg else fallback,
-        code.decode("ascii", "replace") if code else None,
-    )
-
-
-def _raise_from(status: int, err: "ctypes.Array[ctypes.c_char]") -> CredvaultError:
-    """The exception for a failed status-returning call: the message, then (after its NUL) the
-    identity provider's OAuth ``error`` code, both written by the call into ``err``."""
-    msg, _, rest = err.raw.partition(b"\0")
-    return _error(status, msg, rest.partition(b"\0")[0], "")
-
-
 def _free(handle: int) -> None:
     # Runs from close(), from the garbage collector or at interpreter exit (weakref.finalize):
     # it must not raise, and needs nothing but the library.
@@ -107,33 +83,6 @@ def _free(handle: int) -> None:
 
 def _detach(handle: int) -> None:
     """The finalizer of a provider of the configuration file: the file owns it, nothing to free."""
-
-
-def _last_error(fallback: str, status: Optional[int] = None) -> CredvaultError:
-    """The exception for this thread's last failed call, read right after it on the same thread:
-    ``status`` (what the call returned; else ``vault_last_status``), ``vault_last_error`` and
-    ``vault_last_oauth_error``. For the calls that have no error buffer: those that return a
-    value rather than a status, and the configuration and log-hook calls."""
-    if status is None:
-        status = int(_last_status()) or int(Status.INTERNAL)
-    return _error(status, _last_msg(), _last_oauth(), fallback)
-
-
-def _string_call(call: Any, *args: Any, what: str = "statistics") -> str:
-    """Calls a function that returns a string the library allocated (declared ``c_void_p``),
-    decodes it and hands it back to ``vault_string_free``; a NULL is this thread's last error."""
-    ptr = call(*args)
-    if not ptr:
-        raise _last_error(f"the library returned no {what}")
-    try:
-        return ctypes.string_at(ptr).decode("utf-8", "replace")
-    finally:
-        _string_free(ptr)
-
-
-def _json_call(call: Any, *args: Any) -> Any:
-    """Calls a function that returns a JSON string of the library, parses and frees it."""
-    return json.loads(_string_call(call, *args))
 
 
 def _describe(cfg: Mapping[str, Any]) -> tuple[str, str]:
@@ -234,10 +183,10 @@ class Provider:
         # the value it holds, reused while the library reports the same token generation.
         self._tbuf = create_string_buffer(_FAST_CAP)
         self._abuf = create_string_buffer(_FAST_CAP)
-        self._tfill = _lib.VaultFill(handle, ctypes.cast(self._tbuf, _CHARP), _FAST_CAP, 0)
-        self._afill = _lib.VaultFill(handle, ctypes.cast(self._abuf, _CHARP), _FAST_CAP, 0)
-        self._tptr = _lib.check_fast_arg(ctypes.pointer(self._tfill))
-        self._aptr = _lib.check_fast_arg(ctypes.pointer(self._afill))
+        self._tfill = _ffi.VaultFill(handle, ctypes.cast(self._tbuf, _CHARP), _FAST_CAP, 0)
+        self._afill = _ffi.VaultFill(handle, ctypes.cast(self._abuf, _CHARP), _FAST_CAP, 0)
+        self._tptr = _ffi.check_fast_arg(ctypes.pointer(self._tfill))
+        self._aptr = _ffi.check_fast_arg(ctypes.pointer(self._afill))
         self._tval = self._aval = _NOTHING
         # A provider of the configuration file belongs to the file (vault_reload_config frees
         # it when it leaves the file): closing this object only detaches it.

@@ -1,4 +1,6 @@
-"""Loading libcredvault and declaring its C functions (internal).
+"""The one layer over libcredvault's C ABI (internal): loading the library, the prototype of
+every C function the package calls, and the mapping of a failed call to its exception. The other
+modules call the library and build its exceptions through this module only.
 
 The library is looked for, in this order:
 
@@ -17,15 +19,24 @@ Two handles on the same shared object are kept:
   (``vault_try_fill_token`` / ``vault_try_fill_authorization``) go through it: they answer
   from the cache or say they would block, and never wait, so holding the GIL is safe, and
   saves the release/re-acquire (about 100 to 300 ns per call on these machines).
+
+A failed call becomes the exception of :mod:`credvault.errors` for its status, with the message
+and the identity provider's OAuth ``error`` code the library left: in the call's error buffer
+(:func:`_raise_from`) for the calls that take one, else as this thread's last error
+(:func:`_last_error`). The library's own strings (statistics, metrics) are read and handed back
+by :func:`_string_call`.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 from ctypes import POINTER, c_char, c_char_p, c_int32, c_size_t, c_uint32, c_uint64, c_void_p
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
+
+from .errors import CredvaultError, Status, error_for_status
 
 __all__ = [
     "lib",
@@ -160,3 +171,62 @@ def check_fast_arg(arg: Any) -> Any:
 
 
 del _name, _res, _args, _f
+
+
+# -- the error mapping -------------------------------------------------------------------------------
+
+#: Size of the error buffer handed to the calls that take one: the message, its NUL, the OAuth
+#: ``error`` code and its NUL.
+_ERR_LEN = 1024
+
+_last_status = lib.vault_last_status
+_last_msg = lib.vault_last_error
+_last_oauth = lib.vault_last_oauth_error
+_string_free = lib.vault_string_free
+
+
+def _error(
+    status: int, msg: Optional[bytes], code: Optional[bytes], fallback: str
+) -> CredvaultError:
+    """The one way an exception is built from what a failed call left: its ``status``, its
+    message (``fallback`` when it left none) and the identity provider's OAuth ``error`` code
+    (``None`` when it left none)."""
+    return error_for_status(
+        status,
+        msg.decode("utf-8", "replace") if msg else fallback,
+        code.decode("ascii", "replace") if code else None,
+    )
+
+
+def _raise_from(status: int, err: "ctypes.Array[ctypes.c_char]") -> CredvaultError:
+    """The exception for a failed status-returning call: the message, then (after its NUL) the
+    identity provider's OAuth ``error`` code, both written by the call into ``err``."""
+    msg, _, rest = err.raw.partition(b"\0")
+    return _error(status, msg, rest.partition(b"\0")[0], "")
+
+
+def _last_error(fallback: str, status: Optional[int] = None) -> CredvaultError:
+    """The exception for this thread's last failed call, read right after it on the same thread:
+    ``status`` (what the call returned; else ``vault_last_status``), ``vault_last_error`` and
+    ``vault_last_oauth_error``. For the calls that have no error buffer: those that return a
+    value rather than a status, and the configuration and log-hook calls."""
+    if status is None:
+        status = int(_last_status()) or int(Status.INTERNAL)
+    return _error(status, _last_msg(), _last_oauth(), fallback)
+
+
+def _string_call(call: Any, *args: Any, what: str = "statistics") -> str:
+    """Calls a function that returns a string the library allocated (declared ``c_void_p``),
+    decodes it and hands it back to ``vault_string_free``; a NULL is this thread's last error."""
+    ptr = call(*args)
+    if not ptr:
+        raise _last_error(f"the library returned no {what}")
+    try:
+        return ctypes.string_at(ptr).decode("utf-8", "replace")
+    finally:
+        _string_free(ptr)
+
+
+def _json_call(call: Any, *args: Any) -> Any:
+    """Calls a function that returns a JSON string of the library, parses and frees it."""
+    return json.loads(_string_call(call, *args))
