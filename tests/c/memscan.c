@@ -22,11 +22,13 @@
  *
  * With MEMSCAN_TOKEN_WINDOWS=1 (a long token: memscan.sh registers a client with 900-byte tokens)
  * it also looks for any 16-byte window of the token: on this thread's stack right after the fetch,
- * each of the 100 hits and three vault_get_token_into calls, and in every readable mapping at each
- * stage. ring's AES-GCM leaves the last blocks it opened in vector registers; hits 0-7 are each
- * followed by a first call through a not-yet-bound PLT entry (glibc's lazy-binding trampoline
- * saves the register file on the stack), every other later hit by a signal (the kernel writes the
- * registers into the signal frame on the stack), the rest by nothing but the free.
+ * each of the 100 hits (before and after its vault_token_free) and three vault_get_token_into
+ * calls, and in every readable mapping at each stage. ring's AES-GCM leaves the last blocks it
+ * opened in vector registers, and two things write the registers onto the stack: a first call
+ * through a not-yet-bound PLT entry (glibc's lazy-binding trampoline saves the register file) and
+ * a signal (the kernel saves it in the signal frame). Hits 0-7 are each followed by a first PLT
+ * call, hits 8-10 by one after their free; later hits by a signal after the hit or after the free
+ * (a raw tgkill: no libc code in between) or by nothing.
  *
  * Usage: memscan <token_url> <client_id> <secret_or_key_file> [ca_file]
  * Environment: MEMSCAN_AUTH = client_secret_basic (default), client_secret_post or
@@ -41,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -341,10 +344,13 @@ static __attribute__((noinline)) int fresh_call(int i) {
     case 6: sink = sched_yield(); return 1;
     case 7: sink = getpagesize(); return 1;
     case 8: sink = getsid(0); return 1;
+    case 9: sink = getdtablesize(); return 1;
+    case 10: sink = sysconf(_SC_CLK_TCK); return 1;
+    case 11: sink = getpriority(PRIO_PROCESS, 0); return 1;
     default: return 0;
     }
 }
-#define FRESH_CALLS 9
+#define FRESH_CALLS 12
 
 /* tgkill(SIGUSR1) to this thread straight through the syscall instruction: no libc code runs
  * between the library's return and the kernel's saving of the registers. */
@@ -490,15 +496,20 @@ int main(int argc, char **argv) {
 
     char *tok = vault_get_token(p);
     if (!tok) { fprintf(stderr, "vault_get_token: %s\n", vault_last_error()); return 1; }
-    token_len = strlen(tok);
+    /* Not strlen: glibc's vector strlen would leave the token in registers that the next first
+     * PLT call (vault_token_free's) saves on the stack, which the token-window scan would see. */
+    token_len = 0;
+    while (token_len < sizeof masked_token && ((volatile char *)tok)[token_len]) token_len++;
     if (token_len >= sizeof masked_token) { fprintf(stderr, "token too long\n"); return 1; }
     for (size_t i = 0; i < token_len; i++) masked_token[i] = (unsigned char)tok[i] ^ MASK;
     vault_token_free(tok);
     stack_residue(1);
     if (token_windows) {
-        /* Control: the window scan finds every window of a known plaintext copy. */
-        static char copy[8192];
         add_windows(masked_token, token_len);
+        stack_windows("the first fetch", 0);
+        /* Control (after that scan: its plaintext copy passes through registers): the window scan
+         * finds every window of a known plaintext copy. */
+        static char copy[8192];
         for (size_t i = 0; i < token_len; i++) copy[i] = (char)(masked_token[i] ^ MASK);
         size_t pem_hits = 0, der_hits = 0, before = token_window_count;
         scan_windows((const unsigned char *)copy, (const unsigned char *)copy + token_len, &pem_hits, &der_hits);
@@ -511,7 +522,6 @@ int main(int argc, char **argv) {
             return 1;
         }
         printf("ok control: the scanner finds every 16-byte window of a known token copy (%zu bytes)\n", token_len);
-        stack_windows("the first fetch", 0);
     }
     check("after the first fetch", 1);
 
@@ -519,15 +529,18 @@ int main(int argc, char **argv) {
         char *t = vault_get_token(p);
         if (!t) { fprintf(stderr, "hit %d: %s\n", i, vault_last_error()); return 1; }
         if (token_windows) {
-            /* Hits 0-7: a first call through the PLT right after the hit; then every other hit
-             * a signal; the rest nothing. The stack is scanned before and after the free. */
-            const char *what = "a cached hit";
-            if (i < FRESH_CALLS - 1 && fresh_call(i)) what = "a cached hit and a first PLT call";
-            else if (i % 2 == 0) { raw_signal(); what = "a cached hit and a signal"; }
+            /* Hits 0-7: a first call through the PLT right after the hit; 8-10: right after its
+             * vault_token_free; later hits: a signal after the hit (i % 4 == 0) or after the free
+             * (i % 4 == 2), or nothing. The stack is scanned before and after the free. */
+            const char *what = "a cached hit", *after_free = "a cached hit and vault_token_free";
+            if (i < 8 && fresh_call(i)) what = "a cached hit and a first PLT call";
+            else if (i >= 11 && i % 4 == 0) { raw_signal(); what = "a cached hit and a signal"; }
             stack_windows(what, i);
             vault_token_free(t);
+            if (i >= 8 && i < 11 && fresh_call(i)) after_free = "a cached hit, vault_token_free and a first PLT call";
+            else if (i >= 11 && i % 4 == 2) { raw_signal(); after_free = "a cached hit, vault_token_free and a signal"; }
             stack_residue(1);
-            stack_windows(what, i);
+            stack_windows(after_free, i);
             continue;
         }
         vault_token_free(t);
