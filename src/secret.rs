@@ -153,9 +153,12 @@ pub struct Sealed {
 
 impl Sealed {
     /// Seals a copy of `plaintext`. The caller remains responsible for wiping its own copy.
+    /// The copy and the cipher pass the plaintext through vector registers, zeroed afterwards.
     pub fn seal(plaintext: &[u8]) -> Result<Sealed> {
         let mut buf = plaintext.to_vec().into_boxed_slice();
-        Sealed::seal_in_place(&mut buf).map(|(key, nonce, tag)| Sealed {
+        let sealed = Sealed::seal_in_place(&mut buf);
+        clear_vector_registers();
+        sealed.map(|(key, nonce, tag)| Sealed {
             key,
             nonce,
             tag,
@@ -200,7 +203,8 @@ impl Sealed {
     }
 
     /// Opens the secret into `out`, which must be exactly [`Sealed::len`] bytes. On failure `out`
-    /// is wiped. What `out` holds afterwards is the caller's to wipe.
+    /// is wiped. What `out` holds afterwards is the caller's to wipe; the vector registers the
+    /// cipher left its last blocks in are zeroed here (see `clear_vector_registers`).
     pub fn open_into(&self, out: &mut [u8]) -> Result<()> {
         if out.len() != self.ciphertext.len() {
             return Err(Error::internal("open_into: buffer length mismatch"));
@@ -213,6 +217,7 @@ impl Sealed {
             out,
             0..,
         );
+        clear_vector_registers();
         match opened {
             Ok(_) => Ok(()),
             Err(_) => {
@@ -222,12 +227,15 @@ impl Sealed {
         }
     }
 
-    /// Runs `f` with the plaintext in a buffer that is wiped when `f` returns.
+    /// Runs `f` with the plaintext in a buffer that is wiped when `f` returns; the vector
+    /// registers are zeroed after the open and again after `f` (which may copy the plaintext).
     pub fn with_plaintext<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         let mut buf = crate::memlock::LockedBuf::new(self.len())
             .ok_or_else(|| Error::internal("could not map a page for plaintext"))?;
         self.open_into(&mut buf)?;
-        Ok(f(&buf))
+        let r = f(&buf);
+        clear_vector_registers();
+        Ok(r)
     }
 
     /// Compares the secret with `candidate` in time that depends only on the lengths.
@@ -243,12 +251,14 @@ impl fmt::Debug for Sealed {
     }
 }
 
-/// Zeroes the SIMD registers (x86_64: `vzeroall` with AVX, else `xmm0`-`xmm15`). ring's AES-GCM
+/// Zeroes the SIMD registers (x86_64: `vzeroall` with AVX, and `zmm16`-`zmm31` with AVX-512;
+/// else `xmm0`-`xmm15`). ring's AES-GCM
 /// leaves the last blocks it decrypted in vector registers, and they do not stay there: the
 /// dynamic linker's lazy-binding trampoline (`_dl_runtime_resolve_xsavec`) saves the whole
 /// register file onto the stack at the caller's next call through the PLT. tests/c/memscan.sh
 /// found two 16-byte blocks of a private_key_jwt PEM (1.7 kB, opened through ring's VAES/AVX2
-/// path) on the stack that way. Called after opening a long plaintext.
+/// path) on the stack that way, and the same for 1,200-character tokens after a cached hit.
+/// Called by [`Sealed::seal`], [`Sealed::open_into`] and [`Sealed::with_plaintext`].
 #[inline(never)]
 pub(crate) fn clear_vector_registers() {
     #[cfg(all(target_arch = "x86_64", not(miri)))]
@@ -263,6 +273,10 @@ pub(crate) fn clear_vector_registers() {
                     out("xmm8") _, out("xmm9") _, out("xmm10") _, out("xmm11") _,
                     out("xmm12") _, out("xmm13") _, out("xmm14") _, out("xmm15") _,
                     options(nostack, nomem, preserves_flags));
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F (checked above).
+                unsafe { clear_avx512_registers() };
             }
         } else {
             // SAFETY: zeroes xmm0-xmm15, declared clobbered.
@@ -280,6 +294,34 @@ pub(crate) fn clear_vector_registers() {
                     options(nostack, nomem, preserves_flags));
             }
         }
+    }
+}
+
+/// Zeroes `zmm16`-`zmm31`, which `vzeroall` leaves alone. glibc's EVEX string functions
+/// (`strlen`, `memcpy`, ... on CPUs with AVX-512) keep the bytes they read in them: memscan found
+/// 32 bytes of a token there after `vault_token_free`'s `strlen`, saved onto the stack by a signal.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(all(target_arch = "x86_64", not(miri)))]
+#[target_feature(enable = "avx512f")]
+unsafe fn clear_avx512_registers() {
+    // SAFETY: zeroes zmm16-zmm31, declared clobbered; the caller checked for AVX-512F.
+    unsafe {
+        std::arch::asm!(
+            "vpxord xmm16, xmm16, xmm16", "vpxord xmm17, xmm17, xmm17",
+            "vpxord xmm18, xmm18, xmm18", "vpxord xmm19, xmm19, xmm19",
+            "vpxord xmm20, xmm20, xmm20", "vpxord xmm21, xmm21, xmm21",
+            "vpxord xmm22, xmm22, xmm22", "vpxord xmm23, xmm23, xmm23",
+            "vpxord xmm24, xmm24, xmm24", "vpxord xmm25, xmm25, xmm25",
+            "vpxord xmm26, xmm26, xmm26", "vpxord xmm27, xmm27, xmm27",
+            "vpxord xmm28, xmm28, xmm28", "vpxord xmm29, xmm29, xmm29",
+            "vpxord xmm30, xmm30, xmm30", "vpxord xmm31, xmm31, xmm31",
+            out("zmm16") _, out("zmm17") _, out("zmm18") _, out("zmm19") _,
+            out("zmm20") _, out("zmm21") _, out("zmm22") _, out("zmm23") _,
+            out("zmm24") _, out("zmm25") _, out("zmm26") _, out("zmm27") _,
+            out("zmm28") _, out("zmm29") _, out("zmm30") _, out("zmm31") _,
+            options(nostack, nomem, preserves_flags));
     }
 }
 

@@ -20,6 +20,16 @@
  * PKCS#8 DER bytes and its PEM's base64 body, whole and as any 16-byte window of them, in every readable
  * mapping (one pass per stage: a hash table of the masked windows).
  *
+ * With MEMSCAN_TOKEN_WINDOWS=1 (a long token: memscan.sh registers a client with 900-byte tokens)
+ * it also looks for any 16-byte window of the token: on this thread's stack right after the fetch,
+ * each of the 100 hits (before and after its vault_token_free) and three vault_get_token_into
+ * calls, and in every readable mapping at each stage. ring's AES-GCM leaves the last blocks it
+ * opened in vector registers, and two things write the registers onto the stack: a first call
+ * through a not-yet-bound PLT entry (glibc's lazy-binding trampoline saves the register file) and
+ * a signal (the kernel saves it in the signal frame). Hits 0-7 are each followed by a first PLT
+ * call, hits 8-10 by one after their free; later hits by a signal after the hit or after the free
+ * (a raw tgkill: no libc code in between) or by nothing.
+ *
  * Usage: memscan <token_url> <client_id> <secret_or_key_file> [ca_file]
  * Environment: MEMSCAN_AUTH = client_secret_basic (default), client_secret_post or
  * private_key_jwt (then MEMSCAN_KID names the key's kid).
@@ -27,10 +37,14 @@
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "credvault.h"
@@ -77,6 +91,8 @@ static void add_windows(const unsigned char *masked, size_t len) {
 }
 
 /* Positions in [start, end) where some 16-byte window of the PEM or the DER is in plaintext. */
+static size_t token_window_count; /* token windows found by scan_windows (MEMSCAN_TOKEN_WINDOWS) */
+
 static void scan_windows(const unsigned char *start, const unsigned char *end, size_t *pem_hits, size_t *der_hits) {
     const uint64_t m = 0x5A5A5A5A5A5A5A5Aull;
     if ((size_t)(end - start) < WIN) return;
@@ -87,6 +103,7 @@ static void scan_windows(const unsigned char *start, const unsigned char *end, s
             while (i < WIN && p[i] == (unsigned char)(w[i] ^ MASK)) i++;
             if (i == WIN) {
                 if (w >= masked_der && w < masked_der + sizeof masked_der) (*der_hits)++;
+                else if (w >= masked_token && w < masked_token + sizeof masked_token) token_window_count++;
                 else (*pem_hits)++;
                 break;
             }
@@ -143,11 +160,14 @@ static size_t scan_process_with(const unsigned char *masked, size_t len, const c
         if (strcmp(path, "[vvar]") == 0 || strcmp(path, "[vsyscall]") == 0 || strcmp(path, "[vvar_vclock]") == 0) continue;
         if (strncmp(path, "/dev/", 5) == 0) continue;
         if (pem_hits) {
-            size_t p0 = *pem_hits, d0 = *der_hits;
+            size_t p0 = *pem_hits, d0 = *der_hits, t0 = token_window_count;
             scan_windows((const unsigned char *)lo, (const unsigned char *)hi, pem_hits, der_hits);
             if (*pem_hits - p0 || *der_hits - d0)
                 fprintf(stderr, "    %s: %zu PEM and %zu PKCS#8 windows of the private key in %s %s\n", stage,
                         *pem_hits - p0, *der_hits - d0, perms, path[0] ? path : "[anonymous]");
+            if (token_window_count - t0)
+                fprintf(stderr, "    %s: %zu 16-byte windows of the token in %s %s\n", stage,
+                        token_window_count - t0, perms, path[0] ? path : "[anonymous]");
             continue;
         }
         size_t h = scan_range((const unsigned char *)lo, (const unsigned char *)hi, masked, len);
@@ -274,11 +294,83 @@ static __attribute__((noinline)) void stack_residue(int with_token) {
         stack_token_tail += scan_range(stack_lo, stack_hi, masked_token + token_len - tt, tt);
 }
 
+/* MEMSCAN_TOKEN_WINDOWS=1: the token's 16-byte windows are looked for too (a long token, whose
+ * full blocks ring's AES-GCM leaves in vector registers), on the stack right after each call and
+ * in every readable mapping at each stage. */
+static int token_windows;
+
+/* Windows of the token in every readable mapping. */
+static size_t token_window_hits(const char *stage) {
+    size_t pem_hits = 0, der_hits = 0, before = token_window_count;
+    scan_process_with(NULL, 0, "token", stage, &pem_hits, &der_hits);
+    return token_window_count - before;
+}
+
+/* Windows of the token on this thread's stack, right after a call; `what` names the provocation
+ * that preceded it. A small frame, like stack_residue. */
+static size_t stack_windows_total;
+
+static __attribute__((noinline)) void stack_windows(const char *what, int n) {
+    size_t pem_hits = 0, der_hits = 0, before = token_window_count;
+    scan_windows(stack_lo, stack_hi, &pem_hits, &der_hits);
+    size_t h = token_window_count - before;
+    token_window_count = before;
+    static size_t last;
+    if (h != last) /* residue in a dead frame stays: report only changes */
+        fprintf(stderr, "    [stack] right after %s (call %d): %zu 16-byte windows of the token\n", what, n, h);
+    last = h;
+    stack_windows_total += h;
+}
+
+/* What puts the vector registers on the stack right after a library call returns, before the
+ * application's code touches them: a first call through a not-yet-bound PLT entry (glibc's
+ * lazy-binding trampoline saves the register file with xsave), or a signal (the kernel writes
+ * the register state into the signal frame on the user stack). Each fresh_call(i) calls a libc
+ * function this program has not called before. */
+static volatile long sink;
+static volatile sig_atomic_t signals;
+static long raw_pid, raw_tid;
+
+static void on_signal(int sig) { (void)sig; signals++; }
+
+static __attribute__((noinline)) int fresh_call(int i) {
+    switch (i) {
+    case 0: sink = getppid(); return 1;
+    case 1: sink = getuid(); return 1;
+    case 2: sink = geteuid(); return 1;
+    case 3: sink = getgid(); return 1;
+    case 4: sink = getegid(); return 1;
+    case 5: sink = getpgrp(); return 1;
+    case 6: sink = sched_yield(); return 1;
+    case 7: sink = getpagesize(); return 1;
+    case 8: sink = getsid(0); return 1;
+    case 9: sink = getdtablesize(); return 1;
+    case 10: sink = sysconf(_SC_CLK_TCK); return 1;
+    case 11: sink = getpriority(PRIO_PROCESS, 0); return 1;
+    default: return 0;
+    }
+}
+#define FRESH_CALLS 12
+
+/* tgkill(SIGUSR1) to this thread straight through the syscall instruction: no libc code runs
+ * between the library's return and the kernel's saving of the registers. */
+static void raw_signal(void) {
+#if defined(__x86_64__)
+    long r;
+    __asm__ volatile("syscall" : "=a"(r) : "0"((long)SYS_tgkill), "D"(raw_pid), "S"(raw_tid), "d"((long)SIGUSR1)
+                     : "rcx", "r11", "memory");
+    (void)r;
+#else
+    raise(SIGUSR1);
+#endif
+}
+
 static void check(const char *stage, int with_token) {
     size_t s = scan_process(masked_secret, secret_len, "client secret", stage)
              + scan_process(masked_basic, basic_len, "Basic credential", stage);
     s += key_window_hits(stage);
     size_t t = with_token ? scan_process(masked_token, token_len, "token", stage) : 0;
+    if (with_token && token_windows) t += token_window_hits(stage);
     printf("%s %s: secret copies %zu, token copies %zu\n", (s || t) ? "not ok" : "ok", stage, s, t);
     if (s || t) failures++;
 }
@@ -369,6 +461,16 @@ int main(int argc, char **argv) {
         wipe(joined, sizeof joined);
     }
     find_stack();
+    token_windows = getenv("MEMSCAN_TOKEN_WINDOWS") && strcmp(getenv("MEMSCAN_TOKEN_WINDOWS"), "1") == 0;
+    if (token_windows) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sa.sa_flags = SA_RESTART;
+        sigaction(SIGUSR1, &sa, NULL);
+        raw_pid = getpid();
+        raw_tid = syscall(SYS_gettid);
+    }
 
     /* Positive control: the scanner must see the copy still in `secret`, else it proves nothing. */
     if (scan_process(masked_secret, secret_len, "client secret (control)", "control") < 1) {
@@ -394,16 +496,53 @@ int main(int argc, char **argv) {
 
     char *tok = vault_get_token(p);
     if (!tok) { fprintf(stderr, "vault_get_token: %s\n", vault_last_error()); return 1; }
-    token_len = strlen(tok);
+    /* Not strlen: glibc's vector strlen would leave the token in registers that the next first
+     * PLT call (vault_token_free's) saves on the stack, which the token-window scan would see. */
+    token_len = 0;
+    while (token_len < sizeof masked_token && ((volatile char *)tok)[token_len]) token_len++;
     if (token_len >= sizeof masked_token) { fprintf(stderr, "token too long\n"); return 1; }
     for (size_t i = 0; i < token_len; i++) masked_token[i] = (unsigned char)tok[i] ^ MASK;
     vault_token_free(tok);
     stack_residue(1);
+    if (token_windows) {
+        add_windows(masked_token, token_len);
+        stack_windows("the first fetch", 0);
+        /* Control (after that scan: its plaintext copy passes through registers): the window scan
+         * finds every window of a known plaintext copy. */
+        static char copy[8192];
+        for (size_t i = 0; i < token_len; i++) copy[i] = (char)(masked_token[i] ^ MASK);
+        size_t pem_hits = 0, der_hits = 0, before = token_window_count;
+        scan_windows((const unsigned char *)copy, (const unsigned char *)copy + token_len, &pem_hits, &der_hits);
+        size_t found = token_window_count - before;
+        token_window_count = before;
+        wipe(copy, sizeof copy);
+        if (token_len < WIN || found != token_len - WIN + 1) {
+            fprintf(stderr, "not ok control: the scanner found %zu of the %zu windows of a known token copy\n",
+                    found, token_len < WIN ? 0 : token_len - WIN + 1);
+            return 1;
+        }
+        printf("ok control: the scanner finds every 16-byte window of a known token copy (%zu bytes)\n", token_len);
+    }
     check("after the first fetch", 1);
 
     for (int i = 0; i < 100; i++) {
         char *t = vault_get_token(p);
         if (!t) { fprintf(stderr, "hit %d: %s\n", i, vault_last_error()); return 1; }
+        if (token_windows) {
+            /* Hits 0-7: a first call through the PLT right after the hit; 8-10: right after its
+             * vault_token_free; later hits: a signal after the hit (i % 4 == 0) or after the free
+             * (i % 4 == 2), or nothing. The stack is scanned before and after the free. */
+            const char *what = "a cached hit", *after_free = "a cached hit and vault_token_free";
+            if (i < 8 && fresh_call(i)) what = "a cached hit and a first PLT call";
+            else if (i >= 11 && i % 4 == 0) { raw_signal(); what = "a cached hit and a signal"; }
+            stack_windows(what, i);
+            vault_token_free(t);
+            if (i >= 8 && i < 11 && fresh_call(i)) after_free = "a cached hit, vault_token_free and a first PLT call";
+            else if (i >= 11 && i % 4 == 2) { raw_signal(); after_free = "a cached hit, vault_token_free and a signal"; }
+            stack_residue(1);
+            stack_windows(after_free, i);
+            continue;
+        }
         vault_token_free(t);
         stack_residue(1);
     }
@@ -414,6 +553,17 @@ int main(int argc, char **argv) {
     size_t out_len = 0;
     if (vault_get_token_into(p, buf, sizeof buf, &out_len, NULL, 0) != VAULT_STATUS_OK) return 1;
     stack_residue(1); /* right after an open, with no other call in between */
+    if (token_windows) {
+        stack_windows("vault_get_token_into", 0);
+        wipe(buf, sizeof buf);
+        if (vault_get_token_into(p, buf, sizeof buf, &out_len, NULL, 0) != VAULT_STATUS_OK) return 1;
+        fresh_call(FRESH_CALLS - 1);
+        stack_windows("vault_get_token_into and a first PLT call", 1);
+        wipe(buf, sizeof buf);
+        if (vault_get_token_into(p, buf, sizeof buf, &out_len, NULL, 0) != VAULT_STATUS_OK) return 1;
+        raw_signal();
+        stack_windows("vault_get_token_into and a signal", 2);
+    }
     wipe(buf, sizeof buf);
     check("after vault_get_token_into and a wiped buffer", 1);
 
@@ -439,6 +589,13 @@ int main(int argc, char **argv) {
         printf("not ok stack residue: plaintext of a partial AES block was left on the stack\n");
         failures++;
     }
-    printf("%d passed, %d failed\n", 7 - failures, failures);
+    if (token_windows) {
+        printf("%s stack windows (%zu-byte token): %zu 16-byte windows of the token on the stack over %zu scans "
+               "(%d signals delivered, %d first PLT calls)\n",
+               stack_windows_total ? "not ok" : "ok", token_len, stack_windows_total, 2 * (size_t)100 + 4,
+               (int)signals, FRESH_CALLS);
+        if (stack_windows_total) failures++;
+    }
+    printf("%d passed, %d failed\n", 7 + token_windows - failures, failures);
     return failures ? 1 : 0;
 }

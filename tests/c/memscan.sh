@@ -14,6 +14,9 @@ gcc -std=gnu11 -Wall -Wextra -Werror -O1 -I include tests/c/memscan.c \
 
 # 31 random bytes: a 62-character secret, and 59-byte tokens: 79 characters. Both end in a long
 # partial AES block (14 and 15 bytes), for the stack residue measurement in memscan.c.
+# memscan-long gets 900-byte tokens (1,200 characters, as long as real providers' JWTs), looked
+# for as any 16-byte window (MEMSCAN_TOKEN_WINDOWS=1): ring leaves the last full blocks it opened
+# in vector registers.
 secret="$(head -c 31 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 client="memscan-client"
 umask 077
@@ -21,7 +24,7 @@ printf '%s' "$secret" > "$out/secret"
 # Issue 25: a private_key_jwt client registered with the public half of tests/keys/rsa2048.
 key="$root/tests/keys/rsa2048.pkcs8.pem"
 jwk="$(sed 's/}$/,"kid":"k1"}/' "$root/tests/keys/rsa2048.public.jwk.json")"
-printf '[{"dialect":"oauth","client_id":"%s","client_secret":"%s","token_bytes":59},{"dialect":"oauth","client_id":"memscan-jwt","jwks":{"keys":[%s]},"token_bytes":59}]' "$client" "$secret" "$jwk" > "$out/clients.json"
+printf '[{"dialect":"oauth","client_id":"%s","client_secret":"%s","token_bytes":59},{"dialect":"oauth","client_id":"memscan-long","client_secret":"%s","token_bytes":900},{"dialect":"oauth","client_id":"memscan-jwt","jwks":{"keys":[%s]},"token_bytes":59}]' "$client" "$secret" "$secret" "$jwk" > "$out/clients.json"
 unset secret
 
 run_idp() {  # starts the idp with extra args; sets idp_pid and idp_base
@@ -37,6 +40,7 @@ run_idp
 for auth in client_secret_basic client_secret_post; do
   MEMSCAN_AUTH=$auth "$out/memscan" "$idp_base/oauth/token" "$client" "$out/secret" || status=1
 done
+MEMSCAN_TOKEN_WINDOWS=1 "$out/memscan" "$idp_base/oauth/token" memscan-long "$out/secret" || status=1
 MEMSCAN_AUTH=private_key_jwt MEMSCAN_KID=k1 "$out/memscan" "$idp_base/oauth/token" memscan-jwt "$key" || status=1
 kill "$idp_pid" 2>/dev/null || true; wait "$idp_pid" 2>/dev/null || true
 
@@ -54,6 +58,7 @@ if "$root/target/release/credvault" idp --help 2>&1 | grep -q -- --tls-cert; the
   for auth in client_secret_basic client_secret_post; do
     MEMSCAN_AUTH=$auth "$out/memscan" "$idp_base/oauth/token" "$client" "$out/secret" "$tls/ca.pem" || status=1
   done
+  MEMSCAN_TOKEN_WINDOWS=1 "$out/memscan" "$idp_base/oauth/token" memscan-long "$out/secret" "$tls/ca.pem" || status=1
   MEMSCAN_AUTH=private_key_jwt MEMSCAN_KID=k1 "$out/memscan" "$idp_base/oauth/token" memscan-jwt "$key" "$tls/ca.pem" || status=1
   kill "$idp_pid" 2>/dev/null || true; wait "$idp_pid" 2>/dev/null || true
 else
