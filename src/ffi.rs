@@ -406,6 +406,9 @@ pub unsafe extern "C" fn vault_token_free(token: *mut c_char) {
             std::slice::from_raw_parts_mut(token as *mut u8, n).zeroize();
             libc::free(token as *mut libc::c_void);
         }
+        // libc's strlen leaves the token's bytes it read in vector registers, which a signal
+        // or a first call through the PLT would save onto the stack.
+        crate::secret::clear_vector_registers();
     })
 }
 
