@@ -127,8 +127,8 @@ func TestDialects(t *testing.T) {
 		fetchAndCache(t, p, "ü go:1")
 		// The typed Config escapes the same secret into JSON correctly.
 		q := mustProvider(t, credvault.Config{TokenURL: theIdp.URL("/oauth/token"),
-			ClientID: "ü go:1", ClientSecret: "pa ss:wörd+%/=\"\\", AuthMethod: credvault.ClientSecretBasic,
-			BasicEncoding: credvault.RFC6749})
+			ClientID: "ü go:1", ClientSecret: "pa ss:wörd+%/=\"\\", AuthMethod: credvault.AuthClientSecretBasic,
+			BasicEncoding: credvault.BasicRFC6749})
 		fetchAndCache(t, q, "ü go:1")
 	})
 	t.Run("rfc8414 issuer", func(t *testing.T) {
@@ -139,7 +139,7 @@ func TestDialects(t *testing.T) {
 	t.Run("every config key is accepted", func(t *testing.T) {
 		p := mustProvider(t, credvault.Config{TokenURL: theIdp.URL("/oauth/token"),
 			ClientID: "demo-oauth-client", ClientSecret: oauthSecret,
-			AuthMethod: credvault.ClientSecretBasic, BasicEncoding: credvault.RFC6749,
+			AuthMethod: credvault.AuthClientSecretBasic, BasicEncoding: credvault.BasicRFC6749,
 			Scope: "a b", Headers: map[string]string{"X-Extra": "1"},
 			Timeout: 2 * time.Second, Deadline: 3 * time.Second, RefreshRatio: 0.5,
 			RefreshJitter: credvault.Float(0), ExpiryMargin: credvault.Duration(time.Second),
@@ -277,7 +277,7 @@ func TestTypedErrors(t *testing.T) {
 	t.Run("discovery failed", func(t *testing.T) {
 		p := mustProvider(t, credvault.Config{Issuer: theIdp.URL("/apiture/oidc"),
 			ClientID: "demo-apiture-client", ClientSecret: "demo-apiture-secret",
-			BasicEncoding: credvault.Plain, Cooldown: credvault.Duration(0)})
+			BasicEncoding: credvault.BasicPlain, Cooldown: credvault.Duration(0)})
 		_, err := p.TokenContext(context.Background())
 		check(t, err, credvault.ErrDiscoveryFailed, credvault.StatusDiscoveryFailed, "")
 	})

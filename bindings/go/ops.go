@@ -75,7 +75,7 @@ type Stats struct {
 	Provider string
 	// Handle is the library's handle (filled in by StatsAll; 0 from Provider.Stats).
 	Handle uint64
-	// AuthMethod is how the client authenticates (ClientSecretBasic, AuthPrivateKeyJWT, ...).
+	// AuthMethod is how the client authenticates (AuthClientSecretBasic, AuthPrivateKeyJWT, ...).
 	AuthMethod AuthMethod
 
 	TokensFetched             uint64 // tokens fetched from the token endpoint
