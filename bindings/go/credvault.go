@@ -26,23 +26,7 @@
 // the static one).
 package credvault
 
-/*
-#cgo CFLAGS: -I${SRCDIR}/include
-#cgo !credvault_static pkg-config: credvault
-#cgo credvault_static pkg-config: --static credvault-static
-// Go's build cache keys a package on its CFLAGS, not on pkg-config's output: this define keeps
-// the static build's cached package apart from the shared one's.
-#cgo credvault_static CFLAGS: -DCREDVAULT_GO_STATIC=1
-#include <stdlib.h>
-#include <string.h>
-#include "credvault.h"
-
-// Wipes n bytes at p in a way the C compiler may not drop as a dead store.
-static void cv_wipe(void *p, size_t n) {
-	volatile unsigned char *q = (volatile unsigned char *)p;
-	while (n--) *q++ = 0;
-}
-*/
+// #include "shims.h"
 import "C"
 
 import (

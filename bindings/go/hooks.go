@@ -1,6 +1,5 @@
 package credvault
 
-// #cgo CFLAGS: -I${SRCDIR}/include
 // #include "credvault.h"
 import "C"
 

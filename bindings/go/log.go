@@ -1,7 +1,6 @@
 package credvault
 
-// #include <stdint.h>
-// #include <string.h>
+// #include "shims.h"
 import "C"
 
 import (
@@ -72,6 +71,10 @@ func SetLogger(l *slog.Logger, min slog.Level) {
 			return
 		}
 	}
+}
+
+func setLogCallback(handle uintptr, minLevel int32) Status {
+	return Status(C.cv_set_log(C.uintptr_t(handle), C.int32_t(minLevel)))
 }
 
 // cLevel is the library's least level that covers slog level min.
