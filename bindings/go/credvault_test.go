@@ -396,38 +396,58 @@ func TestCloseWhileInUse(t *testing.T) {
 	wg.Wait()
 }
 
-func TestFinalizerFreesAForgottenProvider(t *testing.T) {
-	before := credvault.FinalizedForTest()
+// listed reports whether the library still has provider h (vault_stats_all_json).
+func listed(t *testing.T, h uint64) bool {
+	t.Helper()
+	all, _, err := credvault.StatsAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range all {
+		if s.Handle == h {
+			return true
+		}
+	}
+	return false
+}
+
+// A Provider dropped without Close is freed by its cleanup (runtime.AddCleanup): the library no
+// longer has it. Close stops the cleanup: it never runs for a closed Provider.
+func TestCleanupFreesAForgottenProvider(t *testing.T) {
+	var h uint64
 	func() {
 		p, err := credvault.NewProvider(credvault.Config{TokenURL: theIdp.URL("/oauth/token"),
 			ClientID: "demo-oauth-client", ClientSecret: oauthSecret})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = p
+		h = credvault.HandleForTest(p)
 	}()
-	for i := 0; i < 100 && credvault.FinalizedForTest() == before; i++ {
+	if !listed(t, h) {
+		t.Fatalf("the library does not list the new provider %d", h)
+	}
+	for deadline := time.Now().Add(30 * time.Second); listed(t, h) && time.Now().Before(deadline); {
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
 	}
-	if credvault.FinalizedForTest() == before {
-		t.Fatal("the finalizer did not free the forgotten provider")
+	if listed(t, h) || !credvault.CleanedUpForTest(h) {
+		t.Fatal("the cleanup did not free the forgotten provider")
 	}
-	// A closed provider has no finalizer left to run.
+	// A closed provider has no cleanup left to run.
 	p, err := credvault.NewProvider(credvault.Config{TokenURL: theIdp.URL("/oauth/token"),
 		ClientID: "demo-oauth-client", ClientSecret: oauthSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
+	h = credvault.HandleForTest(p)
 	_ = p.Close()
-	n := credvault.FinalizedForTest()
 	p = nil
 	for range 5 {
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
 	}
-	if credvault.FinalizedForTest() != n {
-		t.Fatal("Close did not clear the finalizer")
+	if credvault.CleanedUpForTest(h) {
+		t.Fatal("Close did not stop the cleanup")
 	}
 }
 
