@@ -44,11 +44,11 @@ const (
 // compile.
 const (
 	// Deprecated: use AuthClientSecretBasic.
-	ClientSecretBasic = AuthClientSecretBasic
+	ClientSecretBasic AuthMethod = AuthClientSecretBasic
 	// Deprecated: use AuthClientSecretPost.
-	ClientSecretPost = AuthClientSecretPost
+	ClientSecretPost AuthMethod = AuthClientSecretPost
 	// Deprecated: use AuthHeaders.
-	Headers = AuthHeaders
+	Headers AuthMethod = AuthHeaders
 )
 
 // BasicEncoding is how id and secret are put into HTTP Basic.
@@ -66,9 +66,9 @@ const (
 // still compile.
 const (
 	// Deprecated: use BasicRFC6749.
-	RFC6749 = BasicRFC6749
+	RFC6749 BasicEncoding = BasicRFC6749
 	// Deprecated: use BasicPlain.
-	Plain = BasicPlain
+	Plain BasicEncoding = BasicPlain
 )
 
 // Config is a provider configuration: one field per key of the JSON configuration (README

@@ -76,22 +76,24 @@ func TestExportedConstantsArePrefixedByTheirType(t *testing.T) {
 					if !id.IsExported() {
 						continue
 					}
-					if typ, ok := v.Type.(*ast.Ident); ok {
-						typed++
-						if !strings.HasPrefix(id.Name, firstWord(typ.Name)) {
-							t.Errorf("%s: constant %s of type %s is not prefixed %s", path, id.Name, typ.Name, firstWord(typ.Name))
-						}
+					typ, ok := v.Type.(*ast.Ident)
+					if !ok { // untyped: not a named type's value
 						continue
 					}
-					if v.Type != nil || i >= len(v.Values) {
+					typed++
+					if strings.HasPrefix(id.Name, firstWord(typ.Name)) {
 						continue
 					}
-					target, ok := v.Values[i].(*ast.Ident)
-					if !ok { // an untyped literal constant: not a named type's value
+					// Otherwise a deprecated alias of a prefixed name.
+					var target *ast.Ident
+					if i < len(v.Values) {
+						target, _ = v.Values[i].(*ast.Ident)
+					}
+					if target == nil || !strings.HasPrefix(target.Name, firstWord(typ.Name)) {
+						t.Errorf("%s: constant %s of type %s is not prefixed %s", path, id.Name, typ.Name, firstWord(typ.Name))
 						continue
 					}
-					want := "Deprecated: use " + target.Name + "."
-					if v.Doc == nil || !strings.Contains(v.Doc.Text(), want) {
+					if want := "Deprecated: use " + target.Name + "."; v.Doc == nil || !strings.Contains(v.Doc.Text(), want) {
 						t.Errorf("%s: %s = %s is not marked %q", path, id.Name, target.Name, want)
 					}
 				}
