@@ -6,6 +6,7 @@ import (
 	"time"
 
 	credvault "github.com/credvault/credvault/bindings/go"
+	"github.com/credvault/credvault/bindings/go/internal/cgotest"
 )
 
 var sinkS string
@@ -70,7 +71,7 @@ func BenchmarkHitBreakdown(b *testing.B) {
 	})
 	b.Run("cgo-call", func(b *testing.B) { // the Go-to-C transition alone (vault_version)
 		for range b.N {
-			credvault.CgoNoop()
+			cgotest.Noop()
 		}
 	})
 	b.Run("pool-get-put", func(b *testing.B) {

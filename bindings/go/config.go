@@ -31,13 +31,24 @@ type AuthMethod string
 
 // The values of auth_method.
 const (
-	ClientSecretBasic AuthMethod = "client_secret_basic"
-	ClientSecretPost  AuthMethod = "client_secret_post"
-	// Headers sends client_id/client_secret request headers and an empty body (Vipps).
-	Headers AuthMethod = "headers"
+	AuthClientSecretBasic AuthMethod = "client_secret_basic"
+	AuthClientSecretPost  AuthMethod = "client_secret_post"
+	// AuthHeaders sends client_id/client_secret request headers and an empty body (Vipps).
+	AuthHeaders AuthMethod = "headers"
 	// AuthPrivateKeyJWT signs an RFC 7523 client assertion with Config.PrivateKey instead of
 	// sending a secret.
 	AuthPrivateKeyJWT AuthMethod = "private_key_jwt"
+)
+
+// The first names of the auth_method values, kept so that programs written against them still
+// compile.
+const (
+	// Deprecated: use AuthClientSecretBasic.
+	ClientSecretBasic AuthMethod = AuthClientSecretBasic
+	// Deprecated: use AuthClientSecretPost.
+	ClientSecretPost AuthMethod = AuthClientSecretPost
+	// Deprecated: use AuthHeaders.
+	Headers AuthMethod = AuthHeaders
 )
 
 // BasicEncoding is how id and secret are put into HTTP Basic.
@@ -45,10 +56,19 @@ type BasicEncoding string
 
 // The values of basic_encoding.
 const (
-	// RFC6749 form-urlencodes id and secret before base64 (RFC 6749 section 2.3.1).
-	RFC6749 BasicEncoding = "rfc6749"
-	// Plain is base64 of "id:secret" as is (Apiture, Vipps).
-	Plain BasicEncoding = "plain"
+	// BasicRFC6749 form-urlencodes id and secret before base64 (RFC 6749 section 2.3.1).
+	BasicRFC6749 BasicEncoding = "rfc6749"
+	// BasicPlain is base64 of "id:secret" as is (Apiture, Vipps).
+	BasicPlain BasicEncoding = "plain"
+)
+
+// The first names of the basic_encoding values, kept so that programs written against them
+// still compile.
+const (
+	// Deprecated: use BasicRFC6749.
+	RFC6749 BasicEncoding = BasicRFC6749
+	// Deprecated: use BasicPlain.
+	Plain BasicEncoding = BasicPlain
 )
 
 // Config is a provider configuration: one field per key of the JSON configuration (README

@@ -26,23 +26,7 @@
 // the static one).
 package credvault
 
-/*
-#cgo CFLAGS: -I${SRCDIR}/include
-#cgo !credvault_static pkg-config: credvault
-#cgo credvault_static pkg-config: --static credvault-static
-// Go's build cache keys a package on its CFLAGS, not on pkg-config's output: this define keeps
-// the static build's cached package apart from the shared one's.
-#cgo credvault_static CFLAGS: -DCREDVAULT_GO_STATIC=1
-#include <stdlib.h>
-#include <string.h>
-#include "credvault.h"
-
-// Wipes n bytes at p in a way the C compiler may not drop as a dead store.
-static void cv_wipe(void *p, size_t n) {
-	volatile unsigned char *q = (volatile unsigned char *)p;
-	while (n--) *q++ = 0;
-}
-*/
+// #include "shims.h"
 import "C"
 
 import (
@@ -83,7 +67,7 @@ var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // Provider is one set of credentials at one token endpoint, with its own token cache. It is safe
 // for concurrent use by any number of goroutines. Close it when done; a Provider that becomes
-// unreachable without Close is freed by a finalizer.
+// unreachable without Close is freed by a cleanup (runtime.AddCleanup).
 type Provider struct {
 	handle atomic.Uint64
 	// The token this Provider last handed out (a string already given to a caller, so no extra
@@ -97,14 +81,17 @@ type Provider struct {
 	// borrowed: the provider belongs to the loaded configuration file (ProviderByName); Close
 	// detaches this value and frees nothing.
 	borrowed bool
+	// cleanup frees the handle if the Provider becomes unreachable unclosed (not for a borrowed
+	// one); Close stops it.
+	cleanup runtime.Cleanup
 }
 
-// fetchGoroutines counts the fetch goroutines getContext started (read by the tests: a cached
-// hit must start none, cancelled callers share one).
-var fetchGoroutines atomic.Int64
-
-// finalized counts the finalizer's runs (read by the tests: Close must clear the finalizer).
-var finalized atomic.Int64
+// Test hooks: nil in programs; export_test.go sets them to count what the tests check (a cached
+// hit starts no fetch goroutine, cancelled callers share one; Close stops the cleanup).
+var (
+	testHookFlight  func()         // a flight's fetch goroutine starts
+	testHookCleanup func(h uint64) // the cleanup of a forgotten Provider frees h
+)
 
 // NewProvider creates a provider from a typed configuration. The JSON the library reads is
 // written straight into C memory, which is wiped and freed before NewProvider returns.
@@ -141,15 +128,17 @@ func newProvider(config *C.char) (*Provider, error) {
 	}
 	p := &Provider{}
 	p.handle.Store(uint64(h))
-	runtime.SetFinalizer(p, (*Provider).finalize)
+	p.cleanup = runtime.AddCleanup(p, freeForgotten, uint64(h))
 	return p, nil
 }
 
-func (p *Provider) finalize() {
-	finalized.Add(1)
-	if h := p.handle.Swap(0); h != 0 {
-		C.vault_provider_free(C.uint64_t(h))
+// freeForgotten frees the provider of a Provider that became unreachable without Close (its
+// cleanup: it runs once nothing can use the handle any more).
+func freeForgotten(h uint64) {
+	if testHookCleanup != nil {
+		testHookCleanup(h)
 	}
+	C.vault_provider_free(C.uint64_t(h))
 }
 
 // Close frees the provider and wipes its secrets. It is idempotent (a second Close returns nil)
@@ -164,7 +153,7 @@ func (p *Provider) Close() error {
 	p.last.Store(nil)
 	for sh := range p.cached {
 		p.cached[sh].Store(nil)
-		for { // free the idle slots now (slots still in use go to the finalizer)
+		for { // free the idle slots now (slots still in use go to their cleanup)
 			s, _ := p.slots[sh].Get().(*fillSlot)
 			if s == nil {
 				break
@@ -175,7 +164,7 @@ func (p *Provider) Close() error {
 	if p.borrowed {
 		return nil
 	}
-	runtime.SetFinalizer(p, nil)
+	p.cleanup.Stop()
 	st := Status(C.vault_provider_free(C.uint64_t(h)))
 	runtime.KeepAlive(p)
 	if st != StatusOK {
@@ -360,10 +349,11 @@ type cachedValue struct {
 
 // fillSlot is one C-allocated vault_fill and its C buffer. A vault_fill may not be used by two
 // threads at once, so slots are pooled per Provider and shape; the buffer is wiped after every
-// copy (it never keeps a value at rest), and once more by the finalizer that frees it when the
+// copy (it never keeps a value at rest), and once more by the cleanup that frees it when the
 // pool drops the slot.
 type fillSlot struct {
-	f *C.vault_fill
+	f       *C.vault_fill
+	cleanup runtime.Cleanup
 }
 
 func newFillSlot(size int) *fillSlot {
@@ -379,19 +369,24 @@ func newFillSlot(size int) *fillSlot {
 	f.buf = (*C.char)(buf)
 	f.buf_len = C.size_t(size)
 	s := &fillSlot{f: f}
-	runtime.SetFinalizer(s, (*fillSlot).free)
+	s.cleanup = runtime.AddCleanup(s, freeFill, f)
 	return s
 }
 
-// free wipes and frees the slot's C memory (the finalizer, or an explicit drop).
+// free wipes and frees the slot's C memory now (a slot dropped explicitly).
 func (s *fillSlot) free() {
 	if s.f == nil {
 		return
 	}
-	runtime.SetFinalizer(s, nil)
-	wipeFree(unsafe.Pointer(s.f.buf), int(s.f.buf_len))
-	C.free(unsafe.Pointer(s.f))
+	s.cleanup.Stop()
+	freeFill(s.f)
 	s.f = nil
+}
+
+// freeFill wipes and frees a vault_fill and its buffer (the cleanup of a slot the pool dropped).
+func freeFill(f *C.vault_fill) {
+	wipeFree(unsafe.Pointer(f.buf), int(f.buf_len))
+	C.free(unsafe.Pointer(f))
 }
 
 // fillMin is the smallest fill buffer: any usual token fits, so a slot rarely needs replacing.
@@ -649,10 +644,12 @@ func (p *Provider) join(h uint64) *flight {
 	}
 	f := &flight{done: make(chan struct{}), waiters: 1}
 	flights[h] = f
-	fetchGoroutines.Add(1)
+	if testHookFlight != nil {
+		testHookFlight()
+	}
 	go func() {
 		r := readHandle(h, shapeAuthorization, true)
-		runtime.KeepAlive(p) // keeps h from the finalizer while the call runs
+		runtime.KeepAlive(p) // keeps h from the cleanup while the call runs
 		flightsMu.Lock()
 		delete(flights, h)
 		f.err = r.err

@@ -127,8 +127,8 @@ func TestDialects(t *testing.T) {
 		fetchAndCache(t, p, "ü go:1")
 		// The typed Config escapes the same secret into JSON correctly.
 		q := mustProvider(t, credvault.Config{TokenURL: theIdp.URL("/oauth/token"),
-			ClientID: "ü go:1", ClientSecret: "pa ss:wörd+%/=\"\\", AuthMethod: credvault.ClientSecretBasic,
-			BasicEncoding: credvault.RFC6749})
+			ClientID: "ü go:1", ClientSecret: "pa ss:wörd+%/=\"\\", AuthMethod: credvault.AuthClientSecretBasic,
+			BasicEncoding: credvault.BasicRFC6749})
 		fetchAndCache(t, q, "ü go:1")
 	})
 	t.Run("rfc8414 issuer", func(t *testing.T) {
@@ -139,7 +139,7 @@ func TestDialects(t *testing.T) {
 	t.Run("every config key is accepted", func(t *testing.T) {
 		p := mustProvider(t, credvault.Config{TokenURL: theIdp.URL("/oauth/token"),
 			ClientID: "demo-oauth-client", ClientSecret: oauthSecret,
-			AuthMethod: credvault.ClientSecretBasic, BasicEncoding: credvault.RFC6749,
+			AuthMethod: credvault.AuthClientSecretBasic, BasicEncoding: credvault.BasicRFC6749,
 			Scope: "a b", Headers: map[string]string{"X-Extra": "1"},
 			Timeout: 2 * time.Second, Deadline: 3 * time.Second, RefreshRatio: 0.5,
 			RefreshJitter: credvault.Float(0), ExpiryMargin: credvault.Duration(time.Second),
@@ -277,7 +277,7 @@ func TestTypedErrors(t *testing.T) {
 	t.Run("discovery failed", func(t *testing.T) {
 		p := mustProvider(t, credvault.Config{Issuer: theIdp.URL("/apiture/oidc"),
 			ClientID: "demo-apiture-client", ClientSecret: "demo-apiture-secret",
-			BasicEncoding: credvault.Plain, Cooldown: credvault.Duration(0)})
+			BasicEncoding: credvault.BasicPlain, Cooldown: credvault.Duration(0)})
 		_, err := p.TokenContext(context.Background())
 		check(t, err, credvault.ErrDiscoveryFailed, credvault.StatusDiscoveryFailed, "")
 	})
@@ -396,38 +396,58 @@ func TestCloseWhileInUse(t *testing.T) {
 	wg.Wait()
 }
 
-func TestFinalizerFreesAForgottenProvider(t *testing.T) {
-	before := credvault.FinalizedForTest()
+// listed reports whether the library still has provider h (vault_stats_all_json).
+func listed(t *testing.T, h uint64) bool {
+	t.Helper()
+	all, _, err := credvault.StatsAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range all {
+		if s.Handle == h {
+			return true
+		}
+	}
+	return false
+}
+
+// A Provider dropped without Close is freed by its cleanup (runtime.AddCleanup): the library no
+// longer has it. Close stops the cleanup: it never runs for a closed Provider.
+func TestCleanupFreesAForgottenProvider(t *testing.T) {
+	var h uint64
 	func() {
 		p, err := credvault.NewProvider(credvault.Config{TokenURL: theIdp.URL("/oauth/token"),
 			ClientID: "demo-oauth-client", ClientSecret: oauthSecret})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_ = p
+		h = credvault.HandleForTest(p)
 	}()
-	for i := 0; i < 100 && credvault.FinalizedForTest() == before; i++ {
+	if !listed(t, h) {
+		t.Fatalf("the library does not list the new provider %d", h)
+	}
+	for deadline := time.Now().Add(30 * time.Second); listed(t, h) && time.Now().Before(deadline); {
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
 	}
-	if credvault.FinalizedForTest() == before {
-		t.Fatal("the finalizer did not free the forgotten provider")
+	if listed(t, h) || !credvault.CleanedUpForTest(h) {
+		t.Fatal("the cleanup did not free the forgotten provider")
 	}
-	// A closed provider has no finalizer left to run.
+	// A closed provider has no cleanup left to run.
 	p, err := credvault.NewProvider(credvault.Config{TokenURL: theIdp.URL("/oauth/token"),
 		ClientID: "demo-oauth-client", ClientSecret: oauthSecret})
 	if err != nil {
 		t.Fatal(err)
 	}
+	h = credvault.HandleForTest(p)
 	_ = p.Close()
-	n := credvault.FinalizedForTest()
 	p = nil
 	for range 5 {
 		runtime.GC()
 		time.Sleep(10 * time.Millisecond)
 	}
-	if credvault.FinalizedForTest() != n {
-		t.Fatal("Close did not clear the finalizer")
+	if credvault.CleanedUpForTest(h) {
+		t.Fatal("Close did not stop the cleanup")
 	}
 }
 

@@ -1,12 +1,35 @@
 package credvault
 
-import "unsafe"
+import (
+	"sync"
+	"sync/atomic"
+	"unsafe"
+)
 
-// FinalizedForTest is the number of times the finalizer ran.
-func FinalizedForTest() int64 { return finalized.Load() }
+// What the tests count, through the hooks shipped code leaves nil.
+var (
+	fetchGoroutines atomic.Int64 // flights' fetch goroutines started
+	cleanedUp       sync.Map     // handles freed by a forgotten Provider's cleanup
+)
+
+func init() {
+	testHookFlight = func() { fetchGoroutines.Add(1) }
+	testHookCleanup = func(h uint64) { cleanedUp.Store(h, true) }
+}
+
+// FetchGoroutinesForTest is the number of goroutines TokenContext/AuthorizationContext started.
+func FetchGoroutinesForTest() int64 { return fetchGoroutines.Load() }
+
+// HandleForTest is p's library handle (0 once closed).
+func HandleForTest(p *Provider) uint64 { return p.handle.Load() }
+
+// CleanedUpForTest reports whether the cleanup of a Provider that was never closed freed h.
+func CleanedUpForTest(h uint64) bool {
+	_, ok := cleanedUp.Load(h)
+	return ok
+}
 
 // For the breakdown benchmark: the pieces of one cached Token().
-var CgoNoop = cgoNoop
 
 // ReadOnly is the full call without the string: read (the pooled buffer, the cgo call with the
 // library's hit: lookup, clock, AEAD open into the buffer) and the wipe.
@@ -17,9 +40,6 @@ func ReadOnly(p *Provider) error {
 }
 
 func PoolGetPut() { scratchPool.Put(scratchPool.Get()) }
-
-// FetchGoroutinesForTest is the number of goroutines TokenContext/AuthorizationContext started.
-func FetchGoroutinesForTest() int64 { return fetchGoroutines.Load() }
 
 // TokenPooled is Token() by the full call: pooled buffer, error buffer, string copy, wipe.
 func TokenPooled(p *Provider) (string, error) { return p.get(shapeToken, true) }
@@ -49,7 +69,3 @@ func FillSlotsForTest(p *Provider) (n int, wiped bool) {
 	}
 	return n, wiped
 }
-
-// LibraryStatusNameForTest is vault_status_name(code): "VAULT_STATUS_UNKNOWN" for a code the
-// library does not have.
-func LibraryStatusNameForTest(code int32) string { return libraryStatusName(code) }

@@ -1,7 +1,6 @@
 package credvault
 
-// #include <stdint.h>
-// #include <string.h>
+// #include "shims.h"
 import "C"
 
 import (
@@ -29,8 +28,6 @@ var (
 	// deleted then could be used after its deletion.
 	current    atomic.Pointer[logSink]
 	sinkHandle = cgo.NewHandle(&current)
-	// droppedEvents counts events that could not be decoded or whose handler panicked.
-	droppedEvents atomic.Int64
 )
 
 // SetLogger sends the library's structured events to l (vault_set_log_callback), at min and
@@ -74,6 +71,10 @@ func SetLogger(l *slog.Logger, min slog.Level) {
 	}
 }
 
+func setLogCallback(handle uintptr, minLevel int32) Status {
+	return Status(C.cv_set_log(C.uintptr_t(handle), C.int32_t(minLevel)))
+}
+
 // cLevel is the library's least level that covers slog level min.
 func cLevel(min slog.Level) int32 {
 	switch {
@@ -105,9 +106,7 @@ func slogLevel(level int32) slog.Level {
 //export goLogEvent
 func goLogEvent(handle C.uintptr_t, level C.int32_t, eventJSON *C.char) {
 	defer func() {
-		if recover() != nil { // a panic must not unwind into the library's thread
-			droppedEvents.Add(1)
-		}
+		_ = recover() // a panic must not unwind into the library's thread: the event is lost
 	}()
 	cur := cgo.Handle(handle).Value().(*atomic.Pointer[logSink])
 	sink := cur.Load()
@@ -123,7 +122,6 @@ func goLogEvent(handle C.uintptr_t, level C.int32_t, eventJSON *C.char) {
 	raw := unsafe.Slice((*byte)(unsafe.Pointer(eventJSON)), C.strlen(eventJSON))
 	rec, ok := eventRecord(raw, lv)
 	if !ok {
-		droppedEvents.Add(1)
 		return
 	}
 	_ = sink.l.Handler().Handle(ctx, rec)

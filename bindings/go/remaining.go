@@ -1,7 +1,5 @@
 package credvault
 
-// #cgo CFLAGS: -I${SRCDIR}/include
-// #include <stdlib.h>
 // #include "credvault.h"
 import "C"
 

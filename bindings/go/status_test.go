@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	credvault "github.com/credvault/credvault/bindings/go"
+	"github.com/credvault/credvault/bindings/go/internal/cgotest"
 )
 
 // The codes asked about: every code the library has (0 upwards, and 99 for the internal error)
@@ -79,7 +80,7 @@ func isIdent(e ast.Expr, name string) bool {
 func libraryStatuses() map[int32]string {
 	m := map[int32]string{}
 	for code := int32(firstCode); code <= lastCode; code++ {
-		if n := credvault.LibraryStatusNameForTest(code); n != unknownName {
+		if n := cgotest.StatusName(code); n != unknownName {
 			m[code] = n
 		}
 	}
@@ -95,7 +96,7 @@ func squash(s string) string { return strings.ToUpper(strings.ReplaceAll(s, "_",
 // has a constant, and each error status has its Err sentinel.
 func TestStatusesMatchTheLibrary(t *testing.T) {
 	for _, code := range []int32{-1, -1 << 31, 1<<31 - 1, lastCode + 1} {
-		if got := credvault.LibraryStatusNameForTest(code); got != unknownName {
+		if got := cgotest.StatusName(code); got != unknownName {
 			t.Fatalf("vault_status_name(%d) = %s, want %s", code, got, unknownName)
 		}
 	}
