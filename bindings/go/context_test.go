@@ -31,7 +31,7 @@ func osThreads() int {
 	return -1
 }
 
-// Issue 22, item 7: callers whose contexts end while the identity provider stalls leave nothing
+// Callers whose contexts end while the identity provider stalls leave nothing
 // behind. Before, each of them left a goroutine blocked in a cgo call, each holding an OS thread
 // until the fetch ended (4,000 callers: 4,005 threads; 11,000: "fatal error: thread
 // exhaustion"). Now one goroutine per provider waits on the fetch however many callers give up.

@@ -9,7 +9,7 @@ import (
 	"github.com/credvault/credvault/bindings/go/internal/idptest"
 )
 
-// Issue 26.5: Invalidate() ends a failure cool-down even after a token was handed out (it
+// Invalidate() ends a failure cool-down even after a token was handed out (it
 // passes that token, no longer cached during the cool-down, to vault_invalidate_token), as its
 // doc comment and the cool-down's own message ("invalidate to retry now") say.
 func TestInvalidateEndsACooldownAfterATokenWasHandedOut(t *testing.T) {

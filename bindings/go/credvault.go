@@ -618,7 +618,7 @@ func (p *Provider) getContext(ctx context.Context, sh shape) (string, error) {
 
 // flight is the one fetch the TokenContext and AuthorizationContext callers of a provider wait
 // on: a single goroutine per provider handle makes the blocking call (and holds an OS thread
-// while it waits in C), however many callers come and give up meanwhile (issue 22: one
+// while it waits in C), however many callers come and give up meanwhile (one
 // goroutine per cancelled caller, each on its own thread, exhausted the process's threads).
 type flight struct {
 	done chan struct{} // closed when the fetch ended; then v and err are set

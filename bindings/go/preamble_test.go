@@ -11,7 +11,7 @@ import (
 
 // stillDefinesC are the files whose preamble may still define C, and why.
 var stillDefinesC = map[string]string{
-	// cv_text goes when Stats and the metrics call the library's _ex functions (issue 24 item 2).
+	// cv_text goes when Stats and the metrics call the library's _ex functions.
 	"ops.go": "cv_text",
 }
 

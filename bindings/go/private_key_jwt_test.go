@@ -10,7 +10,7 @@ import (
 	credvault "github.com/credvault/credvault/bindings/go"
 )
 
-// keyFile reads a file of tests/keys (test-only keys, issue 25).
+// keyFile reads a file of tests/keys (test-only keys).
 func keyFile(t *testing.T, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "tests", "keys", name))

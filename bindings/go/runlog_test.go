@@ -13,7 +13,7 @@ import (
 	"github.com/credvault/credvault/bindings/go/internal/idptest"
 )
 
-// The whole test run has a logger installed (issue 14): every event of every test goes through
+// The whole test run has a logger installed: every event of every test goes through
 // SetLogger's callback, from the goroutines' own threads and from the library's refresh threads
 // (under -race and GODEBUG=cgocheck=1 in tests/go/run.sh), and when the run ends no record may
 // hold a secret or a token used in it. TestSetLogger swaps its own logger in and restores this

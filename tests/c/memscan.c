@@ -9,13 +9,13 @@
  * Besides the secret itself it looks for the HTTP Basic credential base64(id:secret), which is as
  * good as the secret to whoever finds it.
  *
- * It also measures what AES-GCM leaves on the stack (issue 9.6): ring handles the last partial
+ * It also measures what AES-GCM leaves on the stack: ring handles the last partial
  * 16-byte block of a seal or an open in a stack temporary it does not wipe. Right after each
  * library call, a scanner with a small frame (so that it overwrites little of the dead stack below
  * it) looks through this thread's [stack] for the last (length mod 16) bytes of the secret and of
  * the token: the plaintext that temporary would hold. memscan.sh picks lengths with a long tail.
  *
- * With MEMSCAN_AUTH=private_key_jwt (issue 25) the third argument is a PEM PKCS#8 private key
+ * With MEMSCAN_AUTH=private_key_jwt the third argument is a PEM PKCS#8 private key
  * (tests/keys): the provider signs its client assertion with it, and the scan looks for the key's
  * PKCS#8 DER bytes and its PEM's base64 body, whole and as any 16-byte window of them, in every readable
  * mapping (one pass per stage: a hash table of the masked windows).

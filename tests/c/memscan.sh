@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Issue 5's measurement: no plaintext copy of the client secret or the token anywhere in the
-# process, at every stage, over plain HTTP and over HTTPS; and issue 25's: no copy of a
+# The memory scan: no plaintext copy of the client secret or the token anywhere in the
+# process, at every stage, over plain HTTP and over HTTPS; and no copy of a
 # private_key_jwt signing key (its PKCS#8 DER or PEM, nor any 16-byte window of them). Builds tests/c/memscan.c against the
 # release library, runs the local identity provider with a client whose secret is random.
 set -euo pipefail
@@ -21,7 +21,7 @@ secret="$(head -c 31 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 client="memscan-client"
 umask 077
 printf '%s' "$secret" > "$out/secret"
-# Issue 25: a private_key_jwt client registered with the public half of tests/keys/rsa2048.
+# A private_key_jwt client registered with the public half of tests/keys/rsa2048.
 key="$root/tests/keys/rsa2048.pkcs8.pem"
 jwk="$(sed 's/}$/,"kid":"k1"}/' "$root/tests/keys/rsa2048.public.jwk.json")"
 printf '[{"dialect":"oauth","client_id":"%s","client_secret":"%s","token_bytes":59},{"dialect":"oauth","client_id":"memscan-long","client_secret":"%s","token_bytes":900},{"dialect":"oauth","client_id":"memscan-jwt","jwks":{"keys":[%s]},"token_bytes":59}]' "$client" "$secret" "$secret" "$jwk" > "$out/clients.json"

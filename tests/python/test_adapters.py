@@ -103,7 +103,7 @@ def test_httpx_async_retries_once_after_401(idp, api):
     assert idp.tokens_issued() == 2, "20 requests that saw the same 401 caused one new token"
 
 
-# -- redirects to another origin (issue 22 items 4 and 17) ---------------------------------------
+# -- redirects to another origin -------------------------------------------------------------------
 
 
 class Redirector:

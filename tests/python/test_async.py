@@ -118,7 +118,7 @@ def test_answers_known_without_waiting_never_use_a_worker_thread(idp):
 
 
 def test_callers_that_give_up_leave_the_default_executor_free(idp):
-    # Issue 22 item 12: 50 callers give up after 50 ms while the token endpoint takes seconds.
+    # 50 callers give up after 50 ms while the token endpoint takes seconds.
     # The library's waits must not occupy the application's default executor (an unrelated
     # run_in_executor or getaddrinfo must run while the fetch is still in flight) and must
     # not take a thread per caller.
@@ -150,7 +150,7 @@ def test_callers_that_give_up_leave_the_default_executor_free(idp):
 
 
 def test_a_cancelled_token_into_never_writes_the_callers_buffer(idp):
-    # Issue 22 item 13: the caller gives up, wipes its buffer; the fetch ends later.
+    # The caller gives up, wipes its buffer; the fetch ends later.
     idp.fault({"path": "/oauth/token", "kind": "delay", "delay_ms": 1500})
     buf = bytearray(256)
 

@@ -1,4 +1,4 @@
-"""The package's shape (issue 24, item 5): one layer, credvault._ffi, loads the library, declares
+"""The package's shape: one layer, credvault._ffi, loads the library, declares
 the prototype of every C function the package calls and maps a failed call to its exception;
 every other module goes through it, and none borrows a private helper from another."""
 

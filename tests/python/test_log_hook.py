@@ -1,5 +1,5 @@
-"""The log hook under ordinary use (issue 22.2), and what the binding's calls promise about the
-events and cool-downs (issue 26).
+"""The log hook under ordinary use, and what the binding's calls promise about the
+events and cool-downs.
 
 The deadlock workload runs in a child interpreter with a timeout: a deadlock involving the GIL
 would stop this process too (the thread holding the GIL never returns), so the child is killed
@@ -72,7 +72,7 @@ WORKLOAD = textwrap.dedent(
 
 @pytest.mark.parametrize("run", range(3))
 def test_logging_with_invalidate_churn_and_tokens_does_not_deadlock(idp, run):
-    """Issue 22.2: one thread invalidates during a cool-down, one creates and closes providers,
+    """One thread invalidates during a cool-down, one creates and closes providers,
     one calls token() over 10 providers, with enable_logging(): hung within 3 s before."""
     try:
         done = subprocess.run(
@@ -106,7 +106,7 @@ def _capture(level: int) -> tuple[logging.Logger, _Events]:
 
 
 def test_levels_warning_and_critical(idp):
-    """Issue 26.1 and 26.2: at WARNING a failed fetch's fetch_finished arrives; at CRITICAL
+    """At WARNING a failed fetch's fetch_finished arrives; at CRITICAL
     nothing does (a failed configuration load is an error, below it)."""
     bad = credvault.Provider(oauth_config(idp, client_secret="wrong-secret-26py"))
     try:
@@ -128,7 +128,7 @@ def test_levels_warning_and_critical(idp):
 
 
 def test_invalidate_with_the_token_ends_a_cooldown(idp):
-    """Issue 26.5: invalidate(token) with a token handed out before the cool-down ends it, as
+    """Invalidate(token) with a token handed out before the cool-down ends it, as
     the docs and the cool-down's own message ("invalidate to retry now") say."""
     p = credvault.Provider(oauth_config(idp, cooldown_ms=60000))
     try:

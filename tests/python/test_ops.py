@@ -1,4 +1,4 @@
-"""Operating it (issue 14) from Python: Provider.stats() and credvault.stats_all() after known
+"""Operating it from Python: Provider.stats() and credvault.stats_all() after known
 sequences against the local identity provider, the Prometheus text read by prometheus_client's
 own parser, enable_logging() turning the library's events into logging records (with no secret
 or token in any of them), and configuration files with a {"file": ...} secret reference,
@@ -323,7 +323,7 @@ def test_set_refresh_endpoint_limit_sets_it_and_refuses_out_of_range():
 
 
 def test_out_of_range_scheduler_settings_name_the_callers_value():
-    # A value outside uint32 reaches the library as 0 (issue 26 item 10): the message must still
+    # A value outside uint32 reaches the library as 0: the message must still
     # name what the caller passed, not that 0.
     for call, bad in (
         (credvault.set_refresh_workers, -1),
@@ -337,7 +337,7 @@ def test_out_of_range_scheduler_settings_name_the_callers_value():
 
 
 def test_provider_is_an_alias_of_by_name():
-    # Both names are the API (issue 14, README); one is the other, not a copy.
+    # Both names are the API (README); one is the other, not a copy.
     assert credvault.provider == credvault.Provider.by_name
     assert "alias" in (credvault.Provider.by_name.__doc__ or "")
 

@@ -1,4 +1,4 @@
-"""private_key_jwt (issue 25) from Python: ``Provider(...)`` and ``Provider.from_preset`` take
+"""private_key_jwt from Python: ``Provider(...)`` and ``Provider.from_preset`` take
 ``private_key`` (a PEM from tests/keys), ``key_id``, ``signing_alg`` and ``audience`` and get tokens
 from the local identity provider, which verifies each signed assertion against the public JWK
 registered for the client (tests/keys/*.public.jwk.json)."""

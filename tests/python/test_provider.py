@@ -232,7 +232,7 @@ def test_cached_value_follows_a_background_refresh(idp):
 
 
 def test_fast_path_buffers_hold_no_dropped_or_longer_token(idp):
-    # Issue 22 item 16: a shorter token leaves nothing of a longer one behind its NUL in the
+    # A shorter token leaves nothing of a longer one behind its NUL in the
     # fast path's buffers, and they are wiped on invalidate and on close. 3 s tokens, refreshed
     # in the background: the refresh brings a shorter token without any invalidation.
     client = {
@@ -273,7 +273,7 @@ def test_fast_path_buffers_hold_no_dropped_or_longer_token(idp):
 
 
 def test_repr_of_a_provider_of_the_configuration_file(idp, tmp_path):
-    # Issue 26 item 8: its endpoint and client id, as documented, never config:NAME or '?'.
+    # Its endpoint and client id, as documented, never config:NAME or '?'.
     conf = tmp_path / "credvault.json"
     entry = {"token_url": idp.url("/oauth/token"), "client_id": "demo-oauth-client", "client_secret": OAUTH_SECRET}
     conf.write_text(json.dumps({"providers": {"repr-a": entry}}))

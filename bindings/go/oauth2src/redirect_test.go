@@ -51,7 +51,7 @@ func (rec *recorder) reset() {
 	rec.mu.Unlock()
 }
 
-// Issue 22, items 4 and 11: the token goes only to the origin of the request it was attached
+// The token goes only to the origin of the request it was attached
 // to. Before, an API answering 302 to another host made Transport set Authorization on the
 // redirected request (that host received the token), and that host's 401 made it drop the
 // token and fetch another.
