@@ -156,7 +156,7 @@ fn every_public_item_has_a_doc_comment() {
     );
     let undocumented: Vec<&str> = items
         .iter()
-        .filter(|(i, _)| !(*i > 0 && lines[i - 1].trim().starts_with("//")))
+        .filter(|(i, _)| !(*i > 0 && lines[i - 1].trim().ends_with("*/")))
         .map(|(_, n)| n.as_str())
         .collect();
     assert!(
