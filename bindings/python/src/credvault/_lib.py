@@ -105,6 +105,16 @@ _PROTOTYPES: list[tuple[str, object, list[object]]] = [
     ("vault_metrics_prometheus", c_void_p, []),
     ("vault_set_refresh_workers", c_int32, [c_uint32]),
     ("vault_set_refresh_endpoint_limit", c_int32, [c_uint32]),
+    # Their status forms (issue 24.3): the failure's message and OAuth code come back through
+    # the call, in the error buffer, never from this thread's vault_last_error.
+    ("vault_load_config_ex", c_int32, [c_char_p, _buf, c_size_t]),
+    ("vault_reload_config_ex", c_int32, [_buf, c_size_t]),
+    ("vault_provider_by_name_ex", c_int32, [c_char_p, _u64p, _buf, c_size_t]),
+    ("vault_stats_json_ex", c_int32, [c_uint64, POINTER(c_void_p), _buf, c_size_t]),
+    ("vault_stats_all_json_ex", c_int32, [POINTER(c_void_p), _buf, c_size_t]),
+    ("vault_metrics_prometheus_ex", c_int32, [POINTER(c_void_p), _buf, c_size_t]),
+    ("vault_set_refresh_workers_ex", c_int32, [c_uint32, _buf, c_size_t]),
+    ("vault_set_refresh_endpoint_limit_ex", c_int32, [c_uint32, _buf, c_size_t]),
     ("vault_string_free", None, [c_void_p]),
 ]
 

@@ -6,7 +6,7 @@ import ctypes
 import json
 import sys
 import weakref
-from ctypes import byref, c_size_t, c_uint64, create_string_buffer
+from ctypes import byref, c_size_t, c_uint64, c_void_p, create_string_buffer
 from typing import Any, Literal, Mapping, Optional, Union, overload
 
 from . import _lib
@@ -30,8 +30,8 @@ _get_tok = _lib_.vault_get_token_into
 _get_auth = _lib_.vault_get_authorization_into
 _inval = _lib_.vault_invalidate
 _inval_tok = _lib_.vault_invalidate_token
-_by_name = _lib_.vault_provider_by_name
-_stats = _lib_.vault_stats_json
+_by_name = _lib_.vault_provider_by_name_ex
+_stats = _lib_.vault_stats_json_ex
 _string_free = _lib_.vault_string_free
 _last_status = _lib_.vault_last_status
 _last_msg = _lib_.vault_last_error
@@ -89,11 +89,13 @@ def _error(
     )
 
 
-def _raise_from(status: int, err: "ctypes.Array[ctypes.c_char]") -> CredvaultError:
+def _raise_from(
+    status: int, err: "ctypes.Array[ctypes.c_char]", fallback: str = ""
+) -> CredvaultError:
     """The exception for a failed status-returning call: the message, then (after its NUL) the
     identity provider's OAuth ``error`` code, both written by the call into ``err``."""
     msg, _, rest = err.raw.partition(b"\0")
-    return _error(status, msg, rest.partition(b"\0")[0], "")
+    return _error(status, msg, rest.partition(b"\0")[0], fallback)
 
 
 def _free(handle: int) -> None:
@@ -120,15 +122,18 @@ def _last_error(fallback: str, status: Optional[int] = None) -> CredvaultError:
 
 
 def _string_call(call: Any, *args: Any, what: str = "statistics") -> str:
-    """Calls a function that returns a string the library allocated (declared ``c_void_p``),
-    decodes it and hands it back to ``vault_string_free``; a NULL is this thread's last error."""
-    ptr = call(*args)
-    if not ptr:
-        raise _last_error(f"the library returned no {what}")
+    """Calls the ``_ex`` form of a function that returns a string the library allocated
+    (through a ``void **``), decodes it and hands it back to ``vault_string_free``; a failure
+    is reported through the call's error buffer."""
+    out = c_void_p()
+    err = create_string_buffer(_ERR_LEN)
+    status = call(*args, byref(out), err, _ERR_LEN)
+    if status != 0 or not out.value:
+        raise _raise_from(status or int(Status.INTERNAL), err, f"the library returned no {what}")
     try:
-        return ctypes.string_at(ptr).decode("utf-8", "replace")
+        return ctypes.string_at(out.value).decode("utf-8", "replace")
     finally:
-        _string_free(ptr)
+        _string_free(out.value)
 
 
 def _json_call(call: Any, *args: Any) -> Any:
@@ -258,9 +263,12 @@ class Provider:
         ``credvault.provider(name)`` is an alias of this method."""
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
-        handle = int(_by_name(name.encode("utf-8", "surrogateescape")))
-        if handle == 0:
-            raise _last_error("no provider of that name is loaded")
+        found = c_uint64(0)
+        err = create_string_buffer(_ERR_LEN)
+        status = _by_name(name.encode("utf-8", "surrogateescape"), byref(found), err, _ERR_LEN)
+        if status != 0:
+            raise _raise_from(status, err, "no provider of that name is loaded")
+        handle = found.value
         self = cls.__new__(cls)
         self._endpoint, self._client_id = f"config:{name}", "?"
         self._name = name
