@@ -1,5 +1,5 @@
 //! Issue 18 item 5: which C calls leave this thread's `vault_last_error` untouched (README,
-//! "Configuration" and "The C ABI"): the accessors of the last error itself, the constant and
+//! "Configuration", and docs/C-API.md): the accessors of the last error itself, the constant and
 //! informational calls and the frees. Every other call sets it (failure) or clears it (success).
 
 use std::ffi::{CStr, CString};
