@@ -356,10 +356,11 @@ unsafe fn get_into(
 
 /// Creates a provider from its JSON configuration (see README "Configuration").
 ///
-/// Returns a handle, never 0 on success; 0 on failure (`vault_last_error` says why: the message
-/// names the field and the rule, never a secret). Fetches nothing: the first token request
-/// happens on the first `vault_get_token`. The caller keeps ownership of `config_json` and should
-/// wipe it: the library keeps only sealed copies of the secrets.
+/// Returns a handle, never 0 on success; 0 on failure (`vault_last_error` says why, and
+/// `vault_provider_new_ex` through the call: the message names the field and the rule, never a
+/// secret). Fetches nothing: the first token request happens on the first `vault_get_token`.
+/// The caller keeps ownership of `config_json` and should wipe it: the library keeps only
+/// sealed copies of the secrets.
 ///
 /// `config_json` must be NULL or a NUL-terminated string, readable for the duration of the call.
 #[no_mangle]
@@ -377,7 +378,8 @@ pub extern "C" fn vault_provider_free(provider: u64) -> Status {
 
 /// Returns the provider's access token: from the cache when one is valid (no network wait),
 /// otherwise after the single in-flight fetch. A NUL-terminated string owned by the caller, to
-/// be released with `vault_token_free`; NULL on failure (see `vault_last_error`).
+/// be released with `vault_token_free`; NULL on failure (see `vault_last_error`; the `_ex` and
+/// `_into` forms report it through the call).
 #[no_mangle]
 pub extern "C" fn vault_get_token(provider: u64) -> *mut c_char {
     value_or_error(|| get_alloc(provider, Shape::Token))
