@@ -166,11 +166,11 @@ fn generate_header(crate_dir: &str, out_dir: &str) {
         .unwrap_or_else(|e| panic!("cbindgen.toml: {e}"));
     let v = |k: &str| std::env::var(k).unwrap_or_else(|_| panic!("{k} is set by cargo"));
     config.after_includes = Some(format!(
-        "\n// The library's major version (Cargo.toml); see also vault_version().\n\
+        "\n/** The library's major version (Cargo.toml); see also vault_version(). */\n\
          #define CREDVAULT_VERSION_MAJOR {}\n\
-         // The library's minor version (Cargo.toml).\n\
+         /** The library's minor version (Cargo.toml). */\n\
          #define CREDVAULT_VERSION_MINOR {}\n\
-         // The library's patch version (Cargo.toml).\n\
+         /** The library's patch version (Cargo.toml). */\n\
          #define CREDVAULT_VERSION_PATCH {}",
         v("CARGO_PKG_VERSION_MAJOR"),
         v("CARGO_PKG_VERSION_MINOR"),

@@ -100,6 +100,21 @@ impl Status {
     }
 }
 
+/// A status compares with its C number: `vault_provider_free`, `vault_invalidate` and
+/// `vault_set_refresh_*` returned `int32_t` before they returned `vault_status` (the same type in
+/// C), and Rust callers that compare their result with `0` keep working.
+impl PartialEq<i32> for Status {
+    fn eq(&self, other: &i32) -> bool {
+        *self as i32 == *other
+    }
+}
+
+impl PartialEq<Status> for i32 {
+    fn eq(&self, other: &Status) -> bool {
+        *self == *other as i32
+    }
+}
+
 /// A credvault error: a [`Status`], a message that never contains a secret, and the RFC 6749
 /// `error` code when the identity provider sent one.
 #[derive(Clone, PartialEq, Eq)]

@@ -3,19 +3,22 @@
 //! (the provider table, each thread's memo and last-served table) and the serve logic live in
 //! `handles`; the thread-local outcome of the last call lives in `error::last`.
 //!
-//! Every function catches panics, validates its pointers and reports a status. Two styles:
-//! - the simple calls (`vault_get_token`, ...) return a value or NULL/0 and leave the error in a
-//!   thread-local slot read by `vault_last_error`/`vault_last_status` ([`value_or_error`]);
-//! - the `_ex`/`_into` calls return a `vault_status` and write the message into a buffer the caller
-//!   passes, for callers whose threads move between calls (Go) ([`status_call`]).
+//! The conventions of the C API (status returns, the `err_buf` forms, who frees what, threads,
+//! fork) are written once, in `docs/C-API.md`; this module implements them. Every function
+//! catches panics, validates its pointers and reports a status. Two shapes: the simple calls
+//! return a value or NULL/0 and leave the error in the thread's last error
+//! ([`value_or_error`]); the status calls return a `vault_status` and also write the message
+//! and the OAuth code into the caller's `err_buf` ([`status_call`]). Every call that can fail
+//! has a status form.
 //!
 //! What a call returns when it fails, or when a panic is caught, follows from its return type
 //! ([`Failure`]). Every `extern "C"` item is written out in full: cbindgen does not expand macros.
 //!
-//! Ownership: strings returned by `vault_get_token`/`vault_get_authorization` (and their `_ex`
-//! forms) belong to the caller and must be released with `vault_token_free`, which wipes them.
-//! `vault_last_error`, `vault_status_name` and `vault_version` return strings owned by the
-//! library, valid until the next credvault call on the same thread (last error) or forever.
+//! The doc comments of the `extern "C"` items are the header's C documentation (cbindgen copies
+//! them as `/** */` comments): each states its pointer contract as a plain sentence rather than
+//! under a Rust `# Safety` heading, hence the `missing_safety_doc` allowance below. The Rust-side
+//! discipline stays in the `// SAFETY:` comments of the bodies.
+#![allow(clippy::missing_safety_doc)]
 
 use std::ffi::{c_char, c_void, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -62,7 +65,7 @@ impl Failure for Status {
     }
 }
 
-/// The `int32_t` status of `vault_provider_free` and `vault_invalidate`.
+/// The `int32_t` of `vault_key_memory_locked`: a caught panic gives `VAULT_STATUS_INTERNAL`.
 impl Failure for i32 {
     fn failure(e: &Error) -> Self {
         e.status() as i32
@@ -353,29 +356,30 @@ unsafe fn get_into(
 
 /// Creates a provider from its JSON configuration (see README "Configuration").
 ///
-/// Returns a handle, never 0 on success; 0 on failure (`vault_last_error` says why: the message
-/// names the field and the rule, never a secret). Fetches nothing: the first token request
-/// happens on the first `vault_get_token`. The caller keeps ownership of `config_json` and should
-/// wipe it: the library keeps only sealed copies of the secrets.
+/// Returns a handle, never 0 on success; 0 on failure (`vault_last_error` says why, and
+/// `vault_provider_new_ex` through the call: the message names the field and the rule, never a
+/// secret). Fetches nothing: the first token request happens on the first `vault_get_token`.
+/// The caller keeps ownership of `config_json` and should wipe it: the library keeps only
+/// sealed copies of the secrets.
 ///
-/// # Safety
-/// `config_json` must be NULL or a NUL-terminated string readable for the duration of the call.
+/// `config_json` must be NULL or a NUL-terminated string, readable for the duration of the call.
 #[no_mangle]
 pub unsafe extern "C" fn vault_provider_new(config_json: *const c_char) -> u64 {
     value_or_error(|| create(config_json))
 }
 
 /// Frees a provider and wipes its secrets. Returns 0 (`VAULT_STATUS_OK`), or
-/// `VAULT_STATUS_INVALID_HANDLE` for a zero, unknown or already freed handle. Calls already
-/// running on the provider in other threads complete normally.
+/// `VAULT_STATUS_INVALID_HANDLE` for a zero, unknown or already freed handle: the status is the
+/// whole report. Calls already running on the provider in other threads complete normally.
 #[no_mangle]
-pub extern "C" fn vault_provider_free(provider: u64) -> i32 {
-    value_or_error(|| handles::free(provider).map(|()| Status::Ok as i32))
+pub extern "C" fn vault_provider_free(provider: u64) -> Status {
+    value_or_error(|| handles::free(provider).map(|()| Status::Ok))
 }
 
 /// Returns the provider's access token: from the cache when one is valid (no network wait),
 /// otherwise after the single in-flight fetch. A NUL-terminated string owned by the caller, to
-/// be released with `vault_token_free`; NULL on failure (see `vault_last_error`).
+/// be released with `vault_token_free`; NULL on failure (see `vault_last_error`; the `_ex` and
+/// `_into` forms report it through the call).
 #[no_mangle]
 pub extern "C" fn vault_get_token(provider: u64) -> *mut c_char {
     value_or_error(|| get_alloc(provider, Shape::Token))
@@ -391,7 +395,6 @@ pub extern "C" fn vault_get_authorization(provider: u64) -> *mut c_char {
 /// Wipes and frees a string returned by `vault_get_token`, `vault_get_authorization` or their
 /// `_ex` forms. NULL is a no-op. Passing any other pointer is undefined behaviour, as with free().
 ///
-/// # Safety
 /// `token` must be NULL or a string returned by this library and not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn vault_token_free(token: *mut c_char) {
@@ -419,10 +422,10 @@ pub unsafe extern "C" fn vault_token_free(token: *mut c_char) {
 /// Each thread remembers its last token from each of the 64 providers that served it most
 /// recently (being served again makes a provider the most recent); a thread that has received
 /// no token from `provider`, or tokens from 64 other providers since, drops whatever is cached.
-/// Returns 0, or `VAULT_STATUS_INVALID_HANDLE`.
+/// Returns 0, or `VAULT_STATUS_INVALID_HANDLE` (the status is the whole report).
 #[no_mangle]
-pub extern "C" fn vault_invalidate(provider: u64) -> i32 {
-    value_or_error(|| handles::invalidate(provider).map(|()| Status::Ok as i32))
+pub extern "C" fn vault_invalidate(provider: u64) -> Status {
+    value_or_error(|| handles::invalidate(provider).map(|()| Status::Ok))
 }
 
 /// This thread's last error message, or NULL if the last call succeeded. Owned by the library,
@@ -479,9 +482,26 @@ pub extern "C" fn vault_key_memory_locked() -> i32 {
 /// slow or stalled endpoints never stop another endpoint's refreshes. Takes effect at once:
 /// queued refreshes that a larger pool lets start get workers now; with a smaller pool, workers
 /// leave as their refreshes end. A caller with no servable token still fetches at once on its
-/// own thread. Returns 0, or `VAULT_STATUS_INVALID_ARGUMENT` when `n` is out of range.
+/// own thread. Returns 0, or `VAULT_STATUS_INVALID_ARGUMENT` when `n` is out of range
+/// (`vault_set_refresh_workers_ex` also reports the message through the call).
 #[no_mangle]
-pub extern "C" fn vault_set_refresh_workers(n: u32) -> i32 {
+pub extern "C" fn vault_set_refresh_workers(n: u32) -> Status {
+    value_or_error(|| set_workers(n).map(|()| Status::Ok))
+}
+
+/// As `vault_set_refresh_workers`, with the message in `err_buf` (NULL, or `err_len` writable
+/// bytes).
+#[no_mangle]
+pub unsafe extern "C" fn vault_set_refresh_workers_ex(
+    n: u32,
+    err_buf: *mut c_char,
+    err_len: usize,
+) -> Status {
+    // SAFETY: the caller's pointer contract, passed through.
+    unsafe { status_call(err_buf, err_len, || set_workers(n)) }
+}
+
+fn set_workers(n: u32) -> Result<(), Error> {
     scheduler_setting(
         n,
         "refresh workers",
@@ -497,9 +517,26 @@ pub extern "C" fn vault_set_refresh_workers(n: u32) -> i32 {
 /// this many requests per round trip); lower it to 1 for an endpoint that refuses concurrent
 /// requests. Takes effect at once: queued refreshes that a higher limit lets start get workers
 /// now. Callers with no servable token are not limited: they fetch at once. Returns 0, or
-/// `VAULT_STATUS_INVALID_ARGUMENT` when `n` is out of range.
+/// `VAULT_STATUS_INVALID_ARGUMENT` when `n` is out of range
+/// (`vault_set_refresh_endpoint_limit_ex` also reports the message through the call).
 #[no_mangle]
-pub extern "C" fn vault_set_refresh_endpoint_limit(n: u32) -> i32 {
+pub extern "C" fn vault_set_refresh_endpoint_limit(n: u32) -> Status {
+    value_or_error(|| set_endpoint_limit(n).map(|()| Status::Ok))
+}
+
+/// As `vault_set_refresh_endpoint_limit`, with the message in `err_buf` (NULL, or `err_len`
+/// writable bytes).
+#[no_mangle]
+pub unsafe extern "C" fn vault_set_refresh_endpoint_limit_ex(
+    n: u32,
+    err_buf: *mut c_char,
+    err_len: usize,
+) -> Status {
+    // SAFETY: the caller's pointer contract, passed through.
+    unsafe { status_call(err_buf, err_len, || set_endpoint_limit(n)) }
+}
+
+fn set_endpoint_limit(n: u32) -> Result<(), Error> {
     scheduler_setting(
         n,
         "refresh endpoint limit",
@@ -510,14 +547,14 @@ pub extern "C" fn vault_set_refresh_endpoint_limit(n: u32) -> i32 {
 
 /// A process-wide scheduler setting from C: `set` applies `n`, or refuses it as out of range
 /// (1 to `max`).
-fn scheduler_setting(n: u32, what: &str, max: usize, set: fn(usize) -> bool) -> i32 {
-    value_or_error(|| match set(n as usize) {
-        true => Ok(Status::Ok as i32),
+fn scheduler_setting(n: u32, what: &str, max: usize, set: fn(usize) -> bool) -> Result<(), Error> {
+    match set(n as usize) {
+        true => Ok(()),
         false => Err(Error::new(
             Status::InvalidArgument,
             format!("{what}: {n} is out of range (1 to {max})"),
         )),
-    })
+    }
 }
 
 /// The library version, e.g. `"0.1.0"`. Static.
@@ -533,8 +570,8 @@ pub extern "C" fn vault_version() -> *const c_char {
 /// Creates a provider; on success writes the handle to `*out_provider`. On failure writes the
 /// message (NUL-terminated, truncated to fit) into `err_buf` if it is not NULL.
 ///
-/// # Safety
-/// `config_json` must be NULL or a NUL-terminated string; `out_provider` NULL or writable; `err_buf` NULL or `err_len` writable bytes.
+/// `config_json` must be NULL or a NUL-terminated string; `out_provider` NULL or writable;
+/// `err_buf` NULL or `err_len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn vault_provider_new_ex(
     config_json: *const c_char,
@@ -554,7 +591,6 @@ pub unsafe extern "C" fn vault_provider_new_ex(
 
 /// Writes the access token (caller frees it with `vault_token_free`) to `*out_token`.
 ///
-/// # Safety
 /// `out_token` must be NULL or writable; `err_buf` NULL or `err_len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn vault_get_token_ex(
@@ -573,7 +609,6 @@ pub unsafe extern "C" fn vault_get_token_ex(
 
 /// Writes the `Authorization` value (caller frees it with `vault_token_free`) to `*out_value`.
 ///
-/// # Safety
 /// `out_value` must be NULL or writable; `err_buf` NULL or `err_len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn vault_get_authorization_ex(
@@ -595,8 +630,8 @@ pub unsafe extern "C" fn vault_get_authorization_ex(
 /// receives the token's length without the NUL, also when the status is
 /// `VAULT_STATUS_BUFFER_TOO_SMALL`, so the caller can retry with `*out_len + 1` bytes.
 ///
-/// # Safety
-/// `buf` must be NULL (with `buf_len` 0) or `buf_len` writable bytes; `out_len` NULL or writable; `err_buf` NULL or `err_len` writable bytes.
+/// `buf` must be NULL (with `buf_len` 0) or `buf_len` writable bytes; `out_len` NULL or
+/// writable; `err_buf` NULL or `err_len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn vault_get_token_into(
     provider: u64,
@@ -616,8 +651,7 @@ pub unsafe extern "C" fn vault_get_token_into(
 
 /// As `vault_get_token_into`, for the `Authorization` value `"<token_type> <token>"`.
 ///
-/// # Safety
-/// as for `vault_get_token_into`.
+/// Its pointer arguments are as for `vault_get_token_into`.
 #[no_mangle]
 pub unsafe extern "C" fn vault_get_authorization_into(
     provider: u64,
@@ -648,8 +682,7 @@ pub unsafe extern "C" fn vault_get_authorization_into(
 /// `vault_get_token_into` on a worker thread). During a cool-down after a failed fetch it
 /// returns the stored error, which is known without waiting. For event loops (asyncio, Go).
 ///
-/// # Safety
-/// as for `vault_get_token_into`.
+/// Its pointer arguments are as for `vault_get_token_into`.
 #[no_mangle]
 pub unsafe extern "C" fn vault_try_get_token_into(
     provider: u64,
@@ -669,8 +702,7 @@ pub unsafe extern "C" fn vault_try_get_token_into(
 
 /// As `vault_try_get_token_into`, for the `Authorization` value `"<token_type> <token>"`.
 ///
-/// # Safety
-/// as for `vault_get_token_into`.
+/// Its pointer arguments are as for `vault_get_token_into`.
 #[no_mangle]
 pub unsafe extern "C" fn vault_try_get_authorization_into(
     provider: u64,
@@ -773,7 +805,6 @@ unsafe fn try_fill(fill: *mut VaultFill, shape: Shape) -> Status {
 /// is only in the thread-local `vault_last_error`: callers whose threads move get it from the
 /// six-argument call.
 ///
-/// # Safety
 /// `fill` must be NULL or point to a writable `vault_fill` whose `buf` is NULL (with `buf_len`
 /// 0) or `buf_len` writable bytes; no other thread may use the same `vault_fill` at the same
 /// time.
@@ -786,8 +817,7 @@ pub unsafe extern "C" fn vault_try_fill_token(fill: *mut VaultFill) -> Status {
 /// As `vault_try_fill_token`, for the `Authorization` value `"<token_type> <token>"` (use a
 /// `vault_fill` of its own).
 ///
-/// # Safety
-/// as for `vault_try_fill_token`.
+/// Its pointer argument is as for `vault_try_fill_token`.
 #[no_mangle]
 pub unsafe extern "C" fn vault_try_fill_authorization(fill: *mut VaultFill) -> Status {
     // SAFETY: pointer contracts are the caller's, passed through.
@@ -800,7 +830,6 @@ pub unsafe extern "C" fn vault_try_fill_authorization(fill: *mut VaultFill) -> S
 /// cached: any invalidate of the provider ends it). Returns `VAULT_STATUS_OK` whether or not it
 /// was still cached.
 ///
-/// # Safety
 /// `token` must be NULL or a NUL-terminated string; `err_buf` NULL or `err_len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn vault_invalidate_token(
@@ -823,8 +852,8 @@ pub unsafe extern "C" fn vault_invalidate_token(
 /// Never waits and never fetches. For bindings that hand the token to a cache of their own with
 /// an expiry (Go's `golang.org/x/oauth2`).
 ///
-/// # Safety
-/// `token` must be NULL or a NUL-terminated string; `out_ms` NULL or writable; `err_buf` NULL or `err_len` writable bytes.
+/// `token` must be NULL or a NUL-terminated string; `out_ms` NULL or writable; `err_buf` NULL
+/// or `err_len` writable bytes.
 #[no_mangle]
 pub unsafe extern "C" fn vault_token_remaining_ms(
     provider: u64,
@@ -867,15 +896,29 @@ fn malloc_string(s: &str) -> Result<*mut c_char, Error> {
 /// any provider is invalid, none is registered and the message names it. If a file is already
 /// loaded, this is `vault_reload_config` from the new path. Returns 0 on success. Files are
 /// refused unless regular, and writable by group or others unless the environment has
-/// `CREDVAULT_ALLOW_WRITABLE_CONFIG=1` (README "Configuration files").
+/// `CREDVAULT_ALLOW_WRITABLE_CONFIG=1` (README "Configuration files"). The message is in
+/// `vault_last_error`; `vault_load_config_ex` also reports it through the call.
 ///
-/// # Safety
 /// `path` must be NULL or a NUL-terminated string.
 #[no_mangle]
 pub unsafe extern "C" fn vault_load_config(path: *const c_char) -> Status {
     // SAFETY: NULL or NUL-terminated per the caller's promise; no err_buf.
+    unsafe { vault_load_config_ex(path, ptr::null_mut(), 0) }
+}
+
+/// As `vault_load_config`, with the message (and the OAuth error code after its NUL) in
+/// `err_buf`.
+///
+/// `path` must be NULL or a NUL-terminated string; `err_buf` NULL or `err_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn vault_load_config_ex(
+    path: *const c_char,
+    err_buf: *mut c_char,
+    err_len: usize,
+) -> Status {
+    // SAFETY: the caller's pointer contracts, passed through.
     unsafe {
-        status_call(ptr::null_mut(), 0, || {
+        status_call(err_buf, err_len, || {
             crate::configfile::load(arg_str(path, "path")?).map(|_| ())
         })
     }
@@ -886,36 +929,92 @@ pub unsafe extern "C" fn vault_load_config(path: *const c_char) -> Status {
 /// secret) keeps its handle, drops its token and uses the new settings on its next fetch; a
 /// removed one is freed (`VAULT_STATUS_INVALID_HANDLE` from then on); a new one is registered. A
 /// file that fails to parse or validate changes nothing; the status and `vault_last_error` say
-/// why. Calls in other threads meanwhile see the old provider or the new one, whole.
+/// why (`vault_reload_config_ex` also reports it through the call). Calls in other threads
+/// meanwhile see the old provider or the new one, whole.
 #[no_mangle]
 pub extern "C" fn vault_reload_config() -> Status {
     // SAFETY: no err_buf.
+    unsafe { vault_reload_config_ex(ptr::null_mut(), 0) }
+}
+
+/// As `vault_reload_config`, with the message (and the OAuth error code after its NUL) in
+/// `err_buf` (NULL, or `err_len` writable bytes).
+#[no_mangle]
+pub unsafe extern "C" fn vault_reload_config_ex(err_buf: *mut c_char, err_len: usize) -> Status {
+    // SAFETY: the caller's pointer contract, passed through.
+    unsafe { status_call(err_buf, err_len, || crate::configfile::reload().map(|_| ())) }
+}
+
+/// The handle of the provider `name` of the loaded configuration file; 0 if there is none
+/// (`VAULT_STATUS_INVALID_ARGUMENT` in `vault_last_status`; `vault_provider_by_name_ex` reports
+/// it through the call).
+///
+/// `name` must be NULL or a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn vault_provider_by_name(name: *const c_char) -> u64 {
+    // SAFETY: the caller's pointer contract, passed through.
+    value_or_error(|| unsafe { by_name(name) })
+}
+
+/// As `vault_provider_by_name`: on success writes the handle to `*out_provider`; otherwise
+/// writes 0 there (when it is not NULL) and the message into `err_buf`.
+///
+/// `name` must be NULL or a NUL-terminated string; `out_provider` NULL or writable; `err_buf`
+/// NULL or `err_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn vault_provider_by_name_ex(
+    name: *const c_char,
+    out_provider: *mut u64,
+    err_buf: *mut c_char,
+    err_len: usize,
+) -> Status {
+    // SAFETY: the caller's pointer contracts, passed through.
     unsafe {
-        status_call(ptr::null_mut(), 0, || {
-            crate::configfile::reload().map(|_| ())
+        status_call(err_buf, err_len, || {
+            let out = out_ptr(out_provider, "out_provider")?;
+            *out = 0;
+            *out = by_name(name)?;
+            Ok(())
         })
     }
 }
 
-/// The handle of the provider `name` of the loaded configuration file; 0 if there is none.
-///
 /// # Safety
 /// `name` must be NULL or a NUL-terminated string.
-#[no_mangle]
-pub unsafe extern "C" fn vault_provider_by_name(name: *const c_char) -> u64 {
-    value_or_error(|| {
-        // SAFETY: NULL or NUL-terminated per the caller's promise.
-        let n = unsafe { arg_str(name, "name") }?;
-        crate::configfile::by_name(n).ok_or_else(|| {
-            Error::new(
-                Status::InvalidArgument,
-                format!(
-                    "no provider named {} is loaded",
-                    crate::error::clean(n, 128)
-                ),
-            )
-        })
+unsafe fn by_name(name: *const c_char) -> Result<u64, Error> {
+    // SAFETY: NULL or NUL-terminated per the caller's promise.
+    let n = unsafe { arg_str(name, "name") }?;
+    crate::configfile::by_name(n).ok_or_else(|| {
+        Error::new(
+            Status::InvalidArgument,
+            format!(
+                "no provider named {} is loaded",
+                crate::error::clean(n, 128)
+            ),
+        )
     })
+}
+
+/// The `_ex` form of a string-returning call: `*out` is set to NULL, then to the string `make`
+/// allocates.
+///
+/// # Safety
+/// `out` must be NULL or writable; `err_buf` NULL or `err_len` writable bytes.
+unsafe fn string_ex(
+    out: *mut *mut c_char,
+    err_buf: *mut c_char,
+    err_len: usize,
+    make: impl FnOnce() -> Result<*mut c_char, Error>,
+) -> Status {
+    // SAFETY: the caller's pointer contracts, passed through.
+    unsafe {
+        status_call(err_buf, err_len, || {
+            let out = out_ptr(out, "out pointer")?;
+            *out = ptr::null_mut();
+            *out = make()?;
+            Ok(())
+        })
+    }
 }
 
 /// The provider's statistics as a JSON object: `provider` (its name in the configuration file,
@@ -924,55 +1023,108 @@ pub unsafe extern "C" fn vault_provider_by_name(name: *const c_char) -> u64 {
 /// `background_refresh_failures`, `retries`, `failures` (by status name), `last_error`
 /// (`status`, `message`, `at_unix_ms`), `last_fetch_unix_ms`, `token_remaining_s`, `cooldown`
 /// (`active`, `remaining_ms`). Never a secret or a token. Release with `vault_string_free`; NULL
-/// on failure (`VAULT_STATUS_INVALID_HANDLE`).
+/// on failure (`VAULT_STATUS_INVALID_HANDLE`; `vault_stats_json_ex` reports it through the call).
 #[no_mangle]
 pub extern "C" fn vault_stats_json(provider: u64) -> *mut c_char {
-    value_or_error(|| malloc_string(&handles::stats(provider)?.to_json().to_string()))
+    value_or_error(|| stats_json(provider))
+}
+
+/// As `vault_stats_json`: writes the string (released with `vault_string_free`) to `*out_json`,
+/// NULL on failure, with the message in `err_buf`.
+///
+/// `out_json` must be NULL or writable; `err_buf` NULL or `err_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn vault_stats_json_ex(
+    provider: u64,
+    out_json: *mut *mut c_char,
+    err_buf: *mut c_char,
+    err_len: usize,
+) -> Status {
+    // SAFETY: the caller's pointer contracts, passed through.
+    unsafe { string_ex(out_json, err_buf, err_len, || stats_json(provider)) }
+}
+
+fn stats_json(provider: u64) -> Result<*mut c_char, Error> {
+    malloc_string(&handles::stats(provider)?.to_json().to_string())
 }
 
 /// The statistics of every registered provider: `{"providers": [{"handle": N, ...}, ...],
 /// "scheduler": {...}}`, each provider as `vault_stats_json` gives it; `scheduler` is the
 /// background refresh scheduler's state (`queued`, `oldest_queued_ms`, `workers`,
 /// `peak_workers`, `refreshes`, `max_workers`, `endpoint_limit`, `peak_per_endpoint`). Release
-/// with `vault_string_free`.
+/// with `vault_string_free`; NULL on failure (`vault_stats_all_json_ex` reports it through the
+/// call).
 #[no_mangle]
 pub extern "C" fn vault_stats_all_json() -> *mut c_char {
-    value_or_error(|| {
-        let all: Vec<serde_json::Value> = handles::stats_all()
-            .into_iter()
-            .map(|(h, s)| {
-                let mut v = s.to_json();
-                v["handle"] = serde_json::json!(h);
-                v
-            })
-            .collect();
-        let scheduler = crate::stats::scheduler_json(&crate::scheduler::stats());
-        malloc_string(&serde_json::json!({ "providers": all, "scheduler": scheduler }).to_string())
-    })
+    value_or_error(stats_all_json)
+}
+
+/// As `vault_stats_all_json`: writes the string (released with `vault_string_free`) to
+/// `*out_json`, NULL on failure, with the message in `err_buf`.
+///
+/// `out_json` must be NULL or writable; `err_buf` NULL or `err_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn vault_stats_all_json_ex(
+    out_json: *mut *mut c_char,
+    err_buf: *mut c_char,
+    err_len: usize,
+) -> Status {
+    // SAFETY: the caller's pointer contracts, passed through.
+    unsafe { string_ex(out_json, err_buf, err_len, stats_all_json) }
+}
+
+fn stats_all_json() -> Result<*mut c_char, Error> {
+    let all: Vec<serde_json::Value> = handles::stats_all()
+        .into_iter()
+        .map(|(h, s)| {
+            let mut v = s.to_json();
+            v["handle"] = serde_json::json!(h);
+            v
+        })
+        .collect();
+    let scheduler = crate::stats::scheduler_json(&crate::scheduler::stats());
+    malloc_string(&serde_json::json!({ "providers": all, "scheduler": scheduler }).to_string())
 }
 
 /// The counters of every registered provider in the Prometheus text exposition format (0.0.4),
-/// labelled by provider name, followed by the refresh scheduler's (`credvault_refresh_queue_length`,
-/// `credvault_refresh_oldest_queued_seconds`, `credvault_refresh_workers`,
-/// `credvault_refresh_workers_peak`, `credvault_scheduled_refreshes_total`), for the host's
-/// metrics endpoint. Release with `vault_string_free`.
+/// labelled by provider name, followed by the refresh scheduler's
+/// (`credvault_refresh_queue_length`, `credvault_refresh_oldest_queued_seconds`,
+/// `credvault_refresh_workers`, `credvault_refresh_workers_peak`,
+/// `credvault_scheduled_refreshes_total`), for the host's metrics endpoint. Release with
+/// `vault_string_free`; NULL on failure (`vault_metrics_prometheus_ex` reports it through the
+/// call).
 #[no_mangle]
 pub extern "C" fn vault_metrics_prometheus() -> *mut c_char {
-    value_or_error(|| {
-        let all: Vec<crate::stats::Stats> =
-            handles::stats_all().into_iter().map(|(_, s)| s).collect();
-        let mut text = crate::stats::prometheus(&all);
-        text.push_str(&crate::stats::prometheus_scheduler(
-            &crate::scheduler::stats(),
-        ));
-        malloc_string(&text)
-    })
+    value_or_error(metrics_prometheus)
+}
+
+/// As `vault_metrics_prometheus`: writes the string (released with `vault_string_free`) to
+/// `*out_text`, NULL on failure, with the message in `err_buf`.
+///
+/// `out_text` must be NULL or writable; `err_buf` NULL or `err_len` writable bytes.
+#[no_mangle]
+pub unsafe extern "C" fn vault_metrics_prometheus_ex(
+    out_text: *mut *mut c_char,
+    err_buf: *mut c_char,
+    err_len: usize,
+) -> Status {
+    // SAFETY: the caller's pointer contracts, passed through.
+    unsafe { string_ex(out_text, err_buf, err_len, metrics_prometheus) }
+}
+
+fn metrics_prometheus() -> Result<*mut c_char, Error> {
+    let all: Vec<crate::stats::Stats> = handles::stats_all().into_iter().map(|(_, s)| s).collect();
+    let mut text = crate::stats::prometheus(&all);
+    text.push_str(&crate::stats::prometheus_scheduler(
+        &crate::scheduler::stats(),
+    ));
+    malloc_string(&text)
 }
 
 /// Wipes and frees a string returned by `vault_stats_json`, `vault_stats_all_json` or
-/// `vault_metrics_prometheus` (the same as `vault_token_free`). NULL is a no-op.
+/// `vault_metrics_prometheus` or their `_ex` forms (the same as `vault_token_free`). NULL is a
+/// no-op.
 ///
-/// # Safety
 /// `s` must be NULL or a string returned by this library and not yet freed.
 #[no_mangle]
 pub unsafe extern "C" fn vault_string_free(s: *mut c_char) {
@@ -996,7 +1148,6 @@ pub unsafe extern "C" fn vault_string_free(s: *mut c_char) {
 /// that is itself inside `vault_set_log_callback` (a callback replacing the callback), which goes
 /// on when that returns.
 ///
-/// # Safety
 /// `callback` must be NULL or a function that can be called from any thread with `userdata`
 /// until it is replaced.
 #[no_mangle]
@@ -1095,6 +1246,62 @@ mod tests {
         assert_eq!(vault_invalidate(u64::MAX), Status::InvalidHandle as i32);
         assert!(vault_get_token(1).is_null());
         assert!(vault_get_authorization(1).is_null());
+    }
+
+    /// The status forms of the configuration, statistics and scheduler calls report their
+    /// failure through `err_buf` (message, then an empty OAuth code), and reset `*out`.
+    #[test]
+    fn operating_ex_calls_report_through_err_buf() {
+        let mut err = [0x55 as c_char; 128];
+        let second = |buf: &[c_char]| {
+            let n = err_text(buf).len();
+            err_text(&buf[n + 1..])
+        };
+        let mut out: *mut c_char = ptr::NonNull::dangling().as_ptr();
+        let mut h = 7u64;
+        // SAFETY: every pointer is NULL or valid for its stated length.
+        unsafe {
+            let s = vault_stats_json_ex(0, &mut out, err.as_mut_ptr(), err.len());
+            assert_eq!(s, Status::InvalidHandle);
+            assert!(out.is_null(), "set to NULL on failure");
+            assert!(!err_text(&err).is_empty());
+            assert_eq!(second(&err), "");
+            let s = vault_stats_all_json_ex(ptr::null_mut(), err.as_mut_ptr(), err.len());
+            assert_eq!(
+                (s, err_text(&err)),
+                (Status::InvalidArgument, "out pointer is NULL".into())
+            );
+            let s = vault_metrics_prometheus_ex(ptr::null_mut(), err.as_mut_ptr(), err.len());
+            assert_eq!(s, Status::InvalidArgument);
+            let s = vault_load_config_ex(ptr::null(), err.as_mut_ptr(), err.len());
+            assert_eq!(
+                (s, err_text(&err)),
+                (Status::InvalidArgument, "path is NULL".into())
+            );
+            let s = vault_provider_by_name_ex(ptr::null(), &mut h, err.as_mut_ptr(), err.len());
+            assert_eq!(
+                (s, err_text(&err)),
+                (Status::InvalidArgument, "name is NULL".into())
+            );
+            assert_eq!(h, 0, "set to 0 on failure");
+            let s = vault_provider_by_name_ex(c"x".as_ptr(), ptr::null_mut(), ptr::null_mut(), 0);
+            assert_eq!(s, Status::InvalidArgument);
+            let s = vault_set_refresh_workers_ex(0, err.as_mut_ptr(), err.len());
+            assert_eq!(s, Status::InvalidArgument);
+            assert!(
+                err_text(&err).contains("0 is out of range"),
+                "{}",
+                err_text(&err)
+            );
+            let s = vault_set_refresh_endpoint_limit_ex(65, err.as_mut_ptr(), err.len());
+            assert_eq!(s, Status::InvalidArgument);
+            assert_eq!(second(&err), "");
+        }
+        assert_eq!(vault_set_refresh_workers(0), Status::InvalidArgument);
+        assert_eq!(
+            vault_set_refresh_endpoint_limit(0),
+            Status::InvalidArgument as i32
+        );
     }
 
     #[test]

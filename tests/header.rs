@@ -156,7 +156,7 @@ fn every_public_item_has_a_doc_comment() {
     );
     let undocumented: Vec<&str> = items
         .iter()
-        .filter(|(i, _)| !(*i > 0 && lines[i - 1].trim().starts_with("//")))
+        .filter(|(i, _)| !(*i > 0 && lines[i - 1].trim().ends_with("*/")))
         .map(|(_, n)| n.as_str())
         .collect();
     assert!(
@@ -190,5 +190,19 @@ fn every_status_in_the_header_has_its_number_and_name() {
         seen,
         Status::ALL.len(),
         "every status of the list is in the header"
+    );
+}
+
+/// The header reads as C documentation (issue 24.3): Doxygen's `/** */` comments rather than
+/// `//` ones, no Rust `# Safety` headings, and every line under 100 columns.
+#[test]
+fn the_header_reads_as_c_documentation() {
+    let h = header();
+    let long: Vec<&str> = h.lines().filter(|l| l.chars().count() >= 100).collect();
+    assert!(long.is_empty(), "lines of 100 columns or more: {long:#?}");
+    assert!(!h.contains("# Safety"), "a Rust `# Safety` heading in the header");
+    assert!(
+        h.contains("/**\n * Returns the provider's access token"),
+        "the doc comments are not Doxygen's /** */ style"
     );
 }

@@ -1,5 +1,5 @@
-//! Which C calls leave this thread's `vault_last_error` untouched (README,
-//! "Configuration" and "The C ABI"): the accessors of the last error itself, the constant and
+//! Which C calls leave this thread's `vault_last_error` untouched (docs/CONFIGURATION.md and
+//! docs/C-API.md): the accessors of the last error itself, the constant and
 //! informational calls and the frees. Every other call sets it (failure) or clears it (success).
 
 use std::ffi::{CStr, CString};

@@ -125,9 +125,24 @@ const CALLS: &[(&str, Call)] = &[
             fail("vault_set_refresh_workers from the callback failed".into());
         }
     }),
+    ("vault_set_refresh_workers_ex", |_| {
+        let mut err = [0 as c_char; 256];
+        // SAFETY: a valid buffer and its length.
+        if unsafe { vault_set_refresh_workers_ex(4, err.as_mut_ptr(), err.len()) } != Status::Ok {
+            fail("vault_set_refresh_workers_ex from the callback failed".into());
+        }
+    }),
     ("vault_set_refresh_endpoint_limit", |_| {
         if vault_set_refresh_endpoint_limit(2) != 0 {
             fail("vault_set_refresh_endpoint_limit from the callback failed".into());
+        }
+    }),
+    ("vault_set_refresh_endpoint_limit_ex", |_| {
+        let mut err = [0 as c_char; 256];
+        // SAFETY: a valid buffer and its length.
+        let st = unsafe { vault_set_refresh_endpoint_limit_ex(2, err.as_mut_ptr(), err.len()) };
+        if st != Status::Ok {
+            fail("vault_set_refresh_endpoint_limit_ex from the callback failed".into());
         }
     }),
     ("vault_version", |_| {
@@ -269,9 +284,25 @@ const CALLS: &[(&str, Call)] = &[
             fail("vault_load_config from the callback failed".into());
         }
     }),
+    ("vault_load_config_ex", |_| {
+        let path = cstr(&CONFIG_PATH.lock().unwrap());
+        let mut err = [0 as c_char; 256];
+        // SAFETY: a valid string, buffer and length.
+        if unsafe { vault_load_config_ex(path.as_ptr(), err.as_mut_ptr(), err.len()) } != Status::Ok
+        {
+            fail("vault_load_config_ex from the callback failed".into());
+        }
+    }),
     ("vault_reload_config", |_| {
         if vault_reload_config() != Status::Ok {
             fail("vault_reload_config from the callback failed".into());
+        }
+    }),
+    ("vault_reload_config_ex", |_| {
+        let mut err = [0 as c_char; 256];
+        // SAFETY: a valid buffer and its length.
+        if unsafe { vault_reload_config_ex(err.as_mut_ptr(), err.len()) } != Status::Ok {
+            fail("vault_reload_config_ex from the callback failed".into());
         }
     }),
     ("vault_provider_by_name", |_| {
@@ -281,12 +312,41 @@ const CALLS: &[(&str, Call)] = &[
             fail("vault_provider_by_name from the callback found nothing".into());
         }
     }),
+    ("vault_provider_by_name_ex", |_| {
+        let name = cstr("reentry");
+        let (mut h, mut err) = (0u64, [0 as c_char; 256]);
+        // SAFETY: a valid string, out pointer, buffer and length.
+        let st = unsafe {
+            vault_provider_by_name_ex(name.as_ptr(), &mut h, err.as_mut_ptr(), err.len())
+        };
+        if st != Status::Ok || h == 0 {
+            fail("vault_provider_by_name_ex from the callback found nothing".into());
+        }
+    }),
     ("vault_stats_json", |own| take_string(vault_stats_json(own))),
+    ("vault_stats_json_ex", |own| {
+        let (mut p, mut err) = (std::ptr::null_mut(), [0 as c_char; 256]);
+        // SAFETY: a valid out pointer, buffer and length.
+        unsafe { vault_stats_json_ex(own, &mut p, err.as_mut_ptr(), err.len()) };
+        take_string(p)
+    }),
     ("vault_stats_all_json", |_| {
         take_string(vault_stats_all_json())
     }),
+    ("vault_stats_all_json_ex", |_| {
+        let (mut p, mut err) = (std::ptr::null_mut(), [0 as c_char; 256]);
+        // SAFETY: a valid out pointer, buffer and length.
+        unsafe { vault_stats_all_json_ex(&mut p, err.as_mut_ptr(), err.len()) };
+        take_string(p)
+    }),
     ("vault_metrics_prometheus", |_| {
         take_string(vault_metrics_prometheus())
+    }),
+    ("vault_metrics_prometheus_ex", |_| {
+        let (mut p, mut err) = (std::ptr::null_mut(), [0 as c_char; 256]);
+        // SAFETY: a valid out pointer, buffer and length.
+        unsafe { vault_metrics_prometheus_ex(&mut p, err.as_mut_ptr(), err.len()) };
+        take_string(p)
     }),
     ("vault_string_free", |_| {
         // SAFETY: NULL is allowed.

@@ -3,14 +3,7 @@ package credvault
 // Operating it (README "Operating it"): statistics, Prometheus metrics, configuration files.
 
 /*
-#include "shims.h"
-
-// 0 stats_json, 1 stats_all_json, 2 metrics_prometheus. *st is the status when NULL comes back.
-static char *cv_text(int which, uint64_t h, vault_status *st) {
-	char *s = which == 0 ? vault_stats_json(h) : which == 1 ? vault_stats_all_json() : vault_metrics_prometheus();
-	*st = s ? VAULT_STATUS_OK : vault_last_status();
-	return s;
-}
+#include "credvault.h"
 */
 import "C"
 
@@ -150,15 +143,10 @@ func (j *statsJSON) stats() Stats {
 	return s
 }
 
-// text runs one of the string-returning calls and frees its string.
-func text(which C.int, h uint64) (string, Status) {
-	var st C.vault_status
-	p := C.cv_text(which, C.uint64_t(h), &st)
-	if p == nil {
-		return "", Status(st)
-	}
+// takeString copies the string an _ex call wrote to *out, then frees it.
+func takeString(p *C.char) string {
 	defer C.vault_string_free(p)
-	return C.GoString(p), StatusOK
+	return C.GoString(p)
 }
 
 // Stats returns the provider's statistics (vault_stats_json). It never waits for the network.
@@ -167,11 +155,14 @@ func (p *Provider) Stats() (Stats, error) {
 	if h == 0 {
 		return Stats{}, errClosed
 	}
-	s, st := text(0, h)
+	var out *C.char
+	var eb [errLen]byte
+	st := Status(C.vault_stats_json_ex(C.uint64_t(h), &out, (*C.char)(unsafe.Pointer(&eb[0])), errLen))
 	runtime.KeepAlive(p)
 	if st != StatusOK {
-		return Stats{}, p.errorAfter(st, []byte("vault_stats_json failed\x00"))
+		return Stats{}, p.errorAfter(st, eb[:])
 	}
+	s := takeString(out)
 	var j statsJSON
 	if err := json.Unmarshal([]byte(s), &j); err != nil {
 		return Stats{}, Error{Status: StatusInternal, Message: "vault_stats_json: " + err.Error()}
@@ -183,10 +174,13 @@ func (p *Provider) Stats() (Stats, error) {
 // NewProvider or loaded from a configuration file; vault_stats_all_json), with their handles,
 // and the background refresh scheduler's state.
 func StatsAll() ([]Stats, SchedulerStats, error) {
-	s, st := text(1, 0)
+	var out *C.char
+	var eb [errLen]byte
+	st := Status(C.vault_stats_all_json_ex(&out, (*C.char)(unsafe.Pointer(&eb[0])), errLen))
 	if st != StatusOK {
-		return nil, SchedulerStats{}, Error{Status: st, Message: "vault_stats_all_json failed"}
+		return nil, SchedulerStats{}, errorFrom(st, eb[:])
 	}
+	s := takeString(out)
 	var j struct {
 		Providers []statsJSON `json:"providers"`
 		Scheduler struct {
@@ -217,11 +211,13 @@ func StatsAll() ([]Stats, SchedulerStats, error) {
 // exposition format (0.0.4), labelled provider="<name>" (vault_metrics_prometheus): serve it
 // from the host's metrics endpoint with Content-Type "text/plain; version=0.0.4".
 func MetricsPrometheus() (string, error) {
-	s, st := text(2, 0)
+	var out *C.char
+	var eb [errLen]byte
+	st := Status(C.vault_metrics_prometheus_ex(&out, (*C.char)(unsafe.Pointer(&eb[0])), errLen))
 	if st != StatusOK {
-		return "", Error{Status: st, Message: "vault_metrics_prometheus failed"}
+		return "", errorFrom(st, eb[:])
 	}
-	return s, nil
+	return takeString(out), nil
 }
 
 // LoadConfig loads a configuration file of named providers (README "Configuration files and
@@ -235,7 +231,7 @@ func LoadConfig(path string) error {
 	}
 	defer cpath.free()
 	var eb [errLen]byte
-	st := Status(C.cv_load_config(cpath.ptr(), (*C.char)(unsafe.Pointer(&eb[0])), errLen))
+	st := Status(C.vault_load_config_ex(cpath.ptr(), (*C.char)(unsafe.Pointer(&eb[0])), errLen))
 	if st != StatusOK {
 		return errorFrom(st, eb[:])
 	}
@@ -249,7 +245,7 @@ func LoadConfig(path string) error {
 // changes nothing and the error says why.
 func ReloadConfig() error {
 	var eb [errLen]byte
-	st := Status(C.cv_reload_config((*C.char)(unsafe.Pointer(&eb[0])), errLen))
+	st := Status(C.vault_reload_config_ex((*C.char)(unsafe.Pointer(&eb[0])), errLen))
 	if st != StatusOK {
 		return errorFrom(st, eb[:])
 	}
@@ -265,7 +261,7 @@ func ReloadConfig() error {
 // nothing servable never waits for them: it fetches at once. Out of range: an error matching
 // ErrInvalidArgument, and nothing changes.
 func SetRefreshWorkers(n int) error {
-	return setScheduler(0, "refresh workers", n)
+	return setScheduler(schedulerWorkers, "refresh workers", n)
 }
 
 // SetRefreshEndpointLimit sets how many background refreshes may be in flight to one token
@@ -275,15 +271,26 @@ func SetRefreshWorkers(n int) error {
 // it to 1 for an endpoint that refuses concurrent requests. Out of range: an error matching
 // ErrInvalidArgument, and nothing changes.
 func SetRefreshEndpointLimit(n int) error {
-	return setScheduler(1, "refresh endpoint limit", n)
+	return setScheduler(schedulerEndpointLimit, "refresh endpoint limit", n)
 }
 
-func setScheduler(which C.int, what string, n int) error {
+// A scheduler setting's C call: the status, with its message in the error buffer.
+type schedulerCall func(n C.uint32_t, eb *C.char, len C.size_t) C.vault_status
+
+func schedulerWorkers(n C.uint32_t, eb *C.char, len C.size_t) C.vault_status {
+	return C.vault_set_refresh_workers_ex(n, eb, len)
+}
+
+func schedulerEndpointLimit(n C.uint32_t, eb *C.char, len C.size_t) C.vault_status {
+	return C.vault_set_refresh_endpoint_limit_ex(n, eb, len)
+}
+
+func setScheduler(set schedulerCall, what string, n int) error {
 	if n < 0 || uint64(n) > math.MaxUint32 {
 		return Error{Status: StatusInvalidArgument, Message: fmt.Sprintf("%s: %d is out of range (1 to 64)", what, n)}
 	}
 	var eb [errLen]byte
-	st := Status(C.cv_set_scheduler(which, C.uint32_t(n), (*C.char)(unsafe.Pointer(&eb[0])), errLen))
+	st := Status(set(C.uint32_t(n), (*C.char)(unsafe.Pointer(&eb[0])), errLen))
 	if st != StatusOK {
 		return errorFrom(st, eb[:])
 	}
@@ -302,11 +309,11 @@ func ProviderByName(name string) (*Provider, error) {
 		return nil, err
 	}
 	defer cname.free()
-	var st C.vault_status
+	var h C.uint64_t
 	var eb [errLen]byte
-	h := C.cv_provider_by_name(cname.ptr(), &st, (*C.char)(unsafe.Pointer(&eb[0])), errLen)
-	if h == 0 {
-		return nil, errorFrom(Status(st), eb[:])
+	st := Status(C.vault_provider_by_name_ex(cname.ptr(), &h, (*C.char)(unsafe.Pointer(&eb[0])), errLen))
+	if st != StatusOK {
+		return nil, errorFrom(st, eb[:])
 	}
 	p := &Provider{borrowed: true}
 	p.handle.Store(uint64(h))

@@ -10,10 +10,7 @@ import (
 )
 
 // stillDefinesC are the files whose preamble may still define C, and why.
-var stillDefinesC = map[string]string{
-	// cv_text goes when Stats and the metrics call the library's _ex functions.
-	"ops.go": "cv_text",
-}
+var stillDefinesC = map[string]string{}
 
 // TestOneCgoPreamble: the #cgo directives are in cgo.go alone, and every other file's preamble
 // only includes headers; the binding's C is in shims.c (declared in shims.h).

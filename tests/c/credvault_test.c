@@ -1985,6 +1985,125 @@ static void test_oauth_error_code(const void *arg)
     CHECK(vault_last_oauth_error() == NULL);
 }
 
+/* Issue 24.3: every call that can fail reports its failure through the call. The configuration,
+ * statistics and scheduler calls have _ex forms: the status, and in err_buf the message and,
+ * after its NUL, the OAuth error code (empty: none of these failures comes from the identity
+ * provider); success leaves an empty message. No thread-local is read here. */
+static bool err_reported(const char *err, size_t len, const char *want_in_msg)
+{
+    const char *code = second_string(err, len);
+    bool ok = err[0] != '\0' && strstr(err, want_in_msg) != NULL && code != NULL && *code == '\0';
+    if (!ok)
+        diag("  err_buf: message %s (wanted %s in it), code %s", shown(err), want_in_msg,
+             code ? code : "(no room)");
+    return ok;
+}
+
+static bool write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (f == NULL)
+        return false;
+    bool ok = fputs(text, f) >= 0;
+    return fclose(f) == 0 && ok;
+}
+
+static void test_status_forms(const void *arg)
+{
+    (void)arg;
+    char err[512];
+    /* The scheduler settings. */
+    memset(err, 'Z', sizeof err);
+    CHECK_STATUS(vault_set_refresh_workers_ex(0, err, sizeof err), VAULT_STATUS_INVALID_ARGUMENT);
+    CHECK(err_reported(err, sizeof err, "refresh workers: 0 is out of range (1 to 64)"));
+    memset(err, 'Z', sizeof err);
+    CHECK_STATUS(vault_set_refresh_endpoint_limit_ex(65, err, sizeof err),
+                 VAULT_STATUS_INVALID_ARGUMENT);
+    CHECK(err_reported(err, sizeof err, "refresh endpoint limit: 65 is out of range"));
+    memset(err, 'Z', sizeof err);
+    CHECK_STATUS(vault_set_refresh_workers_ex(4, err, sizeof err), VAULT_STATUS_OK);
+    CHECK(err[0] == '\0');
+    CHECK_STATUS(vault_set_refresh_endpoint_limit_ex(2, NULL, 0), VAULT_STATUS_OK);
+    /* The plain forms return the same vault_status (int32_t before). */
+    CHECK_STATUS(vault_set_refresh_workers(0), VAULT_STATUS_INVALID_ARGUMENT);
+    CHECK_STATUS(vault_set_refresh_workers(4), VAULT_STATUS_OK);
+
+    /* Configuration files. */
+    memset(err, 'Z', sizeof err);
+    CHECK_STATUS(vault_load_config_ex(NULL, err, sizeof err), VAULT_STATUS_INVALID_ARGUMENT);
+    CHECK(err_reported(err, sizeof err, "path is NULL"));
+    char path[] = "/tmp/credvault-c-ex-XXXXXX";
+    int fd = mkstemp(path);
+    if (!CHECK(fd >= 0))
+        return;
+    close(fd);
+    CHECK(write_file(path, "{\"providers\": {\"c-ex\": {\"client_id\": \"x\"}}}"));
+    memset(err, 'Z', sizeof err);
+    CHECK_STATUS(vault_load_config_ex(path, err, sizeof err), VAULT_STATUS_INVALID_CONFIG);
+    CHECK(err_reported(err, sizeof err, "c-ex"));
+    CHECK(contains_no_secret(err));
+    char json[1024];
+    int n = snprintf(json, sizeof json,
+                     "{\"providers\":{\"c-ex\":{\"preset\":\"vgs\",\"token_url\":\"%s" VGS_PATH
+                     "\",\"client_id\":\"demo-vgs-client\",\"client_secret\":\"demo-vgs-secret\"}}}",
+                     g_base);
+    if (!CHECK(n > 0 && (size_t)n < sizeof json && write_file(path, json)))
+        goto out;
+    memset(err, 'Z', sizeof err);
+    CHECK_STATUS(vault_load_config_ex(path, err, sizeof err), VAULT_STATUS_OK);
+    CHECK(err[0] == '\0');
+    uint64_t h = 7;
+    memset(err, 'Z', sizeof err);
+    CHECK_STATUS(vault_provider_by_name_ex("c-nope", &h, err, sizeof err),
+                 VAULT_STATUS_INVALID_ARGUMENT);
+    CHECK(h == 0);
+    CHECK(err_reported(err, sizeof err, "no provider named c-nope"));
+    CHECK_STATUS(vault_provider_by_name_ex("c-ex", NULL, err, sizeof err),
+                 VAULT_STATUS_INVALID_ARGUMENT);
+    CHECK(err_reported(err, sizeof err, "out_provider is NULL"));
+    CHECK_STATUS(vault_provider_by_name_ex("c-ex", &h, err, sizeof err), VAULT_STATUS_OK);
+    CHECK(h != 0 && h == vault_provider_by_name("c-ex"));
+    /* A reload of a broken file changes nothing and says why through the call. */
+    CHECK(write_file(path, "{\"providers\": "));
+    memset(err, 'Z', sizeof err);
+    CHECK_STATUS(vault_reload_config_ex(err, sizeof err), VAULT_STATUS_INVALID_CONFIG);
+    CHECK(err_reported(err, sizeof err, ""));
+    uint64_t again = 0;
+    CHECK_STATUS(vault_provider_by_name_ex("c-ex", &again, NULL, 0), VAULT_STATUS_OK);
+    CHECK(again == h);
+    CHECK(write_file(path, json));
+    memset(err, 'Z', sizeof err);
+    CHECK_STATUS(vault_reload_config_ex(err, sizeof err), VAULT_STATUS_OK);
+    CHECK(err[0] == '\0');
+
+    /* Statistics and metrics: the string through *out, NULL and the message on failure. */
+    char *s = (char *)"not touched";
+    memset(err, 'Z', sizeof err);
+    CHECK_STATUS(vault_stats_json_ex(0, &s, err, sizeof err), VAULT_STATUS_INVALID_HANDLE);
+    CHECK(s == NULL);
+    CHECK(err_reported(err, sizeof err, ""));
+    CHECK_STATUS(vault_stats_json_ex(h, NULL, err, sizeof err), VAULT_STATUS_INVALID_ARGUMENT);
+    CHECK(err_reported(err, sizeof err, "out pointer is NULL"));
+    CHECK_STATUS(vault_stats_json_ex(h, &s, err, sizeof err), VAULT_STATUS_OK);
+    CHECK(s != NULL && strstr(s, "\"provider\":\"c-ex\"") != NULL && err[0] == '\0');
+    vault_string_free(s);
+    CHECK_STATUS(vault_stats_all_json_ex(NULL, err, sizeof err), VAULT_STATUS_INVALID_ARGUMENT);
+    CHECK(err_reported(err, sizeof err, "out pointer is NULL"));
+    s = NULL;
+    CHECK_STATUS(vault_stats_all_json_ex(&s, err, sizeof err), VAULT_STATUS_OK);
+    CHECK(s != NULL && strstr(s, "\"scheduler\"") != NULL);
+    vault_string_free(s);
+    CHECK_STATUS(vault_metrics_prometheus_ex(NULL, err, sizeof err),
+                 VAULT_STATUS_INVALID_ARGUMENT);
+    CHECK(err_reported(err, sizeof err, "out pointer is NULL"));
+    s = NULL;
+    CHECK_STATUS(vault_metrics_prometheus_ex(&s, err, sizeof err), VAULT_STATUS_OK);
+    CHECK(s != NULL && strstr(s, "provider=\"c-ex\"") != NULL);
+    vault_string_free(s);
+out:
+    unlink(path);
+}
+
 /* Thread teardown (issue 9.4): a pthread key destructor runs after the thread's TLS destructors
  * (glibc: __call_tls_dtors, then the keys), so the library's thread-local state is gone when it
  * calls in. Every entry point must still answer; before the fix the process aborted. */
@@ -2363,6 +2482,8 @@ int main(void)
              test_try_get, NULL, NULL);
     run_test("invalid_client: the OAuth code after the message, vault_last_oauth_error",
              test_oauth_error_code, NULL, NULL);
+    run_test("the config, stats and scheduler _ex forms report failures through err_buf",
+             test_status_forms, NULL, NULL);
     run_test("a pthread key destructor calls in after the thread's TLS is gone",
              test_thread_teardown, NULL, NULL);
     run_test("a replaced log callback is never called again: its userdata freed at once",

@@ -6,7 +6,8 @@
 
 The ABI is described one item a line: every symbol the shared library exports (`nm -D`), every
 function prototype of the header, every enum constant with its value, every struct with its
-fields in order. A baseline line missing from the build (a removed symbol, a changed signature,
+fields in order. `vault_status` and `int32_t` are one type in prototypes (see same_type). A
+baseline line missing from the build (a removed symbol, a changed signature,
 a renumbered status, a changed struct) fails the check unless the major version moved since the
 baseline was made (the SONAME, libcredvault.so.MAJOR, moves with it). New lines pass: additions
 are compatible (refresh the baseline when releasing).
@@ -77,6 +78,16 @@ def header_items(header: Path) -> list[str]:
     return items
 
 
+def same_type(item: str) -> str:
+    """An item as the ABI sees it: in C, `vault_status` is `typedef int32_t vault_status` (C23
+    and C++ give the enum `int32_t` as its underlying type), so a prototype that returns or takes
+    one is the same as with `int32_t` (vault_provider_free, vault_invalidate and
+    vault_set_refresh_* returned `int32_t` before they returned `vault_status`)."""
+    if not item.startswith("function "):
+        return item
+    return re.sub(r"\bvault_status\b", "int32_t", item)
+
+
 def describe(lib: Path, header: Path) -> list[str]:
     return [f"symbol {s}" for s in exported_symbols(lib)] + header_items(header)
 
@@ -128,8 +139,10 @@ def main() -> int:
     base_version = re.search(r"version (\d+)\.", lines[0])
     assert base_version, f"{BASELINE}: first line names no version"
     base = [l for l in lines if l and not l.startswith("#")]
-    removed = [l for l in base if l not in set(current)]
-    added = [l for l in current if l not in set(base)]
+    have = {same_type(l) for l in current}
+    had = {same_type(l) for l in base}
+    removed = [l for l in base if same_type(l) not in have]
+    added = [l for l in current if same_type(l) not in had]
     for l in added:
         print(f"abi: new (compatible): {l}")
     if removed:

@@ -116,6 +116,16 @@ _PROTOTYPES: list[tuple[str, object, list[object]]] = [
     ("vault_metrics_prometheus", c_void_p, []),
     ("vault_set_refresh_workers", c_int32, [c_uint32]),
     ("vault_set_refresh_endpoint_limit", c_int32, [c_uint32]),
+    # Their status forms (issue 24.3): the failure's message and OAuth code come back through
+    # the call, in the error buffer, never from this thread's vault_last_error.
+    ("vault_load_config_ex", c_int32, [c_char_p, _buf, c_size_t]),
+    ("vault_reload_config_ex", c_int32, [_buf, c_size_t]),
+    ("vault_provider_by_name_ex", c_int32, [c_char_p, _u64p, _buf, c_size_t]),
+    ("vault_stats_json_ex", c_int32, [c_uint64, POINTER(c_void_p), _buf, c_size_t]),
+    ("vault_stats_all_json_ex", c_int32, [POINTER(c_void_p), _buf, c_size_t]),
+    ("vault_metrics_prometheus_ex", c_int32, [POINTER(c_void_p), _buf, c_size_t]),
+    ("vault_set_refresh_workers_ex", c_int32, [c_uint32, _buf, c_size_t]),
+    ("vault_set_refresh_endpoint_limit_ex", c_int32, [c_uint32, _buf, c_size_t]),
     ("vault_string_free", None, [c_void_p]),
 ]
 
@@ -198,11 +208,13 @@ def _error(
     )
 
 
-def _raise_from(status: int, err: "ctypes.Array[ctypes.c_char]") -> CredvaultError:
+def _raise_from(
+    status: int, err: "ctypes.Array[ctypes.c_char]", fallback: str = ""
+) -> CredvaultError:
     """The exception for a failed status-returning call: the message, then (after its NUL) the
     identity provider's OAuth ``error`` code, both written by the call into ``err``."""
     msg, _, rest = err.raw.partition(b"\0")
-    return _error(status, msg, rest.partition(b"\0")[0], "")
+    return _error(status, msg, rest.partition(b"\0")[0], fallback)
 
 
 def _last_error(fallback: str, status: Optional[int] = None) -> CredvaultError:
@@ -216,15 +228,18 @@ def _last_error(fallback: str, status: Optional[int] = None) -> CredvaultError:
 
 
 def _string_call(call: Any, *args: Any, what: str = "statistics") -> str:
-    """Calls a function that returns a string the library allocated (declared ``c_void_p``),
-    decodes it and hands it back to ``vault_string_free``; a NULL is this thread's last error."""
-    ptr = call(*args)
-    if not ptr:
-        raise _last_error(f"the library returned no {what}")
+    """Calls the ``_ex`` form of a function that returns a string the library allocated
+    (through a ``void **``), decodes it and hands it back to ``vault_string_free``; a failure
+    is reported through the call's error buffer."""
+    out = c_void_p()
+    err = ctypes.create_string_buffer(_ERR_LEN)
+    status = call(*args, ctypes.byref(out), err, _ERR_LEN)
+    if status != 0 or not out.value:
+        raise _raise_from(status or int(Status.INTERNAL), err, f"the library returned no {what}")
     try:
-        return ctypes.string_at(ptr).decode("utf-8", "replace")
+        return ctypes.string_at(out.value).decode("utf-8", "replace")
     finally:
-        _string_free(ptr)
+        _string_free(out.value)
 
 
 def _json_call(call: Any, *args: Any) -> Any:

@@ -1,19 +1,22 @@
-"""Operating it: configuration files, statistics, Prometheus metrics and the log hook (issue 14).
+"""Operating it: configuration files, statistics, Prometheus metrics and the log hook .
 
 Everything here maps one C call of ``credvault.h``:
 
-* :func:`load_config` / :func:`reload_config` / :func:`provider` (``vault_load_config``,
-  ``vault_reload_config``, ``vault_provider_by_name``);
-* :func:`stats_all` / :func:`metrics_prometheus` (``vault_stats_all_json``,
-  ``vault_metrics_prometheus``); a provider's own statistics are ``Provider.stats()``;
-* :func:`set_refresh_workers` / :func:`set_refresh_endpoint_limit` (``vault_set_refresh_workers``,
-  ``vault_set_refresh_endpoint_limit``);
+* :func:`load_config` / :func:`reload_config` / :func:`provider` (``vault_load_config_ex``,
+  ``vault_reload_config_ex``, ``vault_provider_by_name_ex``);
+* :func:`stats_all` / :func:`metrics_prometheus` (``vault_stats_all_json_ex``,
+  ``vault_metrics_prometheus_ex``); a provider's own statistics are ``Provider.stats()``;
+* :func:`set_refresh_workers` / :func:`set_refresh_endpoint_limit`
+  (``vault_set_refresh_workers_ex``, ``vault_set_refresh_endpoint_limit_ex``);
+
+each failure's message and OAuth code come back through the call's error buffer (docs/C-API.md);
 * :func:`enable_logging` / :func:`disable_logging` (``vault_set_log_callback``).
 """
 
 from __future__ import annotations
 
 import atexit
+import ctypes
 import json
 import logging
 import os
@@ -21,7 +24,7 @@ import threading
 from typing import Any, Optional, Union
 
 from . import _ffi
-from ._ffi import _error, _json_call, _last_error, _last_msg, _string_call
+from ._ffi import _ERR_LEN, _error, _json_call, _last_error, _last_msg, _raise_from, _string_call
 from ._provider import Provider
 
 _lib_ = _ffi.lib
@@ -34,8 +37,17 @@ _OK = 0
 def _status_call(status: int, what: str) -> None:
     if status != _OK:
         # The message and the OAuth code are this thread's vault_last_error and
-        # vault_last_oauth_error: the file, the provider and the rule, never a secret value.
+        # vault_last_oauth_error (the log hook's call, which has no error buffer).
         raise _last_error(what, status)
+
+
+def _ex_call(call: Any, *args: Any, what: str) -> None:
+    """Runs a status call's ``_ex`` form; a failure raises with the message and OAuth code it
+    wrote into the error buffer: the file, the provider and the rule, never a secret value."""
+    err = ctypes.create_string_buffer(_ERR_LEN)
+    status = call(*args, err, _ERR_LEN)
+    if status != _OK:
+        raise _raise_from(status, err, what)
 
 
 def load_config(path: Union[str, "os.PathLike[str]"]) -> None:
@@ -48,7 +60,7 @@ def load_config(path: Union[str, "os.PathLike[str]"]) -> None:
     and the :class:`~credvault.CredvaultError` (usually :class:`~credvault.ConfigError`) names
     it. Loading another file while one is loaded is a :func:`reload_config` from the new path."""
     data = os.fsencode(path)
-    _status_call(_lib_.vault_load_config(data), "the configuration file could not be loaded")
+    _ex_call(_lib_.vault_load_config_ex, data, what="the configuration file could not be loaded")
 
 
 def reload_config() -> None:
@@ -58,7 +70,7 @@ def reload_config() -> None:
     it keep working, drops its token and uses the new settings on its next fetch; a removed one
     answers :class:`~credvault.InvalidHandle`; a new one is registered. A file that fails to
     parse or validate changes nothing, and the exception says why."""
-    _status_call(_lib_.vault_reload_config(), "the configuration file could not be reloaded")
+    _ex_call(_lib_.vault_reload_config_ex, what="the configuration file could not be reloaded")
 
 
 #: ``credvault.provider(name)``: an alias of :meth:`Provider.by_name` (the same method, so the
@@ -75,7 +87,7 @@ def stats_all() -> dict[str, Any]:
     ``{"providers": [{"handle": N, "provider": name, "tokens_fetched": ..., ...}, ...],
     "scheduler": {"queued", "oldest_queued_ms", "workers", "peak_workers", "refreshes",
     "max_workers", "endpoint_limit", "peak_per_endpoint"}}``; each provider as ``Provider.stats()`` gives it. Never a secret."""
-    result = _json_call(_lib_.vault_stats_all_json)
+    result = _json_call(_lib_.vault_stats_all_json_ex)
     assert isinstance(result, dict)
     return result
 
@@ -85,7 +97,7 @@ def metrics_prometheus() -> str:
     (0.0.4), labelled by provider name (``credvault_tokens_fetched_total{provider="..."}``,
     ``credvault_cache_hits_total``, ...): the body of the host's metrics endpoint
     (content type ``text/plain; version=0.0.4``)."""
-    return _string_call(_lib_.vault_metrics_prometheus, what="metrics")
+    return _string_call(_lib_.vault_metrics_prometheus_ex, what="metrics")
 
 
 def set_refresh_workers(n: int) -> None:
@@ -98,7 +110,7 @@ def set_refresh_workers(n: int) -> None:
     with nothing servable never waits for them: it fetches at once. Out of range:
     :class:`~credvault.InvalidArgument`, and nothing changes.
     ``stats_all()["scheduler"]["max_workers"]`` shows the pool's size."""
-    _set_scheduler(_lib_.vault_set_refresh_workers, "set_refresh_workers", n)
+    _set_scheduler(_lib_.vault_set_refresh_workers_ex, "set_refresh_workers", n)
 
 
 def set_refresh_endpoint_limit(n: int) -> None:
@@ -109,21 +121,22 @@ def set_refresh_endpoint_limit(n: int) -> None:
     link; lower it to 1 for an endpoint that refuses concurrent requests. Out of range:
     :class:`~credvault.InvalidArgument`, and nothing changes.
     ``stats_all()["scheduler"]["endpoint_limit"]`` shows it."""
-    _set_scheduler(_lib_.vault_set_refresh_endpoint_limit, "set_refresh_endpoint_limit", n)
+    _set_scheduler(_lib_.vault_set_refresh_endpoint_limit_ex, "set_refresh_endpoint_limit", n)
 
 
 def _set_scheduler(call: Any, name: str, n: int) -> None:
     if isinstance(n, bool) or not isinstance(n, int):
         raise TypeError(f"{name}() takes an int, not {type(n).__name__}")
     if 0 <= n <= 0xFFFFFFFF:
-        _status_call(call(n), f"{name}({n}) was refused")
+        _ex_call(call, n, what=f"{name}({n}) was refused")
         return
     # Outside uint32 the value cannot reach the library: it is given 0, out of range either way,
     # which it refuses with its range in the message; that message names the caller's value,
     # not the 0 passed.
-    status = call(0)
+    err = ctypes.create_string_buffer(_ERR_LEN)
+    status = call(0, err, _ERR_LEN)
     if status != _OK:
-        msg = (_last_msg() or b"").decode("utf-8", "replace")
+        msg = err.value.decode("utf-8", "replace")
         msg = msg.replace(" 0 is out of range", f" {n} is out of range", 1)
         raise _error(status, msg.encode(), None, f"{name}({n}) was refused: out of range")
 

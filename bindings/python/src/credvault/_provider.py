@@ -6,7 +6,7 @@ import ctypes
 import json
 import sys
 import weakref
-from ctypes import byref, c_size_t, c_uint64, create_string_buffer
+from ctypes import byref, c_size_t, c_uint64, c_void_p, create_string_buffer
 from typing import Any, Literal, Mapping, Optional, Union, overload
 
 from . import _ffi
@@ -30,8 +30,8 @@ _get_tok = _lib_.vault_get_token_into
 _get_auth = _lib_.vault_get_authorization_into
 _inval = _lib_.vault_invalidate
 _inval_tok = _lib_.vault_invalidate_token
-_by_name = _lib_.vault_provider_by_name
-_stats = _lib_.vault_stats_json
+_by_name = _lib_.vault_provider_by_name_ex
+_stats = _lib_.vault_stats_json_ex
 _fill_tok: Any
 _fill_auth: Any
 # The fast path relies on the GIL: it serialises the calls that share a provider's vault_fill
@@ -207,9 +207,12 @@ class Provider:
         ``credvault.provider(name)`` is an alias of this method."""
         if not isinstance(name, str):
             raise TypeError(f"name must be a str, not {type(name).__name__}")
-        handle = int(_by_name(name.encode("utf-8", "surrogateescape")))
-        if handle == 0:
-            raise _last_error("no provider of that name is loaded")
+        found = c_uint64(0)
+        err = create_string_buffer(_ERR_LEN)
+        status = _by_name(name.encode("utf-8", "surrogateescape"), byref(found), err, _ERR_LEN)
+        if status != 0:
+            raise _raise_from(status, err, "no provider of that name is loaded")
+        handle = found.value
         self = cls.__new__(cls)
         self._endpoint, self._client_id = f"config:{name}", "?"
         self._name = name
