@@ -730,8 +730,7 @@ pub unsafe extern "C" fn vault_try_get_authorization_into(
 /// A prepared request for the one-argument non-blocking calls `vault_try_fill_token` and
 /// `vault_try_fill_authorization`: the provider and the caller's buffer, set up once and passed
 /// by pointer on every call, for language runtimes where each call argument has a price (Python
-/// ctypes handles every argument of every call: six cost about 100 ns more than one, see
-/// docs/BENCHMARKS.md).
+/// ctypes converts every argument of every call; the cost is measured in docs/BENCHMARKS.md).
 ///
 /// `generation` identifies the token whose value `buf` holds (0: none). A call that finds the
 /// same token still servable leaves `buf` as it is and returns `VAULT_STATUS_OK`; a call that

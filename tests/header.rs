@@ -193,7 +193,7 @@ fn every_status_in_the_header_has_its_number_and_name() {
     );
 }
 
-/// The header reads as C documentation (issue 24.3): Doxygen's `/** */` comments rather than
+/// The header reads as C documentation: Doxygen's `/** */` comments rather than
 /// `//` ones, no Rust `# Safety` headings, and every line under 100 columns.
 #[test]
 fn the_header_reads_as_c_documentation() {

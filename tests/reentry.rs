@@ -1,4 +1,4 @@
-//! The rule "no library lock is held while user code runs" (issue 22.1), tested as a rule: a log
+//! The rule "no library lock is held while user code runs", tested as a rule: a log
 //! callback that, from inside every kind of event, raised from every C entry point that can raise
 //! it (and from a background refresh worker), calls every C function of `include/credvault.h`
 //! (with a provider of its own) and `fork()`. A call that waited for a lock its own thread (or a
@@ -7,8 +7,8 @@
 //! header: a new C function that this test does not call fails it.
 //!
 //! Also: the replaced log callback is never entered again once `vault_set_log_callback` returns,
-//! no call of it is still running then, and replaced callbacks are freed (issue 22.6); the levels
-//! a callback asks for are the levels it gets (issue 26.1, 26.2).
+//! no call of it is still running then, and replaced callbacks are freed; the levels
+//! a callback asks for are the levels it gets.
 
 mod common;
 
@@ -736,7 +736,7 @@ unsafe extern "C" fn counting(userdata: *mut c_void, _level: i32, _event: *const
     sink.running.fetch_sub(1, Ordering::SeqCst);
 }
 
-/// Issue 22.6: once `vault_set_log_callback` returns, the callback it replaced is never entered
+/// Once `vault_set_log_callback` returns, the callback it replaced is never entered
 /// again and no call of it is still running (the host may free its userdata then).
 #[test]
 fn a_replaced_callback_is_never_entered_again() {
@@ -799,7 +799,7 @@ fn a_replaced_callback_is_never_entered_again() {
     );
 }
 
-/// Issue 22.6: a replaced callback is freed, not leaked (the census counts installed sinks).
+/// A replaced callback is freed, not leaked (the census counts installed sinks).
 #[test]
 fn replaced_callbacks_are_freed() {
     let _g = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -833,7 +833,7 @@ unsafe extern "C" fn record_levels(_: *mut c_void, level: i32, event: *const c_c
         .push((level, v["event"].as_str().unwrap().to_string()));
 }
 
-/// Issue 26.1 and 26.2: at `min_level` 30 a failed fetch's `fetch_finished` (a warning) arrives;
+/// At `min_level` 30 a failed fetch's `fetch_finished` (a warning) arrives;
 /// at 50 nothing does, not even an error; every delivered event is at `min_level` or above.
 #[test]
 fn min_level_is_what_the_callback_gets() {
@@ -893,7 +893,7 @@ fn seen(event: &str) -> usize {
         .count()
 }
 
-/// Issue 26.3: a background refresh that fails past the token's serving limit enters a
+/// A background refresh that fails past the token's serving limit enters a
 /// cool-down, and the cache reports it (`cooldown_entered`), whoever ran the fetch.
 #[test]
 fn a_cooldown_entered_by_a_background_refresh_is_reported() {
@@ -935,7 +935,7 @@ fn a_cooldown_entered_by_a_background_refresh_is_reported() {
     );
 }
 
-/// Issue 26.5: during a cool-down, invalidating with the token handed out before it (no longer
+/// During a cool-down, invalidating with the token handed out before it (no longer
 /// cached) ends the cool-down, in the Rust API and through `vault_invalidate_token`.
 #[test]
 fn invalidate_token_ends_a_cooldown() {

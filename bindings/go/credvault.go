@@ -40,8 +40,8 @@ import (
 	"github.com/credvault/credvault/bindings/go/internal/authheader"
 )
 
-// errLen is the size of the error buffers passed to C (the OWNERS contract: message, NUL, OAuth
-// error code, NUL).
+// errLen is the size of the error buffers passed to C (docs/C-API.md: the message, its NUL, the
+// OAuth error code, its NUL).
 const errLen = 1024
 
 // tokLen is the size of the pooled token buffer; longer tokens take a second call with a buffer

@@ -1985,7 +1985,7 @@ static void test_oauth_error_code(const void *arg)
     CHECK(vault_last_oauth_error() == NULL);
 }
 
-/* Issue 24.3: every call that can fail reports its failure through the call. The configuration,
+/* Every call that can fail reports its failure through the call. The configuration,
  * statistics and scheduler calls have _ex forms: the status, and in err_buf the message and,
  * after its NUL, the OAuth error code (empty: none of these failures comes from the identity
  * provider); success leaves an empty message. No thread-local is read here. */
@@ -2104,7 +2104,7 @@ out:
     unlink(path);
 }
 
-/* Thread teardown (issue 9.4): a pthread key destructor runs after the thread's TLS destructors
+/* Thread teardown: a pthread key destructor runs after the thread's TLS destructors
  * (glibc: __call_tls_dtors, then the keys), so the library's thread-local state is gone when it
  * calls in. Every entry point must still answer; before the fix the process aborted. */
 struct teardown {
@@ -2310,7 +2310,7 @@ static void test_background_refresh(const void *arg)
 /* ------------------------------------------------------------------------------------------ */
 
 
-/* Issue 22.6: once vault_set_log_callback returns, the callback it replaced is never entered again
+/* Once vault_set_log_callback returns, the callback it replaced is never entered again
  * and no call of it is running, so the host may free its userdata at once. 4 threads reload a
  * configuration file (each reload raises config_reloaded) while the test installs a callback with
  * malloc'd userdata, removes it and frees the userdata, round after round. A call after the free

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 23: every ecosystem installs credvault its own way, from outside this repository.
+# Every ecosystem installs credvault its own way, from outside this repository.
 #
 #   bash tests/packaging/run.sh
 #

@@ -1,4 +1,4 @@
-"""What the package exports: the names of the README's Python section and of issues 11 and 14,
+"""What the package exports: the names of the Python guide (bindings/python/README.md),
 exactly, whether taken by `from credvault import *`, from `credvault.__all__` or from the docs;
 its exception classes are credvault.errors' own."""
 

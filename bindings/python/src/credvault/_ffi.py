@@ -18,7 +18,7 @@ Two handles on the same shared object are kept:
 * ``fast`` (``ctypes.PyDLL``) keeps the GIL. Only the one-argument non-blocking calls
   (``vault_try_fill_token`` / ``vault_try_fill_authorization``) go through it: they answer
   from the cache or say they would block, and never wait, so holding the GIL is safe, and
-  saves the release/re-acquire (about 100 to 300 ns per call on these machines).
+  saves the release/re-acquire (measured in docs/BENCHMARKS.md).
 
 A failed call becomes the exception of :mod:`credvault.errors` for its status, with the message
 and the identity provider's OAuth ``error`` code the library left: in the call's error buffer
@@ -105,7 +105,7 @@ _PROTOTYPES: list[tuple[str, object, list[object]]] = [
     ("vault_last_error", c_char_p, []),
     ("vault_last_oauth_error", c_char_p, []),
     ("vault_last_status", c_int32, []),
-    # Operating it (issue 14): configuration files, statistics, metrics, the log hook. The
+    # Operating it: configuration files, statistics, metrics, the log hook. The
     # strings these return are the library's (malloc'd): declared as c_void_p so that the
     # pointer survives to be handed back to vault_string_free.
     ("vault_load_config", c_int32, [c_char_p]),
@@ -116,7 +116,7 @@ _PROTOTYPES: list[tuple[str, object, list[object]]] = [
     ("vault_metrics_prometheus", c_void_p, []),
     ("vault_set_refresh_workers", c_int32, [c_uint32]),
     ("vault_set_refresh_endpoint_limit", c_int32, [c_uint32]),
-    # Their status forms (issue 24.3): the failure's message and OAuth code come back through
+    # Their status forms: the failure's message and OAuth code come back through
     # the call, in the error buffer, never from this thread's vault_last_error.
     ("vault_load_config_ex", c_int32, [c_char_p, _buf, c_size_t]),
     ("vault_reload_config_ex", c_int32, [_buf, c_size_t]),
@@ -165,8 +165,8 @@ if HAS_TRY:
         _f.argtypes = _args
     for _name in ("vault_try_fill_token", "vault_try_fill_authorization"):
         # The GIL-holding handle of the same function: restype declared, argtypes deliberately
-        # not. With argtypes, ctypes runs from_param on the argument of every call (about
-        # 150 ns here, a third of the whole call); the fast path passes instead a pointer made
+        # not. With argtypes, ctypes runs from_param on the argument of every call (a large
+        # share of the whole call: docs/BENCHMARKS.md); the fast path passes instead a pointer made
         # once, of exactly the declared type (checked by check_fast_arg).
         _f = getattr(fast, _name)
         _f.restype = c_int32

@@ -308,8 +308,8 @@ class Provider:
         str), the error the library already knows (a cool-down, a closed provider) raised with
         its message by the non-blocking call (the blocking one could start a fetch on the
         caller's thread), or ``None`` when only a fetch can give a value. token() and
-        authorization() keep their hit path inline: one more Python call would cost them about
-        30 ns, a sixth of the call."""
+        authorization() keep their hit path inline: one more Python call would be a noticeable
+        share of the call (docs/BENCHMARKS.md)."""
         if token:
             status = _fill_tok(self._tptr)
             fill, buf, held = self._tfill, self._tbuf, self._tval
