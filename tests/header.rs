@@ -200,7 +200,10 @@ fn the_header_reads_as_c_documentation() {
     let h = header();
     let long: Vec<&str> = h.lines().filter(|l| l.chars().count() >= 100).collect();
     assert!(long.is_empty(), "lines of 100 columns or more: {long:#?}");
-    assert!(!h.contains("# Safety"), "a Rust `# Safety` heading in the header");
+    assert!(
+        !h.contains("# Safety"),
+        "a Rust `# Safety` heading in the header"
+    );
     assert!(
         h.contains("/**\n * Returns the provider's access token"),
         "the doc comments are not Doxygen's /** */ style"
