@@ -22,6 +22,9 @@ python3 tests/links.py
 # into OUT_DIR: tests/header.rs, in `cargo test` below.
 step "Rust unit and integration tests"
 cargo test -- --test-threads=4
+# The release library, the command (the benchmarks and every later step start `credvault idp`
+# from target/release) and the benchmarks.
+cargo build --release
 cargo build --release --benches
 cargo test --no-default-features --features cli --test alloc_check
 
