@@ -47,6 +47,21 @@ fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
+/// The fd count at the end of the run: a fetch in flight then (a refresh retrying through a
+/// burst) holds its connection until it ends, so the count is read again, every 100 ms for up
+/// to the fetch deadline and a second, until it is back at `baseline`. A connection that stays
+/// open with no fetch in flight (a leak) still shows.
+fn settled_fds(baseline: Option<usize>) -> usize {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n = open_fds();
+        if baseline.is_none_or(|b| n <= b) || Instant::now() >= until {
+            return n;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn rss_kb() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
@@ -159,7 +174,7 @@ fn main() {
         }
         thread::sleep(Duration::from_millis(50));
     }
-    let (fds_end, rss_end) = (open_fds(), rss_kb());
+    let (fds_end, rss_end) = (settled_fds(baseline.map(|b| b.0)), rss_kb());
     stop.store(true, Ordering::Relaxed);
     for w in workers {
         w.join().unwrap();
