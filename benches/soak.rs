@@ -1,7 +1,10 @@
 //! Soak under fault injection: native threads call `vault_get_token` on one provider
 //! whose tokens live a few seconds, while the token endpoint answers a burst of bad answers at a
 //! fixed period (by default the issue's: 3 x HTTP 500, then 2 x an HTML page with status 200, then
-//! 1 x 429 with `Retry-After: 1`, every 7 s, against 6 s tokens).
+//! 1 x 429 with `Retry-After: 1`, every 7 s, against 6 s tokens). A burst lasts at most 3 s:
+//! whatever of it no request has met by then is dropped, as an outage ends whether or not anyone
+//! called during it (the idp's fault rules are counts, and a count left over would otherwise
+//! join the next burst into one outage longer than a fetch's deadline).
 //!
 //! ```text
 //! cargo bench --bench soak -- --secs 240            # the documented run (4 minutes)
@@ -42,6 +45,9 @@ fn arg(name: &str, default: u64) -> u64 {
         .map(|v| v.parse().unwrap_or_else(|_| panic!("{name}: not a number")))
         .unwrap_or(default)
 }
+
+/// How long a burst of bad answers lasts at most.
+const BURST_MAX: Duration = Duration::from_secs(3);
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
@@ -162,7 +168,12 @@ fn main() {
     let end = start + Duration::from_secs(secs);
     let mut baseline = None;
     let mut next_burst = start + Duration::from_secs(every);
+    let mut burst_ends: Option<Instant> = None;
     while Instant::now() < end {
+        if burst_ends.is_some_and(|t| Instant::now() >= t) {
+            idp.clear_faults();
+            burst_ends = None;
+        }
         if baseline.is_none() && start.elapsed() >= Duration::from_secs(lifetime) {
             baseline = Some((open_fds(), rss_kb()));
         }
@@ -170,6 +181,7 @@ fn main() {
             idp.fault(json!({"path": "/oauth/token", "status": 500, "count": 3}));
             idp.fault(json!({"path": "/oauth/token", "kind": "html", "count": 2}));
             idp.fault(json!({"path": "/oauth/token", "status": 429, "retry_after": "1"}));
+            burst_ends = Some(Instant::now() + BURST_MAX);
             next_burst += Duration::from_secs(every);
         }
         thread::sleep(Duration::from_millis(50));
