@@ -28,6 +28,11 @@ fn in_child(f: impl FnOnce() -> i32) -> Result<(), String> {
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
+        // The test binary's log hook (tests/common) checks each event under a std Mutex of its
+        // own, which another test's thread may have held at the fork: in the child it would stay
+        // held for good. A host's callback that takes its own locks is the host's to make
+        // fork-safe (docs/ARCHITECTURE.md, fork()); the child runs without one.
+        credvault::events::set_hook(None, credvault::events::Level::Debug);
         // SAFETY: plain system calls in the child.
         unsafe {
             libc::alarm(CHILD_TIMEOUT_S);
