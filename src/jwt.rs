@@ -540,6 +540,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "ring's RSA and ECDSA are assembly and C, which Miri cannot run"
+    )]
     fn an_ec_key_signs_a_verifiable_assertion_with_a_fresh_jti() {
         let pem = ec_pkcs8_pem();
         let key =
@@ -564,6 +568,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "ring's RSA and ECDSA are assembly and C, which Miri cannot run"
+    )]
     fn a_wrong_algorithm_for_the_key_is_refused_by_name() {
         let e = AssertionKey::new(
             &ec_pkcs8_pem(),
@@ -580,6 +588,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        miri,
+        ignore = "ring's RSA and ECDSA are assembly and C, which Miri cannot run"
+    )]
     fn key_errors_name_the_field_and_show_no_key_material() {
         let pem = ec_pkcs8_pem();
         let body: String = pem.lines().nth(1).unwrap().to_string();
