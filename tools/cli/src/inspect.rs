@@ -157,7 +157,7 @@ pub fn token_text(input: &[u8]) -> Result<&str, InputError> {
         .split('&')
         .find_map(|pair| pair.strip_prefix("client_assertion="))
     {
-        t = field;
+        t = field.trim_matches(is_padding);
     }
     if t.is_empty() {
         return Err(InputError::Empty);
