@@ -5,8 +5,8 @@
 //! or EC P-256) and to learn its type; what is kept is the key's text, sealed like every other
 //! secret. Each token request opens it, builds the signing key, signs one assertion and drops
 //! the key again: the plaintext and ring's key object live only for that moment (zeroizing
-//! buffers here; the zeroizing allocator wipes what ring frees; the vector registers AES-GCM
-//! left the key's last blocks in are zeroed, see `secret::clear_vector_registers`).
+//! buffers here; the zeroizing allocator wipes what ring frees; `Sealed::seal` and
+//! `Sealed::with_plaintext` zero the vector registers AES-GCM left the key's last blocks in).
 //!
 //! Accepted forms: PEM `PRIVATE KEY` (PKCS#8, RSA or EC), `RSA PRIVATE KEY` (PKCS#1),
 //! `EC PRIVATE KEY` (SEC1, with its public key), and a JWK (`kty` `RSA` with `n`, `e`, `d`, `p`,
@@ -135,10 +135,8 @@ impl AssertionKey {
                 )))
             }
         };
-        let sealed = Sealed::seal(text.as_bytes());
-        crate::secret::clear_vector_registers(); // the key's last blocks, as in `sign`
         Ok(AssertionKey {
-            sealed: sealed?,
+            sealed: Sealed::seal(text.as_bytes())?,
             alg,
             key_id: key_id.or(parsed.kid),
             audience,
@@ -174,7 +172,6 @@ impl AssertionKey {
                 .map_err(|_| Error::internal("private_key_jwt: the sealed key is not text"))?;
             parse_key(text)?.signer.sign(self.alg, out.as_bytes(), &rng)
         })??;
-        crate::secret::clear_vector_registers();
         out.push('.');
         out.push_str(&b64(&signature));
         Ok(out)
