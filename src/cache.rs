@@ -97,7 +97,8 @@ impl Watch {
 ///
 /// A precise monotonic read (`Instant::now`, a vDSO `clock_gettime(CLOCK_MONOTONIC)`) is a
 /// noticeable share of a whole cache hit under a hypervisor's TSC; Linux's
-/// `CLOCK_MONOTONIC_COARSE` costs a fraction of it (figures in docs/BENCHMARKS.md). It is the same clock as `CLOCK_MONOTONIC` (and
+/// `CLOCK_MONOTONIC_COARSE` costs a fraction of it (figures in docs/BENCHMARKS.md). It is the
+/// same clock as `CLOCK_MONOTONIC` (and
 /// `Instant`), read as of the last timer tick, so it is never ahead of the precise clock and lags
 /// it by at most a tick (1 to 10 ms). The hit path therefore serves on the coarse clock only while
 /// the coarse reading is more than [`SLACK_NS`] (50 ms, or two ticks if that is more) before the
